@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One-command install for a fresh Linux machine (CPU or CUDA), then the default dry run.
+#   ./install.sh            -> .venv with everything, llama.cpp's converter, `python demo.py`
+# Environment: PYTHON (default python3), VENV (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+LLAMA_CPP_PYTHON_VERSION=0.3.36   # keep equal to the pin in pyproject.toml
+
+"$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+
+# 1. torch first, pinned: the CPU wheel on a CPU box, the ordinary CUDA wheel on a GPU box.
+#    Installing it first stops any later requirement from pulling a different build.
+"${PIP[@]}" "torch==2.13.0"
+
+# 2. llama-cpp-python's source distribution: pip builds the binding from it, and we keep
+#    llama.cpp's own converter (convert_hf_to_gguf.py + conversion/ + gguf-py/) from the
+#    same sources, so export never downloads or builds anything.
+SDIST_DIR="$VENV/share/r1tui/sdist"
+mkdir -p "$SDIST_DIR"
+SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
+if [ ! -f "$SDIST" ]; then
+  "$VENV/bin/python" -m pip download --disable-pip-version-check --no-binary :all: --no-deps \
+    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$SDIST_DIR"
+fi
+CONVERTER_DIR="$VENV/share/r1tui/llama.cpp"
+rm -rf "$CONVERTER_DIR" && mkdir -p "$CONVERTER_DIR"
+tar -xzf "$SDIST" -C "$CONVERTER_DIR" --strip-components=3 \
+  "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/convert_hf_to_gguf.py" \
+  "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/conversion" \
+  "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/gguf-py"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_CUDA=on -DLLAVA_BUILD=OFF}"
+else
+  export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
+fi
+"${PIP[@]}" "$SDIST"
+
+# 3. the project and its pinned dependencies, plus the test tools.
+"${PIP[@]}" -e ".[dev]"
+
+# 4. Unsloth: with its dependencies on a CUDA box; on a CPU box without them (triton,
+#    xformers and torchvision cannot be used there) - it imports and falls back to CPU.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  "${PIP[@]}" -e ".[unsloth]"
+else
+  "${PIP[@]}" --no-deps "unsloth==2026.10.9" "unsloth_zoo==2026.10.9"
+  "${PIP[@]}" tyro msgspec einops json5 structlog nest-asyncio hf_transfer
+fi
+
+# 5. the main job on its embedded default: a dry run of config.toml (no GPU, writes nothing).
+"$VENV/bin/python" demo.py

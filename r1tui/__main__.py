@@ -1,0 +1,3 @@
+from r1tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,325 @@
+"""Model calculator: parameters, LoRA share, GGUF sizes, training VRAM, inference memory.
+
+Pure Python (no torch). Exact figures: parameter counts and LoRA counts (a Mistral
+decoder's shapes are fully determined by its config). GGUF sizes follow llama.cpp's
+per-tensor type choices and block sizes, so they are exact up to the file's metadata
+(tokenizer vocabulary, a few MB). VRAM figures are estimates, built from named parts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+GB = 1e9
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool = False
+    licence: str = ""
+
+    @classmethod
+    def from_config_json(cls, path: str | Path) -> Architecture:
+        """Read a Hugging Face config.json (Mistral / Llama style)."""
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = raw.get("text_config", raw)  # multimodal 3.1 checkpoints nest the LM
+        heads = raw["num_attention_heads"]
+        return cls(
+            name=raw.get("_name_or_path") or Path(path).parent.name,
+            hidden_size=raw["hidden_size"],
+            intermediate_size=raw["intermediate_size"],
+            num_hidden_layers=raw["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=raw.get("num_key_value_heads", heads),
+            head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
+            vocab_size=raw["vocab_size"],
+            tie_word_embeddings=raw.get("tie_word_embeddings", False),
+        )
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each projection in one decoder layer."""
+        h, q, kv, i = (
+            self.hidden_size,
+            self.num_attention_heads * self.head_dim,
+            self.num_key_value_heads * self.head_dim,
+            self.intermediate_size,
+        )
+        return {
+            "q_proj": (h, q),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (q, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
+
+
+PRESETS: dict[str, Architecture] = {
+    "mistral-small-2409": Architecture(
+        "mistralai/Mistral-Small-Instruct-2409", 6144, 16384, 56, 48, 8, 128, 32768, licence="other (MRL)"
+    ),
+    "mistral-small-24b": Architecture(
+        "mistralai/Mistral-Small-24B-Instruct-2501", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0"
+    ),
+    "tiny": Architecture("r1tui/tiny-mistral-random", 256, 768, 2, 4, 2, 64, 32768, licence="apache-2.0"),
+}
+
+
+def resolve_architecture(name_or_path: str) -> Architecture:
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    return Architecture.from_config_json(name_or_path)
+
+
+# ---------------------------------------------------------------- parameters (exact)
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    embedding: int
+    decoder_linear: int
+    norms: int
+    lm_head: int
+
+    @property
+    def total(self) -> int:
+        return self.embedding + self.decoder_linear + self.norms + self.lm_head
+
+
+def count_parameters(arch: Architecture) -> ParameterCount:
+    per_layer = sum(i * o for i, o in arch.linear_shapes().values())
+    return ParameterCount(
+        embedding=arch.vocab_size * arch.hidden_size,
+        decoder_linear=per_layer * arch.num_hidden_layers,
+        # input + post-attention RMSNorm per layer, plus the final norm
+        norms=(2 * arch.num_hidden_layers + 1) * arch.hidden_size,
+        lm_head=0 if arch.tie_word_embeddings else arch.vocab_size * arch.hidden_size,
+    )
+
+
+@dataclass(frozen=True)
+class LoraCount:
+    trainable: int
+    base_total: int
+
+    @property
+    def share_of_base(self) -> float:
+        """Trainable / frozen base parameters."""
+        return self.trainable / self.base_total
+
+    @property
+    def share_of_all(self) -> float:
+        """Trainable / (base + adapter): what peft's print_trainable_parameters shows."""
+        return self.trainable / (self.base_total + self.trainable)
+
+
+def count_lora(arch: Architecture, rank: int, target_modules: list[str] | tuple[str, ...]) -> LoraCount:
+    """A LoRA pair on Linear(in, out) at rank r adds r*(in + out) parameters."""
+    shapes = arch.linear_shapes()
+    per_layer = sum(rank * (shapes[m][0] + shapes[m][1]) for m in target_modules)
+    return LoraCount(per_layer * arch.num_hidden_layers, count_parameters(arch).total)
+
+
+# ---------------------------------------------------------------- GGUF sizes (llama.cpp rules)
+
+# bytes per block, weights per block: ggml's type traits
+GGML_BLOCKS: dict[str, tuple[int, int]] = {
+    "F32": (4, 1),
+    "F16": (2, 1),
+    "Q8_0": (34, 32),
+    "Q5_0": (22, 32),
+    "Q5_1": (24, 32),
+    "Q4_K": (144, 256),
+    "Q5_K": (176, 256),
+    "Q6_K": (210, 256),
+}
+# A k-quant needs rows that are a multiple of 256; llama.cpp falls back otherwise.
+K_QUANT_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+QUANT_BASE_TYPE = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K", "Q8_0": "Q8_0", "F16": "F16"}
+
+
+def _use_more_bits(i_layer: int, n_layers: int) -> bool:
+    # llama.cpp src/llama-quant.cpp use_more_bits()
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+
+
+def gguf_tensor_types(arch: Architecture, quant: str) -> list[tuple[str, int, int, str]]:
+    """(gguf tensor name, rows, row length, ggml type) for every tensor, as llama.cpp picks."""
+    base = QUANT_BASE_TYPE[quant]
+    n = arch.num_hidden_layers
+    names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+    tensors: list[tuple[str, int, int, str]] = []
+
+    def pick(kind: str, i_layer: int) -> str:
+        if quant in ("Q4_K_M", "Q5_K_M") and kind in ("attn_v", "ffn_down") and _use_more_bits(i_layer, n):
+            return "Q6_K"
+        return base
+
+    tensors.append(("token_embd.weight", arch.vocab_size, arch.hidden_size, base))
+    for i in range(n):
+        for module, (fan_in, fan_out) in arch.linear_shapes().items():
+            kind = names[module]
+            tensors.append((f"blk.{i}.{kind}.weight", fan_out, fan_in, pick(kind, i)))
+        tensors.append((f"blk.{i}.attn_norm.weight", 1, arch.hidden_size, "F32"))
+        tensors.append((f"blk.{i}.ffn_norm.weight", 1, arch.hidden_size, "F32"))
+    tensors.append(("output_norm.weight", 1, arch.hidden_size, "F32"))
+    if not arch.tie_word_embeddings:
+        # the output matrix gets Q6_K unless the whole file is Q8_0 or F16
+        out_type = base if quant in ("Q8_0", "F16", "Q6_K") else "Q6_K"
+        tensors.append(("output.weight", arch.vocab_size, arch.hidden_size, out_type))
+    return [(name, rows, cols, _fallback(ggml, cols)) for name, rows, cols, ggml in tensors]
+
+
+def _fallback(ggml_type: str, row_length: int) -> str:
+    if ggml_type in K_QUANT_FALLBACK and row_length % 256:
+        return K_QUANT_FALLBACK[ggml_type]
+    return ggml_type
+
+
+def tensor_bytes(rows: int, row_length: int, ggml_type: str) -> int:
+    block_bytes, block_weights = GGML_BLOCKS[ggml_type]
+    return rows * (row_length // block_weights) * block_bytes
+
+
+def gguf_size_bytes(arch: Architecture, quant: str) -> int:
+    """Tensor data bytes of a GGUF of this architecture (metadata adds a few MB)."""
+    return sum(tensor_bytes(r, c, t) for _, r, c, t in gguf_tensor_types(arch, quant))
+
+
+# ---------------------------------------------------------------- training VRAM (estimate)
+
+NF4_BITS_PER_WEIGHT = 4 + 8 / 64 + 32 / (64 * 256)  # 4-bit codes, fp8 absmax per 64, fp32 per 256 absmax (double quant)
+OPTIMIZER_BYTES_PER_PARAM = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 8, "sgd": 0}
+CUDA_CONTEXT_BYTES = 0.5 * GIB  # CUDA context + allocator slack, measured order of magnitude
+
+
+@dataclass(frozen=True)
+class VramEstimate:
+    weights: int
+    lora_weights: int
+    lora_gradients: int
+    optimizer_states: int
+    activations: int
+    logits: int
+    overhead: int
+    gpu_bytes: int
+
+    @property
+    def total(self) -> int:
+        return (self.weights + self.lora_weights + self.lora_gradients + self.optimizer_states
+                + self.activations + self.logits + self.overhead)
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.gpu_bytes
+
+    def parts(self) -> dict[str, int]:
+        d = asdict(self)
+        d.pop("gpu_bytes")
+        return d
+
+
+def estimate_training_vram(
+    arch: Architecture,
+    *,
+    rank: int,
+    target_modules: list[str] | tuple[str, ...],
+    seq_len: int,
+    batch_size: int,
+    gpu_memory_gb: float,
+    load_in_4bit: bool = True,
+    optimizer: str = "adamw_8bit",
+    backend: str = "unsloth",
+    gradient_checkpointing: bool = True,
+) -> VramEstimate:
+    """Peak training memory, by part. Assumes bf16 compute and flash/SDPA attention (no s^2).
+
+    - weights: decoder linears in NF4 (or bf16), embeddings and lm_head in bf16.
+    - LoRA weights, gradients: fp32 (peft keeps adapters in fp32 for stability).
+    - activations: with checkpointing, one bf16 hidden state per layer boundary is kept
+      (Unsloth offloads these to CPU RAM, so it keeps only the layer being recomputed);
+      the recomputed layer's own intermediates (q/k/v, MLP gate/up/act) are live once.
+    - logits: fp32 logits and their gradient over the whole sequence for hf; Unsloth's
+      chunked cross-entropy keeps a fraction.
+    """
+    params = count_parameters(arch)
+    tokens = seq_len * batch_size
+    bf16 = 2
+    if load_in_4bit:
+        weights = int(params.decoder_linear * NF4_BITS_PER_WEIGHT / 8)
+    else:
+        weights = params.decoder_linear * bf16
+    weights += (params.embedding + params.lm_head + params.norms) * bf16
+    lora = count_lora(arch, rank, target_modules).trainable
+    lora_weights = lora * 4
+    lora_gradients = lora * 4
+    optimizer_states = lora * OPTIMIZER_BYTES_PER_PARAM[optimizer]
+
+    hidden_state = tokens * arch.hidden_size * bf16
+    q_width = arch.num_attention_heads * arch.head_dim
+    kv_width = arch.num_key_value_heads * arch.head_dim
+    # one layer's live intermediates during (re)computation and backward
+    layer_intermediates = tokens * bf16 * (
+        3 * arch.hidden_size + q_width + 2 * kv_width + 4 * arch.intermediate_size
+    )
+    if gradient_checkpointing:
+        kept = 0 if backend == "unsloth" else arch.num_hidden_layers * hidden_state
+        activations = kept + layer_intermediates
+    else:
+        activations = arch.num_hidden_layers * layer_intermediates
+    full_logits = tokens * arch.vocab_size * 4 * 2  # fp32 logits + their gradient
+    logits = full_logits // 8 if backend == "unsloth" else full_logits
+    return VramEstimate(
+        weights=weights,
+        lora_weights=lora_weights,
+        lora_gradients=lora_gradients,
+        optimizer_states=optimizer_states,
+        activations=activations,
+        logits=logits,
+        overhead=int(CUDA_CONTEXT_BYTES),
+        gpu_bytes=int(gpu_memory_gb * GB),
+    )
+
+
+def max_fitting_seq_len(arch: Architecture, upper: int = 131072, **kwargs) -> int:
+    """Largest multiple of 256 (up to `upper`) whose estimate fits; 0 if none does."""
+    best, low, high = 0, 1, upper // 256
+    while low <= high:
+        mid = (low + high) // 2
+        if estimate_training_vram(arch, seq_len=mid * 256, **kwargs).fits:
+            best, low = mid * 256, mid + 1
+        else:
+            high = mid - 1
+    return best
+
+
+# ---------------------------------------------------------------- inference memory (estimate)
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    weights: int
+    kv_cache: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache
+
+
+def estimate_inference_memory(arch: Architecture, quant: str, n_ctx: int, kv_bytes: int = 2) -> InferenceMemory:
+    """GGUF weights + an f16 K and V cache of n_ctx tokens in every layer (llama.cpp default)."""
+    kv = 2 * arch.num_hidden_layers * n_ctx * arch.num_key_value_heads * arch.head_dim * kv_bytes
+    return InferenceMemory(gguf_size_bytes(arch, quant), kv)

@@ -1,0 +1,53 @@
+"""Helpers shared by the command modules: config loading, consoles, progress."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from r1tui.config import Config, default_config_path, load_config, parse_config
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", metavar="PATH", default=None,
+        help="config file (default: $R1TUI_CONFIG, else ./config.toml, else built-in defaults)",
+    )
+
+
+def load_cli_config(args: argparse.Namespace) -> Config:
+    """--config if given, else $R1TUI_CONFIG / ./config.toml, else the embedded defaults."""
+    if getattr(args, "config", None):
+        return load_config(args.config)
+    path = default_config_path()
+    if path.is_file():
+        return load_config(path)
+    return parse_config({}, origin="built-in defaults")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def progress():
+    """The Rich progress bar every long-running command uses (drawn on stderr)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console(stderr=True), transient=False,
+    )
+
+
+def resolve_path(path: str | None) -> Path | None:
+    return Path(path).expanduser().resolve() if path else None

@@ -1,0 +1,43 @@
+"""`r1tui dry-run`: validate the config and show every estimate; write nothing."""
+
+from __future__ import annotations
+
+import argparse
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+
+HELP = "validate the config and print parameter, VRAM, GGUF and masking estimates (no GPU, nothing written)"
+DESCRIPTION = """\
+Check a config without doing anything: the config is validated, then the model
+calculator prints exact parameter and LoRA counts, the training VRAM estimate for
+the configured GPU with a fits / does-not-fit verdict, GGUF sizes per quant type,
+and the masking statistics of the configured data. Takes well under a second,
+needs no GPU and no network, and writes no file.
+
+Examples:
+  r1tui dry-run
+  r1tui dry-run --config configs/tiny.toml --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (schema in README)")
+    parser.add_argument("--no-masking", action="store_true", help="skip tokenizing the data for masking stats")
+
+
+def run(args: argparse.Namespace) -> int:
+    from r1tui.dryrun import build_report, report_renderables
+
+    config = load_cli_config(args)
+    report = build_report(config, with_masking=not args.no_masking)
+    if args.json:
+        print_json(report)
+        return 0
+    out = console()
+    origin = report["config"]["path"] or "built-in defaults"
+    out.print(f"[bold green]config OK[/] ({origin}) — dry run: nothing launched, written or downloaded")
+    for renderable in report_renderables(report):
+        out.print(renderable)
+    out.print(f"[dim]computed in {report['elapsed_s'] * 1000:.0f} ms[/]")
+    return 0

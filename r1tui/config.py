@@ -1,0 +1,287 @@
+"""config.toml -> validated, typed settings.
+
+Every knob of the pipeline lives here. Unknown keys, wrong types and impossible
+values stop with one line naming the key, the value and what is allowed. Paths are
+resolved relative to the config file. Secrets never live in the file: the Hub token
+comes from ``HF_TOKEN`` or the Hub's own login, and a ``token`` key is rejected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from r1tui.errors import ConfigError
+
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+QUANT_TYPES = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
+ARCHITECTURES = ("mistral-small-2409", "mistral-small-24b", "tiny")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name: str = "mistralai/Mistral-Small-Instruct-2409"
+    # A built-in architecture preset, or a path to a local config.json.
+    architecture: str = "mistral-small-2409"
+    # Where the weights come from: a local folder, or empty for the Hub id in `name`.
+    path: Path | None = None
+    # Build a random-init model of `architecture` (the offline tiny model).
+    random_init: bool = False
+    # "v3" (SentencePiece, 2409), "tekken" (24B models) or a folder holding tokenizer files.
+    tokenizer: str = "v3"
+    max_seq_length: PositiveInt = 8192
+    load_in_4bit: bool = True
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = True
+    bnb_4bit_compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    licence: str = ""  # empty: taken from the architecture preset
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if value in ARCHITECTURES or value.endswith(".json"):
+            return value
+        raise ValueError(f"must be one of {', '.join(ARCHITECTURES)} or a path to a config.json")
+
+
+class LoraConfig(_Section):
+    r: PositiveInt = 64
+    alpha: PositiveInt = 128
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGET_MODULES))
+
+    @field_validator("target_modules")
+    @classmethod
+    def _known_modules(cls, modules: list[str]) -> list[str]:
+        unknown = [m for m in modules if m not in LORA_TARGET_MODULES]
+        if unknown:
+            raise ValueError(f"unknown module {unknown[0]!r}; allowed: {', '.join(LORA_TARGET_MODULES)}")
+        if not modules:
+            raise ValueError(f"needs at least one of {', '.join(LORA_TARGET_MODULES)}")
+        return modules
+
+
+class TrainConfig(_Section):
+    backend: Literal["auto", "unsloth", "hf"] = "auto"
+    optimizer: Literal["adamw_8bit", "adamw_torch", "paged_adamw_8bit", "sgd"] = "adamw_8bit"
+    learning_rate: PositiveFloat = 2e-4
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.03
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    per_device_batch_size: PositiveInt = 1
+    gradient_accumulation_steps: PositiveInt = 8
+    epochs: PositiveFloat = 1.0
+    max_steps: Annotated[int, Field(ge=-1)] = -1  # -1: run `epochs`
+    logging_steps: PositiveInt = 1
+    save_steps: PositiveInt = 100
+    seed: int = 3407
+    gradient_checkpointing: bool = True
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    gpu_sample_seconds: PositiveFloat = 5.0
+
+
+class HardwareConfig(_Section):
+    gpu_name: str = "RTX 4090"
+    gpu_memory_gb: PositiveFloat = 24.0
+
+
+class DataConfig(_Section):
+    # "synthetic" (the offline generator), a local .jsonl/.parquet path, or "hf:<dataset>".
+    source: str = "synthetic"
+    split: str = "train"
+    # Field mapping for local files: canonical name -> column in the file.
+    fields: dict[str, str] = Field(default_factory=dict)
+    num_examples: PositiveInt = 2000  # synthetic rows, or a cap on other sources
+    seed: int = 0
+    system_prompt: str = ""
+    train_on: Literal["all", "last"] = "all"
+    mask_think: bool = False
+    overlong: Literal["drop", "truncate"] = "drop"
+
+
+class ExportConfig(_Section):
+    quant_types: list[str] = Field(default_factory=lambda: ["Q4_K_M"])
+    merge_dtype: Literal["float16", "bfloat16"] = "float16"
+    # A llama.cpp checkout holding convert_hf_to_gguf.py; empty: the one install.sh kept.
+    llama_cpp_dir: Path | None = None
+
+    @field_validator("quant_types")
+    @classmethod
+    def _known_quants(cls, quants: list[str]) -> list[str]:
+        unknown = [q for q in quants if q not in QUANT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown quant type {unknown[0]!r}; allowed: {', '.join(QUANT_TYPES)}")
+        if not quants:
+            raise ValueError(f"needs at least one of {', '.join(QUANT_TYPES)}")
+        return quants
+
+
+class HubConfig(_Section):
+    repo_id: str = ""  # HF_REPO_ID overrides
+    private: bool = True
+
+
+class EvalConfig(_Section):
+    source: str = "synthetic"
+    num_samples: PositiveInt = 30
+    seed: int = 1_000_003  # disjoint from data.seed's stream by construction
+    max_new_tokens: PositiveInt = 1024
+    temperature: Annotated[float, Field(ge=0.0)] = 0.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    n_ctx: PositiveInt = 4096
+    numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-2
+
+
+class RunsConfig(_Section):
+    dir: Path = Path("runs")
+
+
+class Config(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
+    # Where the file was read from (not a key in the file).
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def hub_repo_id(self) -> str:
+        return os.environ.get("HF_REPO_ID") or self.hub.repo_id
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The config as plain TOML-able data (paths as strings, no None)."""
+        return _drop_none(self.model_dump(mode="json"))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+_SECRET_KEYS = {"token", "hf_token", "api_key", "password", "secret"}
+_PATH_FIELDS = (("model", "path"), ("export", "llama_cpp_dir"), ("runs", "dir"))
+
+
+def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | None = None) -> Config:
+    """Validate a TOML-shaped dict. Raises ConfigError with one line on the first problem."""
+    _refuse_secrets(data, origin)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, data, origin)) from None
+    base = base_dir or Path.cwd()
+    for section, key in _PATH_FIELDS:
+        value = getattr(getattr(config, section), key)
+        if value is not None and not value.is_absolute():
+            setattr(getattr(config, section), key, (base / value).resolve())
+    for local_source in ("data", "eval"):
+        section = getattr(config, local_source)
+        if _is_local_path(section.source):
+            section.source = str((base / section.source).resolve())
+    if config.model.tokenizer not in ("v3", "tekken"):
+        config.model.tokenizer = str((base / config.model.tokenizer).resolve())
+    if config.model.architecture.endswith(".json"):
+        config.model.architecture = str((base / config.model.architecture).resolve())
+    return config
+
+
+def _is_local_path(source: str) -> bool:
+    return source not in ("synthetic",) and not source.startswith("hf:")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; paths inside it are relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass --config PATH or run from a folder with config.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at the position shown") from None
+    config = parse_config(data, origin=str(path), base_dir=path.resolve().parent)
+    config.source_path = path.resolve()
+    return config
+
+
+def dump_toml(config: Config) -> str:
+    """Serialise a config back to TOML (used to freeze a run's config)."""
+    lines: list[str] = []
+    for section, values in config.to_toml_dict().items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _refuse_secrets(data: dict[str, Any], origin: str, prefix: str = "") -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key.lower() in _SECRET_KEYS:
+            raise ConfigError(
+                f"{origin}: {dotted}: secrets never go in the config file; "
+                "set HF_TOKEN in the environment or run `hf auth login`"
+            )
+        if isinstance(value, dict):
+            _refuse_secrets(value, origin, f"{dotted}.")
+
+
+def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    dotted = ".".join(loc)
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{origin}: unknown key {dotted!r}; allowed here: {', '.join(allowed)}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{origin}: {dotted} = {value!r}: {message}"
+
+
+def _allowed_keys(section_path: list[str]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in section_path:
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return [name for name in model.model_fields if name != "source_path"]
+
+
+def default_config_path() -> Path:
+    """`R1TUI_CONFIG`, else ./config.toml, else the packaged default."""
+    env = os.environ.get("R1TUI_CONFIG")
+    if env:
+        return Path(env)
+    return Path("config.toml")
