@@ -1,0 +1,206 @@
+"""The event log: the contract between the pipeline and everything that watches it.
+
+One JSON object per line in ``runs/<id>/events.jsonl``, appended and flushed per
+event by one writer. Every event has the same envelope::
+
+    {"v": 1, "seq": 12, "ts": 1764280000.123, "type": "metric", "stage": "train", "data": {...}}
+
+Types and their ``data``:
+
+- ``run_started``   {"run_id", "config_path", "pid", "stages": [...], "dry_run"}
+- ``run_finished``  {"status": "finished" | "failed" | "cancelled", "error"?}
+- ``stage_started`` {"inputs"?: {...}}
+- ``stage_progress``{"completed", "total", "unit", "message"?}
+- ``stage_finished``{"status": "finished" | "skipped" | "failed" | "cancelled", "duration_s", "outputs"?: {...}}
+- ``metric``        {"step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s", ...}
+- ``log``           {"level", "message"}
+- ``artifact``      {"kind", "path", "bytes"?, ...}
+- ``error``         {"message", "kind"?}
+- ``heartbeat``     {}
+- ``gpu``           {"available": bool, "name"?, "memory_used", "memory_total", "utilization", "temperature"}
+
+A reader tails the file by byte offset and leaves a partial last line for the next
+read, so it is safe against a writer that is mid-line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENT_VERSION = 1
+EVENT_TYPES = frozenset({
+    "run_started", "run_finished", "stage_started", "stage_progress", "stage_finished",
+    "metric", "log", "artifact", "error", "heartbeat", "gpu",
+})
+EVENTS_FILE = "events.jsonl"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    stage: str | None = None
+    ts: float = 0.0
+    seq: int = 0
+    v: int = EVENT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"v": self.v, "seq": self.seq, "ts": self.ts, "type": self.type, "stage": self.stage, "data": self.data},
+            separators=(",", ":"), default=str, allow_nan=False,
+        )
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Event:
+        return cls(type=raw["type"], data=raw.get("data") or {}, stage=raw.get("stage"),
+                   ts=raw.get("ts", 0.0), seq=raw.get("seq", 0), v=raw.get("v", EVENT_VERSION))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null rather than breaking readers."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class EventWriter:
+    """Appends events to one file, one line each, flushed as written. Thread-safe."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._seq = _last_seq(self.path)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+
+    def emit(self, type: str, stage: str | None = None, **data: Any) -> Event:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+        with self._lock:
+            self._seq += 1
+            event = Event(type=type, data=_finite(data), stage=stage, ts=time.time(), seq=self._seq)
+            self._file.write(event.to_json() + "\n")
+            self._file.flush()
+        return event
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _last_seq(path: Path) -> int:
+    """Continue numbering after a resume: the seq of the last complete line."""
+    if not path.exists():
+        return 0
+    last = 0
+    for event in EventReader(path).read_new():
+        last = event.seq
+    return last
+
+
+class EventReader:
+    """Reads complete lines from a byte offset on; call ``read_new`` again to tail."""
+
+    def __init__(self, path: str | Path, offset: int = 0):
+        self.path = Path(path)
+        self.offset = offset
+        self.bad_lines = 0
+
+    def read_new(self, max_bytes: int | None = None) -> list[Event]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []  # only a partial line so far
+        complete = chunk[: end + 1]
+        self.offset += len(complete)
+        events = []
+        for line in complete.splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(Event.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                self.bad_lines += 1  # a torn or foreign line: skip it, keep reading
+        return events
+
+    def follow(self, poll_s: float = 0.25, stop: threading.Event | None = None) -> Iterator[Event]:
+        """Yield every event, then keep yielding new ones until ``stop`` is set."""
+        while stop is None or not stop.is_set():
+            events = self.read_new()
+            yield from events
+            if not events:
+                time.sleep(poll_s)
+
+
+def read_events(path: str | Path) -> list[Event]:
+    return EventReader(path).read_new()
+
+
+class NullWriter:
+    """Stands in for an EventWriter when a stage runs outside a run (no log wanted)."""
+
+    path = None
+
+    def emit(self, type: str, stage: str | None = None, **data: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def stage(events: EventWriter | NullWriter | None, name: str, **inputs: Any) -> Iterator[dict[str, Any]]:
+    """Emit stage_started, then stage_finished with duration and status.
+
+    Yields a dict the stage fills with its outputs (paths, sizes). An exception marks
+    the stage failed (and is re-raised); a KeyboardInterrupt or ``StageCancelled``
+    marks it cancelled.
+    """
+    events = events or NullWriter()
+    outputs: dict[str, Any] = {}
+    events.emit("stage_started", stage=name, inputs=inputs)
+    started = time.monotonic()
+    status = "failed"
+    try:
+        yield outputs
+        status = outputs.pop("_status", "finished")
+    except (KeyboardInterrupt, StageCancelled):
+        status = "cancelled"
+        raise
+    except Exception as exc:
+        events.emit("error", stage=name, message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    kind=type(exc).__name__)
+        raise
+    finally:
+        events.emit("stage_finished", stage=name, status=status,
+                    duration_s=round(time.monotonic() - started, 3), outputs=outputs)
+
+
+class StageCancelled(Exception):
+    """Raised inside a stage when the run was asked to stop (r1tui cancel)."""
