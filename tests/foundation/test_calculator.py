@@ -1,0 +1,113 @@
+"""The calculator against peft's own count, the published GGUF sizes and the arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r1tui import calculator
+from r1tui.calculator import PRESETS, count_lora, count_parameters, gguf_size_bytes
+from r1tui.config import LORA_TARGET_MODULES
+
+ALL = list(LORA_TARGET_MODULES)
+
+
+def _meta_model(arch):
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        vocab_size=arch.vocab_size, hidden_size=arch.hidden_size, intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_hidden_layers, num_attention_heads=arch.num_attention_heads,
+        num_key_value_heads=arch.num_key_value_heads, head_dim=arch.head_dim,
+        tie_word_embeddings=arch.tie_word_embeddings,
+    )
+    with torch.device("meta"):
+        return MistralForCausalLM(config)
+
+
+@pytest.mark.parametrize("preset", ["mistral-small-2409", "mistral-small-24b", "tiny"])
+@pytest.mark.parametrize(("rank", "modules"), [(64, ALL), (16, ["q_proj", "v_proj"]), (8, ["down_proj"])])
+def test_counts_equal_peft_on_a_meta_model(preset, rank, modules):
+    from peft import LoraConfig, get_peft_model
+
+    arch = PRESETS[preset]
+    model = _meta_model(arch)
+    assert sum(p.numel() for p in model.parameters()) == count_parameters(arch).total
+    peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=modules))
+    trainable, all_params = peft_model.get_nb_trainable_parameters()
+    lora = count_lora(arch, rank, modules)
+    assert trainable == lora.trainable
+    assert all_params == lora.base_total + lora.trainable
+    assert lora.share_of_all == pytest.approx(trainable / all_params)
+
+
+def test_mission_figures_corrected():
+    lora = count_lora(PRESETS["mistral-small-2409"], 64, ALL)
+    assert round(lora.trainable / 1e6, 1) == 381.7
+    assert round(lora.share_of_base * 100, 2) == 1.72  # not the 0.83 % once claimed
+    assert round(count_parameters(PRESETS["mistral-small-2409"]).total / 1e9, 2) == 22.25
+    assert round(count_parameters(PRESETS["mistral-small-24b"]).total / 1e9, 2) == 23.57
+
+
+PUBLISHED_GB = {
+    "mistral-small-2409": {"Q4_K_M": 13.3, "Q5_K_M": 15.7, "Q6_K": 18.3, "Q8_0": 23.6},
+    "mistral-small-24b": {"Q4_K_M": 14.3, "Q5_K_M": 16.8, "Q6_K": 19.3, "Q8_0": 25.1, "F16": 47.2},
+}
+
+
+@pytest.mark.parametrize(("preset", "quant", "published"),
+                         [(p, q, gb) for p, sizes in PUBLISHED_GB.items() for q, gb in sizes.items()])
+def test_gguf_sizes_within_two_percent_of_published(preset, quant, published):
+    computed = gguf_size_bytes(PRESETS[preset], quant) / 1e9
+    assert abs(computed - published) / published < 0.02
+
+
+def test_q4_k_m_keeps_attn_v_and_ffn_down_at_q6_k_on_chosen_layers():
+    types = {name: t for name, _, _, t in calculator.gguf_tensor_types(PRESETS["mistral-small-2409"], "Q4_K_M")}
+    promoted = [i for i in range(56) if types[f"blk.{i}.attn_v.weight"] == "Q6_K"]
+    assert promoted[:8] == [0, 1, 2, 3, 4, 5, 6, 9]  # first eighth, then every third
+    assert len(promoted) == 28
+    assert types["output.weight"] == "Q6_K" and types["token_embd.weight"] == "Q4_K"
+    assert types["blk.0.attn_q.weight"] == "Q4_K"
+    assert types["blk.0.attn_norm.weight"] == "F32"
+
+
+def test_k_quants_fall_back_on_short_rows():
+    arch = calculator.Architecture("odd", 320, 960, 1, 5, 1, 64, 1000)
+    types = {name: t for name, _, _, t in calculator.gguf_tensor_types(arch, "Q4_K_M")}
+    assert types["blk.0.attn_q.weight"] == "Q5_0"
+
+
+def test_architecture_from_config_json(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"hidden_size": 6144, "intermediate_size": 16384, "num_hidden_layers": 56,
+                                "num_attention_heads": 48, "num_key_value_heads": 8, "head_dim": 128,
+                                "vocab_size": 32768}))
+    arch = calculator.resolve_architecture(str(path))
+    assert count_parameters(arch).total == count_parameters(PRESETS["mistral-small-2409"]).total
+
+
+def test_vram_estimate_parts_add_up_and_verdicts_are_consistent():
+    arch = PRESETS["mistral-small-2409"]
+    kwargs = dict(rank=64, target_modules=ALL, batch_size=1, gpu_memory_gb=24)
+    estimate = calculator.estimate_training_vram(arch, seq_len=8192, **kwargs)
+    assert estimate.total == sum(estimate.parts().values())
+    # 4-bit base of a 22B model: ~12 GB, less than half of bf16
+    assert 11e9 < estimate.weights < 13e9
+    limit = calculator.max_fitting_seq_len(arch, **kwargs)
+    assert calculator.estimate_training_vram(arch, seq_len=limit, **kwargs).fits
+    assert not calculator.estimate_training_vram(arch, seq_len=limit + 256, **kwargs).fits
+    # more sequence, more memory; the hf backend keeps checkpoints on the GPU
+    assert calculator.estimate_training_vram(arch, seq_len=2048, **kwargs).total < estimate.total
+    hf = calculator.estimate_training_vram(arch, seq_len=8192, backend="hf", **kwargs)
+    assert hf.activations > estimate.activations
+
+
+def test_inference_memory_is_weights_plus_kv_cache():
+    arch = PRESETS["mistral-small-2409"]
+    memory = calculator.estimate_inference_memory(arch, "Q4_K_M", n_ctx=4096)
+    # 2 (K,V) x 56 layers x 4096 tokens x 8 heads x 128 dims x 2 bytes
+    assert memory.kv_cache == 2 * 56 * 4096 * 8 * 128 * 2
+    assert memory.total == memory.kv_cache + gguf_size_bytes(arch, "Q4_K_M")

@@ -1,0 +1,108 @@
+"""Config validation: every kind of bad input stops with one line naming key, value, rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from r1tui.config import (LORA_TARGET_MODULES, QUANT_TYPES, Config, dump_toml, load_config,
+                          parse_config)
+from r1tui.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_equals_builtin_defaults():
+    shipped = load_config(REPO / "config.toml")
+    defaults = parse_config({}, base_dir=REPO)
+    assert shipped.to_toml_dict() == defaults.to_toml_dict()
+
+
+def test_defaults_are_the_missions():
+    config = Config()
+    assert config.model.name == "mistralai/Mistral-Small-Instruct-2409"
+    assert (config.lora.r, config.lora.alpha) == (64, 128)
+    assert config.lora.target_modules == list(LORA_TARGET_MODULES)
+    assert config.model.max_seq_length == 8192
+    assert (config.model.load_in_4bit, config.model.bnb_4bit_quant_type) == (True, "nf4")
+    assert config.model.bnb_4bit_use_double_quant and config.model.bnb_4bit_compute_dtype == "bfloat16"
+    assert config.export.quant_types == ["Q4_K_M"]
+    assert config.train.backend == "auto"
+
+
+def test_tiny_config_loads_with_paths_relative_to_the_file():
+    tiny = load_config(REPO / "configs" / "tiny.toml")
+    assert tiny.model.architecture == "tiny" and tiny.model.random_init
+    assert tiny.runs.dir == (REPO / "runs").resolve()
+
+
+@pytest.mark.parametrize(
+    ("toml_text", "expected_fragments"),
+    [
+        ("[lora]\nrank = 8\n", ["unknown key 'lora.rank'", "allowed here: r, alpha, dropout, target_modules"]),
+        ("[loraa]\nr = 8\n", ["unknown key 'loraa'", "lora"]),
+        ("[lora]\nr = 0\n", ["lora.r = 0", "greater than 0"]),
+        ("[lora]\nr = -4\n", ["lora.r = -4", "greater than 0"]),
+        ("[lora]\nalpha = 0\n", ["lora.alpha = 0", "greater than 0"]),
+        ("[lora]\nr = \"big\"\n", ["lora.r = 'big'", "integer"]),
+        ("[lora]\ntarget_modules = [\"q_proj\", \"lm_head\"]\n", ["lora.target_modules", "unknown module 'lm_head'", "q_proj"]),
+        ("[model]\nmax_seq_length = 0\n", ["model.max_seq_length = 0", "greater than 0"]),
+        ("[export]\nquant_types = [\"Q3_K\"]\n", ["export.quant_types", "unknown quant type 'Q3_K'", ", ".join(QUANT_TYPES)]),
+        ("[train]\nbackend = \"deepspeed\"\n", ["train.backend = 'deepspeed'", "'auto'", "'unsloth'", "'hf'"]),
+        ("[model]\narchitecture = \"llama-70b\"\n", ["model.architecture = 'llama-70b'", "mistral-small-2409"]),
+        ("[hub]\ntoken = \"hf_abc\"\n", ["hub.token", "secrets never go in the config file", "HF_TOKEN"]),
+        ("[lora]\nr = 8\nr = 9\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path, toml_text, expected_fragments):
+    path = tmp_path / "config.toml"
+    path.write_text(toml_text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    for fragment in expected_fragments:
+        assert fragment in message
+
+
+def test_secret_value_is_never_echoed(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[hub]\ntoken = "hf_supersecret"\n')
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert "hf_supersecret" not in str(excinfo.value)
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_frozen_copy_round_trips(tmp_path):
+    config = load_config(REPO / "configs" / "tiny.toml")
+    text = dump_toml(config)
+    again = parse_config(tomllib.loads(text), base_dir=tmp_path)
+    assert again.to_toml_dict() == config.to_toml_dict()
+
+
+def test_hf_repo_id_environment_overrides(monkeypatch):
+    config = parse_config({"hub": {"repo_id": "me/from-file"}})
+    assert config.hub_repo_id == "me/from-file"
+    monkeypatch.setenv("HF_REPO_ID", "me/from-env")
+    assert config.hub_repo_id == "me/from-env"
+
+
+def test_cli_prints_one_line_and_exits_nonzero(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[lora]\nr = 0\n")
+    result = subprocess.run([sys.executable, "-m", "r1tui", "dry-run", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "lora.r = 0" in lines[0] and "Traceback" not in result.stderr
