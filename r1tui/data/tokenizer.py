@@ -4,6 +4,9 @@
 - ``tekken``: tiktoken-style BPE, vocab 131072 (Mistral Small 24B).
 - or a folder holding ``tokenizer.model`` / ``tekken.json`` (a downloaded model).
 
+``load_text_tokenizer`` gives the plain text tokenizer the renderer encodes with: the
+raw SentencePiece model for v2/v3/v7 files (fast: no mistral-common import, which
+alone takes about 0.75 s) or mistral-common's Tekkenizer for Tekken files.
 ``load_reference`` gives mistral-common's tokenizer in fine-tuning mode: the reference
 every id we produce is checked against. ``save_hf_tokenizer`` writes a Hugging Face
 tokenizer folder for a v3 model that transformers, llama.cpp's converter and
@@ -12,10 +15,12 @@ llama.cpp itself all tokenize identically (see the traps in the README).
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from r1tui.errors import R1Error
 
@@ -58,14 +63,151 @@ def tokenizer_file(spec: str) -> Path:
             raise R1Error(f"tokenizer file {path.name} is missing from mistral-common; reinstall mistral-common==1.13.1")
         return path
     folder = Path(spec)
-    for name in ("tekken.json", "tokenizer.model.v3", "tokenizer.model"):
-        if (folder / name).is_file():
-            return folder / name
+    # Mistral's repos ship tekken.json or tokenizer.model.v<N>; a bare tokenizer.model is
+    # what save_hf_tokenizer writes (a v3 file).
+    candidates = [folder / "tekken.json", *sorted(folder.glob("tokenizer.model.v*")), folder / "tokenizer.model"]
+    for path in candidates:
+        if path.is_file():
+            return path
     raise R1Error(f"model.tokenizer = {spec!r}: no tokenizer.model or tekken.json there; use v3, tekken or a model folder")
 
 
 def is_tekken(spec: str) -> bool:
     return tokenizer_file(spec).suffix == ".json"
+
+
+class TextTokenizer(Protocol):
+    """What the renderer needs from a tokenizer: plain text in, ids out, control ids by name."""
+
+    spec: str
+    version: str  # the instruct format version: "v2", "v3", "v7", ...
+    vocab_size: int
+    bos_id: int
+    eos_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]: ...
+
+    def encode_with_byte_ends(self, text: str) -> tuple[list[int], list[int]]: ...
+
+    def control_id(self, name: str) -> int: ...
+
+    def is_control(self, token_id: int) -> bool: ...
+
+    def piece(self, token_id: int) -> str: ...
+
+
+class SentencePieceText:
+    """Mistral's SentencePiece tokenizers (v2, v3, v7) read with the sentencepiece package.
+
+    ``encode`` is exactly what mistral-common's ``SentencePieceTokenizer.encode`` does
+    (``SentencePieceProcessor.encode`` with no BOS/EOS), without importing mistral-common.
+    """
+
+    def __init__(self, path: Path, version: str, spec: str):
+        import sentencepiece
+
+        self.spec = spec
+        self.path = path
+        self.version = version
+        self._model = sentencepiece.SentencePieceProcessor(model_file=str(path))
+        self.vocab_size = self._model.get_piece_size()
+        self.bos_id = self._model.bos_id()
+        self.eos_id = self._model.eos_id()
+
+    def encode(self, text: str) -> list[int]:
+        return self._model.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self._model.encode(texts) if texts else []
+
+    def encode_with_byte_ends(self, text: str) -> tuple[list[int], list[int]]:
+        """Ids plus, for each token, the UTF-8 byte offset in ``text`` where it ends."""
+        proto = self._model.encode(text, return_type="proto")
+        return [p.id for p in proto.pieces], [p.end for p in proto.pieces]
+
+    def control_id(self, name: str) -> int:
+        token_id = self._model.piece_to_id(name)
+        if token_id == self._model.unk_id() or not self._model.is_control(token_id):
+            raise R1Error(f"tokenizer {self.path.name} has no control token {name}; is it a Mistral instruct tokenizer?")
+        return token_id
+
+    def is_control(self, token_id: int) -> bool:
+        return bool(self._model.is_control(token_id)) or token_id == self._model.unk_id()
+
+    def piece(self, token_id: int) -> str:
+        """The text a token stands for ("▁" shown as a space, byte tokens as their character)."""
+        piece = self._model.id_to_piece(token_id)
+        if self._model.is_byte(token_id):
+            value = int(piece[3:-1], 16)
+            return chr(value) if value < 0x80 else piece
+        return piece.replace("\u2581", " ")
+
+
+class TekkenText:
+    """Mistral's Tekken tokenizers through mistral-common's own Tekkenizer."""
+
+    def __init__(self, path: Path, spec: str):
+        from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+        self.spec = spec
+        self.path = path
+        self._tekken = Tekkenizer.from_file(path)
+        self.version = self._tekken.version.value
+        self.vocab_size = self._tekken.n_words
+        self.bos_id = self._tekken.bos_id
+        self.eos_id = self._tekken.eos_id
+        self._num_special = self._tekken.num_special_tokens
+
+    def encode(self, text: str) -> list[int]:
+        return self._tekken.encode(text, bos=False, eos=False)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [self._tekken.encode(text, bos=False, eos=False) for text in texts]
+
+    def encode_with_byte_ends(self, text: str) -> tuple[list[int], list[int]]:
+        ids = self.encode(text)
+        ends, position = [], 0
+        for token_id in ids:
+            position += len(self._tekken.id_to_byte_piece(token_id))
+            ends.append(position)
+        return ids, ends
+
+    def control_id(self, name: str) -> int:
+        try:
+            return self._tekken.get_special_token(name)
+        except Exception:  # noqa: BLE001 - mistral-common raises several types here
+            raise R1Error(f"tokenizer {self.path.name} has no control token {name}; is it a Mistral instruct tokenizer?") from None
+
+    def is_control(self, token_id: int) -> bool:
+        return token_id < self._num_special
+
+    def piece(self, token_id: int) -> str:
+        if token_id < self._num_special:
+            return self._tekken.id_to_piece(token_id)
+        return self._tekken.id_to_byte_piece(token_id).decode("utf-8", errors="replace")
+
+
+def _sentencepiece_version(path: Path) -> str:
+    """mistral-common's rule: the version is the file suffix (``tokenizer.model.v3``).
+
+    A bare ``tokenizer.model`` (what ``save_hf_tokenizer`` writes beside the HF files)
+    is read as v3: r1tui only ever writes v3 files under that name.
+    """
+    suffix = path.name.rsplit(".", 1)[-1]
+    if suffix == "model":
+        return "v3"
+    return suffix.split("m")[0]
+
+
+@functools.lru_cache(maxsize=8)
+def load_text_tokenizer(spec: str) -> SentencePieceText | TekkenText:
+    """The text tokenizer for a spec, loaded once per process."""
+    path = tokenizer_file(spec)
+    if path.suffix == ".json":
+        return TekkenText(path, spec)
+    return SentencePieceText(path, _sentencepiece_version(path), spec)
 
 
 def load_reference(spec: str):
