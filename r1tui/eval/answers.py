@@ -1,0 +1,323 @@
+"""Reading a response: its think block, its final answer, and whether that answer is right.
+
+A response in the training format looks like::
+
+    <think>
+    step … step …
+    </think>
+    FINAL ANSWER: 42
+
+``split_response`` separates the reasoning from the rest, ``extract_answer`` takes the
+answer (the last ``FINAL ANSWER:`` line after the think block, falling back to the last
+``\\boxed{…}``), and ``check_answer`` compares it with the reference by the domain's rule:
+
+- ``coding``: exact match of the output after trimming whitespace and code fences.
+- ``math``, ``physics`` and anything else: math-verify's symbolic/numeric equivalence,
+  then several roots compared as sets (``x = 3 or x = 2/3`` equals ``3, \\frac{2}{3}``),
+  then a relative numeric tolerance (``0.6667`` equals ``\\frac{2}{3}`` at 1e-2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+EXACT_DOMAINS = frozenset({"coding"})
+# Answers longer than this are not handed to the symbolic parser: math-verify's own
+# timeout only works on the main thread, and a bounded input keeps parsing bounded.
+MAX_PARSE_CHARS = 400
+
+_FINAL_ANSWER = re.compile(r"final[ \t]+answer[ \t*_]*[:：][ \t*_]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_VARIABLE_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_]*(?:\([^()]*\))?\s*=\s*(?=\S)")
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_SET_SEPARATORS = re.compile(r"\s*(?:,|;|\\text\{\s*or\s*\}|\\text\{\s*and\s*\}|\bor\b|\band\b)\s*")
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    think: str | None      # text inside <think>…</think> (or after an unclosed <think>); None without a tag
+    think_closed: bool     # both tags present, in order
+    answer_part: str       # what follows </think> (the whole text when the think block never closed)
+
+
+def split_response(text: str) -> ParsedResponse:
+    """Separate the think block from the answer part."""
+    open_at = text.find(THINK_OPEN)
+    close_at = text.find(THINK_CLOSE, open_at + len(THINK_OPEN) if open_at >= 0 else 0)
+    if open_at >= 0 and close_at >= 0:
+        return ParsedResponse(text[open_at + len(THINK_OPEN):close_at].strip(), True,
+                              text[close_at + len(THINK_CLOSE):])
+    if open_at >= 0:  # truncated inside the reasoning, or never closed
+        return ParsedResponse(text[open_at + len(THINK_OPEN):].strip(), False, "")
+    if close_at >= 0:  # the opening tag was in the prompt or got lost: all before is reasoning
+        return ParsedResponse(text[:close_at].strip(), False, text[close_at + len(THINK_CLOSE):])
+    return ParsedResponse(None, False, text)
+
+
+@dataclass(frozen=True)
+class ExtractedAnswer:
+    text: str | None
+    source: str  # "final_answer" | "boxed" | "none"
+
+
+def extract_answer(text: str) -> ExtractedAnswer:
+    """The last ``FINAL ANSWER:`` line after the think block, else the last ``\\boxed{}``.
+
+    The marker is case-insensitive, may sit in bold (``**Final answer:**``) and needs
+    its colon; "the final answer is 12" in prose is not an answer line.
+    """
+    part = split_response(text).answer_part
+    matches = list(_FINAL_ANSWER.finditer(part))
+    if matches:
+        last = matches[-1]
+        value = last.group(1).strip()
+        if not value:  # "FINAL ANSWER:" with the answer on the next non-empty line
+            following = [line.strip() for line in part[last.end():].splitlines() if line.strip()]
+            value = following[0] if following else ""
+        value = _clean(value)
+        if value:
+            return ExtractedAnswer(value, "final_answer")
+    boxed = last_boxed(part)
+    if boxed is not None and boxed.strip():
+        return ExtractedAnswer(boxed.strip(), "boxed")
+    return ExtractedAnswer(None, "none")
+
+
+def has_answer_line(text: str) -> bool:
+    """A ``FINAL ANSWER:`` line with a value after the think block."""
+    return extract_answer(text).source == "final_answer"
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{…}`` (or ``\\fbox{…}``), braces balanced."""
+    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    for start in reversed(starts):
+        depth = 1
+        for index in range(start, len(text)):
+            if text[index] == "{":
+                depth += 1
+            elif text[index] == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:index]
+    return None
+
+
+def _clean(value: str) -> str:
+    value = value.strip()
+    value = re.sub(r"^(?:\*\*|__)(.*)(?:\*\*|__)$", r"\1", value).strip()
+    boxed = last_boxed(value)
+    if boxed is not None and value.startswith(("\\boxed", "$\\boxed", "\\fbox")):
+        value = boxed
+    return value.rstrip(" .").strip()
+
+
+# ----------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    correct: bool
+    # how it was decided: exact | symbolic | set | numeric | mismatch | no_answer | no_reference
+    method: str
+
+
+def check_answer(predicted: str | None, reference: str | None, domain: str,
+                 numeric_tolerance: float = 1e-2) -> AnswerCheck:
+    """Is ``predicted`` the ``reference`` answer, by the domain's rule?"""
+    if reference is None or not str(reference).strip():
+        return AnswerCheck(False, "no_reference")
+    if predicted is None or not predicted.strip():
+        return AnswerCheck(False, "no_answer")
+    if domain in EXACT_DOMAINS:
+        same = normalize_exact(predicted) == normalize_exact(str(reference))
+        return AnswerCheck(same, "exact" if same else "mismatch")
+    gold, guess = _normalize_math(str(reference)), _normalize_math(predicted)
+    if gold == guess:
+        return AnswerCheck(True, "exact")
+    method = _equivalent(gold, guess, numeric_tolerance)
+    if method is not None:
+        return AnswerCheck(True, method)
+    gold_parts, guess_parts = split_roots(gold), split_roots(guess)
+    if (len(gold_parts) > 1 or len(guess_parts) > 1) and _same_set(gold_parts, guess_parts, numeric_tolerance):
+        return AnswerCheck(True, "set")
+    return AnswerCheck(False, "mismatch")
+
+
+def normalize_exact(value: str) -> str:
+    """Exact-match form: no code fences or surrounding backticks, no trailing spaces, LF line ends."""
+    value = value.replace("\r\n", "\n").strip()
+    fence = re.fullmatch(r"```[\w+-]*\n?(.*?)\n?```", value, flags=re.DOTALL)
+    if fence:
+        value = fence.group(1)
+    elif len(value) >= 2 and value[0] == value[-1] == "`":
+        value = value.strip("`")
+    return "\n".join(line.rstrip() for line in value.strip().splitlines())
+
+
+def _normalize_math(value: str) -> str:
+    value = value.strip()
+    boxed = last_boxed(value)
+    if boxed is not None:
+        value = boxed
+    value = value.strip().strip("$").strip()
+    value = re.sub(r"^\\[\[(]|\\[\])]$", "", value).strip()  # \[ … \] and \( … \)
+    value = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), value)
+    return value.rstrip(" .").strip()
+
+
+def split_roots(value: str) -> list[str]:
+    """Split ``a, b or c`` at the top level (never inside brackets) into distinct parts."""
+    value = value.strip()
+    if value.startswith("\\{") and value.endswith("\\}"):
+        value = value[2:-2]
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            match = _SET_SEPARATORS.match(value, index)
+            if match and match.end() > index and (match.group(0).strip() or value[index] in ",;"):
+                parts.append(value[start:index])
+                start = index = match.end()
+                continue
+        index += 1
+    parts.append(value[start:])
+    cleaned = []
+    for part in parts:
+        part = _VARIABLE_PREFIX.sub("", part.strip()).strip()
+        if part and part not in cleaned:
+            cleaned.append(part)
+    return cleaned
+
+
+def _same_set(gold_parts: list[str], guess_parts: list[str], tolerance: float) -> bool:
+    if len(gold_parts) != len(guess_parts):
+        return False
+    unmatched = list(guess_parts)
+    for gold in gold_parts:
+        for candidate in unmatched:
+            if gold == candidate or _equivalent(gold, candidate, tolerance) is not None:
+                unmatched.remove(candidate)
+                break
+        else:
+            return False
+    return not unmatched
+
+
+def _equivalent(gold: str, guess: str, tolerance: float) -> str | None:
+    """"symbolic" or "numeric" when the two are equal, else None."""
+    if len(gold) > MAX_PARSE_CHARS or len(guess) > MAX_PARSE_CHARS:
+        return None
+    gold_parsed = _parses(gold)
+    guess_parsed = _parses(guess)
+    if _math_verify_equal(gold_parsed, guess_parsed):
+        return "symbolic"
+    gold_numbers = _numbers(gold, gold_parsed)
+    guess_numbers = _numbers(guess, guess_parsed)
+    for target in gold_numbers:
+        for value in guess_numbers:
+            if within_tolerance(value, target, tolerance):
+                return "numeric"
+    return None
+
+
+def within_tolerance(value: float, target: float, tolerance: float) -> bool:
+    """Relative tolerance; for a zero target, absolute."""
+    if target == 0:
+        return abs(value) <= tolerance
+    return abs(value - target) <= tolerance * abs(target)
+
+
+def _timeout_s() -> int | None:
+    # math-verify times out with signal.alarm, which only works on the main thread.
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def _parses(value: str) -> list[list]:
+    """math-verify's reading of the text as written, and as LaTeX math (``$…$``)."""
+    from math_verify import parse
+
+    _quiet_math_verify()
+    readings = []
+    for text in (value, f"${value}$"):
+        try:
+            parsed = parse(text, parsing_timeout=_timeout_s())
+        except Exception:  # noqa: BLE001 - an unparsable answer is just not equal
+            parsed = []
+        if parsed:
+            readings.append(parsed)
+    return readings
+
+
+def _math_verify_equal(gold_readings: list[list], guess_readings: list[list]) -> bool:
+    from math_verify import verify
+
+    timeout = _timeout_s()
+    for gold in gold_readings:
+        for guess in guess_readings:
+            try:
+                if verify(gold, guess, timeout_seconds=timeout):
+                    return True
+            except Exception:  # noqa: BLE001
+                continue
+    return False
+
+
+def _numbers(text: str, readings: list[list]) -> list[float]:
+    """Finite numeric values the answer stands for: from math-verify's parse, else its lone number."""
+    values: list[float] = []
+    for reading in readings:
+        for item in reading:
+            number = _as_float(item)
+            if number is not None:
+                values.append(number)
+    if not values:
+        found = _NUMBER.findall(_VARIABLE_PREFIX.sub("", text))
+        if len(found) == 1:  # "9.8 m/s^2": one number and a unit
+            values.append(float(found[0]))
+    return values
+
+
+def _as_float(item) -> float | None:
+    if isinstance(item, str):
+        return None
+    try:
+        import sympy
+
+        if isinstance(item, sympy.Eq):
+            item = item.rhs
+        if getattr(item, "is_number", False):
+            number = complex(item.evalf())
+            if number.imag == 0 and math.isfinite(number.real):
+                return number.real
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+_QUIETED = False
+
+
+def _quiet_math_verify() -> None:
+    """Off the main thread the timeout is knowingly off (inputs are length-capped): skip its warning."""
+    global _QUIETED
+    if _QUIETED:
+        return
+    import math_verify.grader
+    import math_verify.parser
+
+    math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = True
+    _QUIETED = True

@@ -1,0 +1,67 @@
+"""Prompt ids rendered the way training rendered them.
+
+mistral-common is the reference encoding that training's template was tested equal to
+(``[INST] user[/INST]``, an assistant turn as `` answer</s>``, a system prompt in
+front of the last user turn). llama.cpp's own chat handling is never used: it swaps
+templates silently (see the README's traps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TypedDict
+
+from r1tui.errors import R1Error
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@lru_cache(maxsize=4)
+def prompt_tokenizer(tokenizer_spec: str):
+    """mistral-common's tokenizer in test mode: it encodes a conversation ending with the user."""
+    from mistral_common.protocol.instruct.validator import ValidationMode
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    from r1tui.data.tokenizer import tokenizer_file
+
+    return MistralTokenizer.from_file(str(tokenizer_file(tokenizer_spec)), mode=ValidationMode.test)
+
+
+def render_prompt_ids(messages: Sequence[Message], tokenizer_spec: str = "v3") -> list[int]:
+    """Token ids of a conversation that ends with a user turn, ready for the assistant's reply."""
+    from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
+    from mistral_common.protocol.instruct.request import ChatCompletionRequest
+
+    kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
+    converted = []
+    for message in messages:
+        kind = kinds.get(message["role"])
+        if kind is None:
+            raise R1Error(f"message role {message['role']!r} is not one of system, user, assistant")
+        converted.append(kind(content=message["content"]))
+    if not converted or messages[-1]["role"] != "user":
+        raise R1Error("a prompt must end with a user message")
+    tokenizer = prompt_tokenizer(tokenizer_spec)
+    try:
+        encoded = tokenizer.encode_chat_completion(ChatCompletionRequest(messages=converted))
+    except Exception as exc:  # mistral-common's validation errors: roles out of order, empty content
+        raise R1Error(f"cannot render this conversation with the {tokenizer_spec} template: {exc}") from None
+    return list(encoded.tokens)
+
+
+def special_ids(tokenizer_spec: str = "v3") -> tuple[int, int]:
+    """(bos, eos) of the training tokenizer."""
+    raw = prompt_tokenizer(tokenizer_spec).instruct_tokenizer.tokenizer
+    return raw.bos_id, raw.eos_id
+
+
+def vocab_size(tokenizer_spec: str = "v3") -> int:
+    return prompt_tokenizer(tokenizer_spec).instruct_tokenizer.tokenizer.n_words
+
+
+def decode(ids: Sequence[int], tokenizer_spec: str = "v3") -> str:
+    return prompt_tokenizer(tokenizer_spec).instruct_tokenizer.tokenizer.decode(list(ids))

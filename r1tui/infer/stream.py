@@ -1,0 +1,137 @@
+"""What every backend reports about a generation, and a splitter for streamed think blocks."""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import asdict, dataclass
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+# Why a generation ended.
+FINISH_EOS = "eos"          # the model emitted its end-of-sequence token
+FINISH_LENGTH = "length"    # max_tokens (or the context) ran out first
+FINISH_STOPPED = "stopped"  # the caller's stop_event was set
+
+
+@dataclass
+class GenerationStats:
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed_s: float = 0.0       # from the call to the last token, prompt processing included
+    first_token_s: float = 0.0   # from the call to the first token (prompt processing)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second after the first one (decode speed)."""
+        decode_s = self.elapsed_s - self.first_token_s
+        if self.completion_tokens < 2 or decode_s <= 0:
+            return 0.0
+        return (self.completion_tokens - 1) / decode_s
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+
+
+@dataclass
+class Generation:
+    text: str
+    stats: GenerationStats
+
+
+class TextAssembler:
+    """Turns token pieces (bytes) into text as soon as it is valid UTF-8.
+
+    The reply's first piece carries the space that separates ``[/INST]`` from the
+    answer in the training template (`` <think>``); it is dropped, as Mistral's own
+    decoder does.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._started = False
+        self.text = ""
+
+    def add(self, piece: bytes) -> str:
+        chunk = self._decoder.decode(piece)
+        if not self._started and chunk:
+            chunk = chunk[1:] if chunk.startswith(" ") else chunk
+            self._started = bool(chunk)
+        self.text += chunk
+        return chunk
+
+    def finish(self) -> str:
+        chunk = self._decoder.decode(b"", final=True)
+        self.text += chunk
+        return chunk
+
+
+class ThinkSplitter:
+    """Splits streamed text into ("think", text) and ("answer", text) parts.
+
+    The tags themselves belong to the think part. A tag cut across two chunks is held
+    back until it is complete, so a display never shows half of ``</think>`` in the
+    wrong style. Text before a ``<think>`` that never comes is answer text.
+    """
+
+    def __init__(self) -> None:
+        self.state = "start"  # start -> think -> answer
+        self._held = ""
+
+    def feed(self, chunk: str) -> list[tuple[str, str]]:
+        self._held += chunk
+        parts: list[tuple[str, str]] = []
+        while self._held:
+            if self.state == "start":
+                stripped = self._held.lstrip()
+                if THINK_OPEN.startswith(stripped):
+                    break  # still could be the opening tag
+                if stripped.startswith(THINK_OPEN):
+                    self.state = "think"
+                    continue
+                self.state = "answer"
+            elif self.state == "think":
+                close_at = self._held.find(THINK_CLOSE)
+                if close_at >= 0:
+                    end = close_at + len(THINK_CLOSE)
+                    parts.append(("think", self._held[:end]))
+                    self._held = self._held[end:]
+                    self.state = "answer"
+                    continue
+                keep = _partial_suffix(self._held, THINK_CLOSE)
+                if len(self._held) > keep:
+                    parts.append(("think", self._held[: len(self._held) - keep]))
+                    self._held = self._held[len(self._held) - keep:]
+                break
+            else:
+                parts.append(("answer", self._held))
+                self._held = ""
+        return _merge(parts)
+
+    def flush(self) -> list[tuple[str, str]]:
+        """Whatever is held back, at the end of the stream."""
+        held, self._held = self._held, ""
+        if not held:
+            return []
+        return [("think" if self.state == "think" else "answer", held)]
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that is a beginning of ``tag``."""
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-length:]):
+            return length
+    return 0
+
+
+def _merge(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    merged: list[tuple[str, str]] = []
+    for kind, text in parts:
+        if not text:
+            continue
+        if merged and merged[-1][0] == kind:
+            merged[-1] = (kind, merged[-1][1] + text)
+        else:
+            merged.append((kind, text))
+    return merged
