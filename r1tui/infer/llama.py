@@ -18,8 +18,14 @@ from pathlib import Path
 
 from r1tui.errors import R1Error
 from r1tui.infer.prompt import Message, render_prompt_ids, special_ids, vocab_size
-from r1tui.infer.stream import (FINISH_EOS, FINISH_LENGTH, FINISH_STOPPED, Generation, GenerationStats,
-                                TextAssembler)
+from r1tui.infer.stream import (
+    FINISH_EOS,
+    FINISH_LENGTH,
+    FINISH_STOPPED,
+    Generation,
+    GenerationStats,
+    TextAssembler,
+)
 
 log = logging.getLogger(__name__)
 

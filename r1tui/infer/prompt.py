@@ -33,7 +33,11 @@ def prompt_tokenizer(tokenizer_spec: str):
 
 def render_prompt_ids(messages: Sequence[Message], tokenizer_spec: str = "v3") -> list[int]:
     """Token ids of a conversation that ends with a user turn, ready for the assistant's reply."""
-    from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
+    from mistral_common.protocol.instruct.messages import (
+        AssistantMessage,
+        SystemMessage,
+        UserMessage,
+    )
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
