@@ -1,0 +1,203 @@
+"""The model card (README.md with YAML metadata) that travels with a pushed model.
+
+Everything in it is read from the run folder or computed: the licence of the base
+(a derivative must carry it: MRL for Mistral-Small-Instruct-2409, Apache-2.0 for the
+24B models and the tiny model), the frozen training config, the LoRA size from the
+calculator, masking statistics (data/stats.json), the evaluation table
+(eval/results.json, when present), the GGUF files with their sizes and types
+(gguf/export.json), the tokenizer parity result and how to run it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from r1tui.export._util import format_bytes, write_text_atomic
+
+MRL_LINK = "https://mistral.ai/licenses/MRL-0.1.md"
+HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
+                   "openrail", "llama3", "llama3.1", "llama3.2", "gemma", "gpl-3.0", "bsd-3-clause"}
+TAGS = ["gguf", "llama.cpp", "ollama", "lora", "peft", "mistral", "reasoning", "distillation", "r1tui"]
+
+
+def published_ggufs(run_dir: Path, config) -> list[Path]:
+    """The GGUFs that push uploads: every quantized file, and F16 when it is a configured type."""
+    files = sorted(p for p in (Path(run_dir) / "gguf").glob("*.gguf") if not p.name.startswith("."))
+    keep_f16 = "F16" in config.export.quant_types
+    return [p for p in files if keep_f16 or not p.name.endswith("-F16.gguf")] or files
+
+
+def base_licence(config) -> str:
+    """model.licence, else the architecture preset's."""
+    if config.model.licence:
+        return config.model.licence
+    from r1tui.calculator import PRESETS
+
+    preset = PRESETS.get(config.model.architecture)
+    return preset.licence if preset else ""
+
+
+def licence_metadata(config) -> dict[str, str]:
+    licence = base_licence(config).strip()
+    lowered = licence.lower()
+    if "mrl" in lowered:
+        return {"license": "other", "license_name": "mrl", "license_link": MRL_LINK}
+    if lowered in HUB_LICENCE_IDS:
+        return {"license": lowered}
+    if licence:
+        slug = "".join(c if c.isalnum() else "-" for c in lowered).strip("-") or "custom"
+        return {"license": "other", "license_name": slug}
+    return {"license": "other", "license_name": "same-as-base-model"}
+
+
+def card_metadata(config) -> dict[str, Any]:
+    meta: dict[str, Any] = dict(licence_metadata(config))
+    if not config.model.random_init:
+        meta["base_model"] = config.model.name  # a Hub id: the Hub links the model tree from it
+    meta["tags"] = list(TAGS)
+    sources = [section.source for section in (config.data, config.eval)]
+    datasets = sorted({s.removeprefix("hf:").split(":")[0] for s in sources if s.startswith("hf:")})
+    if datasets:
+        meta["datasets"] = datasets
+    meta["pipeline_tag"] = "text-generation"
+    meta["language"] = ["en"]
+    return meta
+
+
+def _yaml(meta: dict[str, Any]) -> str:
+    # JSON scalars and flow lists are valid YAML: no YAML library needed to write it.
+    lines = ["---"]
+    for key, value in meta.items():
+        lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _flatten(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and depth < 2:
+                rows += _flatten(value, name, depth + 1)
+            elif isinstance(value, (int, float, str, bool)) or value is None:
+                rows.append((name, value))
+    return rows
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> str:
+    out = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
+    out += [f"| `{name}` | {_value(value)} |" for name, value in rows]
+    return "\n".join(out)
+
+
+def render_card(config, run_dir: Path, repo_id: str) -> str:
+    from r1tui.calculator import count_lora, resolve_architecture
+
+    run_dir = Path(run_dir)
+    meta = card_metadata(config)
+    arch = resolve_architecture(config.model.architecture)
+    lora = count_lora(arch, config.lora.r, config.lora.target_modules)
+    export = _read_json(run_dir / "gguf" / "export.json") or {}
+    stats = _read_json(run_dir / "data" / "stats.json")
+    results = _read_json(run_dir / "eval" / "results.json")
+    parity = _read_json(run_dir / "gguf" / "parity.json")
+    adapter_file = run_dir / "adapter" / "adapter_model.safetensors"
+    repo_name = repo_id.split("/")[-1] if repo_id else run_dir.name
+    licence = meta.get("license_name", meta["license"])
+
+    parts = [_yaml(meta), "", f"# {repo_name}", ""]
+    base_text = ("a randomly initialised Mistral-architecture model (the offline test model; "
+                 "its outputs are noise)" if config.model.random_init else f"[{config.model.name}](https://huggingface.co/{config.model.name})")
+    parts += [
+        f"LoRA fine-tune of {base_text} on DeepSeek-R1-style reasoning traces "
+        "(question → `<think>` steps `</think>` → `FINAL ANSWER: …`), trained on the responses only "
+        "with r1tui, merged, and converted to GGUF with llama.cpp's own converter.",
+        "",
+        "## Files",
+        "",
+        "| file | size | tensor types | calculator estimate |",
+        "| --- | --- | --- | --- |",
+    ]
+    published = {p.name for p in published_ggufs(run_dir, config)}
+    for report in (export.get("gguf") or {}).values():
+        if Path(report["path"]).name not in published:
+            continue
+        types = ", ".join(f"{k} ×{v}" for k, v in report.get("type_counts", {}).items())
+        parts.append(f"| `{Path(report['path']).name}` | {format_bytes(report['file_bytes'])} | {types} | "
+                     f"{format_bytes(report['calculator_bytes'])} of tensors |")
+    if adapter_file.is_file():
+        parts.append(f"| `adapter/` (peft LoRA) | {format_bytes(adapter_file.stat().st_size)} | | |")
+    parts.append("| `Modelfile` (Ollama) | | | |")
+    parts += ["", "## LoRA", "",
+              f"r = {config.lora.r}, alpha = {config.lora.alpha}, dropout = {config.lora.dropout}, on "
+              f"{', '.join(config.lora.target_modules)}: **{lora.trainable:,}** trainable parameters, "
+              f"{lora.share_of_base * 100:.2f} % of the base's {lora.base_total:,} "
+              f"({lora.share_of_all * 100:.2f} % of base + adapter).", ""]
+    parts += ["## Masking statistics", ""]
+    parts += [_table(_flatten(stats), ("statistic", "value")) if stats else "Not recorded for this run.", ""]
+    parts += ["## Evaluation", ""]
+    parts += [_table(_flatten(results), ("metric", "value")) if results else "Not evaluated yet (`r1tui eval RUN`).", ""]
+    parts += ["## Tokenizer parity", ""]
+    if parity:
+        status = "identical ids" if parity.get("ok") else "**MISMATCH**"
+        parts.append(f"{status}: {len(parity.get('cases', []))} sample conversations, "
+                     f"{parity.get('tokens_compared', 0)} tokens, the GGUF through llama.cpp against "
+                     "Mistral's own encoding (mistral-common).")
+    else:
+        parts.append("Not checked.")
+    gguf_names = sorted(published)
+    example = next((n for n in gguf_names if not n.endswith("-F16.gguf")), gguf_names[0] if gguf_names else "MODEL.gguf")
+    quant = example.removesuffix(".gguf").rsplit("-", 1)[-1]
+    target = repo_id or "USER/REPO"
+    parts += [
+        "", "## Run it", "",
+        "The prompt format is Mistral's v3: `<s>[INST] question[/INST]` (the chat template is in the GGUF).",
+        "", "With llama-cpp-python:", "", "```python",
+        "from huggingface_hub import hf_hub_download",
+        "from llama_cpp import Llama", "",
+        f'path = hf_hub_download("{target}", "{example}")',
+        f"llm = Llama(model_path=path, n_ctx={config.eval.n_ctx})",
+        "# the chat template embedded in the GGUF is the training format",
+        'out = llm.create_chat_completion([{"role": "user", "content": "What is 17 * 23?"}], stop=["</s>", "[INST]"])',
+        'print(out["choices"][0]["message"]["content"])', "```",
+        "", "With Ollama (the Modelfile carries the template and stop tokens):", "", "```bash",
+        f"hf download {target} {example} Modelfile --local-dir .",
+        "ollama create r1-distill -f Modelfile", "ollama run r1-distill", "```",
+        "", f"or directly: `ollama run hf.co/{target}:{quant}`.",
+        "", "## Training configuration", "", "```toml", _public_toml(config), "```",
+        "", "## Licence", "",
+        f"Same licence as the base model: `{licence}`"
+        + (f" ([Mistral Research License]({MRL_LINK}): research and non-commercial use)." if meta.get("license_name") == "mrl" else "."),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _public_toml(config) -> str:
+    """The frozen config, with local absolute paths cut to their last part."""
+    from r1tui.config import dump_toml
+
+    return re.sub(r'"(/[^"]*?)([^/"]+)"', r'".../\2"', dump_toml(config).strip())
+
+
+def write_card(config, run_dir: Path, repo_id: str = "") -> Path:
+    """card/README.md in the run folder."""
+    text = render_card(config, run_dir, repo_id)
+    return write_text_atomic(Path(run_dir) / "card" / "README.md", text)

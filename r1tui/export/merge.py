@@ -1,0 +1,137 @@
+"""Fold a LoRA adapter into its base weights and save a folder llama.cpp converts faithfully.
+
+The merged folder holds fp16 (or bf16) safetensors and a tokenizer folder with the two
+traps handled (see README): ``tokenizer.model`` is present (transformers 5 never writes
+it, and without it the converter falls back to tokenizer.json and loses the scores), and
+``add_prefix_space`` is false (else llama.cpp adds a space after every control token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from r1tui.errors import R1Error
+from r1tui.export._util import check_free_space, remove_stale_temps, replace_dir, temp_sibling
+
+log = logging.getLogger(__name__)
+
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.model.v3", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "tekken.json", "chat_template.jinja")
+StepFn = Callable[[int, int, str], None]
+
+
+def adapter_base(adapter_dir: Path, run_dir: Path | None = None) -> str | None:
+    """`base_model_name_or_path` from adapter_config.json, as a local folder when it is one."""
+    config_path = Path(adapter_dir) / "adapter_config.json"
+    if not config_path.is_file():
+        raise R1Error(f"{adapter_dir}: no adapter_config.json; train first (`r1tui train`) or pass a run with adapter/")
+    named = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not named:
+        return None
+    candidate = Path(named).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    for root in filter(None, (run_dir, Path(adapter_dir), Path.cwd())):
+        if (Path(root) / candidate).is_dir():
+            return str((Path(root) / candidate).resolve())
+    return named  # a Hub id (its files are in the local Hub cache since training)
+
+
+def resolve_base(config, run_dir: Path, adapter_dir: Path) -> str:
+    """The base weights to merge into: the adapter's own record first, then the config."""
+    named = adapter_base(adapter_dir, run_dir)
+    if named and Path(named).is_dir():
+        return named
+    if config.model.random_init and (Path(run_dir) / "base").is_dir():
+        return str(Path(run_dir) / "base")
+    if config.model.path is not None and Path(config.model.path).is_dir():
+        return str(config.model.path)
+    if named and re.fullmatch(r"[\w.-]+/[\w.-]+", named) and not named.startswith("."):
+        return named  # a Hub id: from_pretrained finds it in the local Hub cache
+    if named:
+        raise R1Error(f"the adapter's base model {named!r} is not a folder here; set model.path to the base model folder")
+    return config.model.name
+
+
+def base_architecture(base: str, config):
+    from r1tui.calculator import Architecture, resolve_architecture
+
+    config_json = Path(base) / "config.json"
+    if config_json.is_file():
+        return Architecture.from_config_json(config_json)
+    return resolve_architecture(config.model.architecture)
+
+
+def merged_bytes(arch, dtype: str) -> int:
+    from r1tui.calculator import count_parameters
+
+    return count_parameters(arch).total * DTYPE_BYTES[dtype]
+
+
+def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str, dtype: str = "float16",
+                  tokenizer_spec: str = "v3", arch=None, on_step: StepFn | None = None) -> Path:
+    """merge_and_unload() into `base`, save to `out_dir` atomically; returns `out_dir`."""
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    steps = 5
+
+    def step(number: int, message: str) -> None:
+        log.info("merge: %s", message)
+        if on_step is not None:
+            on_step(number, steps, message)
+
+    if arch is not None:
+        check_free_space(out_dir.parent, merged_bytes(arch, dtype), f"the merged {dtype} model")
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    remove_stale_temps(out_dir.parent)
+    tmp = temp_sibling(out_dir)
+    try:
+        step(1, f"loading base {base} ({dtype})")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype, low_cpu_mem_usage=True)
+        except OSError as exc:
+            raise R1Error(f"cannot load the base model {base!r} ({str(exc).splitlines()[0]}); "
+                          "set model.path to a local copy of the base weights") from None
+        step(2, f"loading adapter {adapter_dir}")
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+        step(3, "merging LoRA weights into the base")
+        merged = model.merge_and_unload()
+        merged.config.dtype = torch_dtype
+        step(4, f"saving {dtype} safetensors")
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        del merged, model
+        step(5, "writing the tokenizer folder")
+        write_tokenizer(tmp, tokenizer_spec, base=base, adapter_dir=adapter_dir)
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def write_tokenizer(folder: Path, spec: str, *, base: str | None = None, adapter_dir: Path | None = None) -> Path:
+    """A tokenizer folder that the converter and llama.cpp read exactly as training did."""
+    from r1tui.data.tokenizer import is_tekken, save_hf_tokenizer
+
+    folder = Path(folder)
+    if not is_tekken(spec):
+        return save_hf_tokenizer(spec, folder)
+    # Tekken (24B): the model's own tokenizer files are the source of truth.
+    for source in filter(None, (Path(base) if base and Path(base).is_dir() else None, adapter_dir)):
+        found = [name for name in TOKENIZER_FILES if (source / name).is_file()]
+        if "tokenizer.json" in found:
+            for name in found:
+                shutil.copyfile(source / name, folder / name)
+            return folder
+    raise R1Error("no tokenizer.json beside the base model or the adapter for this Tekken model; "
+                  "set model.path to the downloaded base model folder")
+

@@ -1,0 +1,324 @@
+"""Tokenizer parity: a GGUF must turn the training format into exactly the training ids.
+
+Sample conversations (multi-turn, reasoning, accents, emoji, code, leading and repeated
+spaces, a system prompt, an inference prompt) are encoded two ways:
+
+- training side: Mistral's own encoding (mistral-common, the reference the training
+  renderer is tested equal to);
+- GGUF side: the same conversation rendered to text with the training chat template,
+  tokenized by llama.cpp from the GGUF's vocabulary with special tokens parsed.
+
+Any difference fails, naming the conversation and the first differing tokens. The two
+known ways to fail (see README): a converter that fell back to tokenizer.json (every
+score -1000) and ``add_space_prefix`` true (a space after every control token); when
+the file shows either, the report says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import filecmp
+import logging
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from r1tui.errors import R1Error
+
+log = logging.getLogger(__name__)
+
+Conversation = list[dict[str, str]]
+
+SAMPLE_CONVERSATIONS: list[tuple[str, Conversation]] = [
+    ("single turn", [
+        {"role": "user", "content": "What is 17 * 23?"},
+        {"role": "assistant", "content": "<think>17 * 23 = 17 * 20 + 17 * 3 = 340 + 51 = 391</think>\nFINAL ANSWER: 391"},
+    ]),
+    ("multi-turn", [
+        {"role": "user", "content": "A train leaves at 9:00 and travels 120 km at 80 km/h. When does it arrive?"},
+        {"role": "assistant", "content": "<think>120 / 80 = 1.5 h, so 10:30.</think>\nFINAL ANSWER: 10:30"},
+        {"role": "user", "content": "And at 60 km/h?"},
+        {"role": "assistant", "content": "<think>120 / 60 = 2 h.</think>\nFINAL ANSWER: 11:00"},
+    ]),
+    ("accents and emoji", [
+        {"role": "user", "content": "Ça coûte 3,50 € — combien pour 4 crêpes? Größe: naïve façade 🎉🧮"},
+        {"role": "assistant", "content": "<think>4 × 3,50 € = 14 €</think> FINAL ANSWER: 14 € ✅"},
+    ]),
+    ("code", [
+        {"role": "user", "content": "Fix this:\n```python\ndef add(a, b):\n\treturn a - b\n```"},
+        {"role": "assistant", "content": "```python\ndef add(a, b):\n    return a + b  # was a - b\n```\n{\"ok\": true} <tag/> [1, 2]"},
+    ]),
+    ("leading and repeated spaces", [
+        {"role": "user", "content": "   three leading spaces,  double  spaces and a trailing one "},
+        {"role": "assistant", "content": "  two leading spaces\n\n\n  and blank lines  "},
+    ]),
+    ("CJK and symbols", [
+        {"role": "user", "content": "日本語と中文 한국어 — ∑ᵢ xᵢ² ≤ ∞? ½ ≠ 0.5‰"},
+        {"role": "assistant", "content": "<think>数学</think>FINAL ANSWER: √2"},
+    ]),
+    ("system prompt", [
+        {"role": "system", "content": "You are a careful reasoner. Think step by step."},
+        {"role": "user", "content": "Is 221 prime?"},
+        {"role": "assistant", "content": "<think>221 = 13 × 17</think>\nFINAL ANSWER: no"},
+    ]),
+    ("inference prompt", [
+        {"role": "user", "content": "Previous question?"},
+        {"role": "assistant", "content": "FINAL ANSWER: 3"},
+        {"role": "user", "content": "Now compute 2^10."},
+    ]),
+]
+
+
+# ---------------------------------------------------------------- the training side
+
+
+def _builtin_or_versioned(spec: str) -> Path:
+    """The tokenizer file with a name mistral-common reads the right version from.
+
+    mistral-common takes the version from the file name and treats a bare
+    ``tokenizer.model`` as v1. An exported folder holds the v3 file under that bare name
+    (the converter needs it), so such a file is read as v3 when it is the built-in v3
+    file or its id 3 is the ``[INST]`` control token.
+    """
+    from r1tui.data.tokenizer import tokenizer_file
+
+    path = tokenizer_file(spec)
+    if path.name != "tokenizer.model":
+        return path
+    builtin = tokenizer_file("v3")
+    if filecmp.cmp(path, builtin, shallow=False):
+        return builtin
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    if processor.get_piece_size() > 4 and processor.id_to_piece(3) == "[INST]" and processor.is_control(3):
+        copy = Path(tempfile.mkdtemp(prefix="r1tui-tok-")) / "tokenizer.model.v3"
+        shutil.copyfile(path, copy)
+        return copy
+    raise R1Error(f"{path}: cannot tell which Mistral tokenizer version this is; "
+                  "rename it tokenizer.model.vN (N its version) or pass --tokenizer v3 / tekken")
+
+
+@lru_cache(maxsize=8)
+def _reference(spec: str, finetuning: bool):
+    from mistral_common.protocol.instruct.validator import ValidationMode
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    mode = ValidationMode.finetuning if finetuning else ValidationMode.test
+    return MistralTokenizer.from_file(str(_builtin_or_versioned(spec)), mode=mode)
+
+
+def _request(messages: Conversation):
+    from mistral_common.protocol.instruct.messages import (
+        AssistantMessage,
+        SystemMessage,
+        UserMessage,
+    )
+    from mistral_common.protocol.instruct.request import ChatCompletionRequest
+
+    kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
+    return ChatCompletionRequest(messages=[kinds[m["role"]](content=m["content"]) for m in messages])
+
+
+def training_encoding(messages: Conversation, spec: str = "v3") -> tuple[list[int], str]:
+    """(ids, text) of a conversation in the training format.
+
+    The text is exactly what the ids spell: for SentencePiece the pieces joined (control
+    tokens as their literal, byte pieces as bytes, "▁" as a space), for Tekken
+    mistral-common's own rendering. That is the text a client sends to llama.cpp, and
+    for every sample it equals the training chat template rendered (see
+    ``template_differences`` for where the template and Mistral's encoding part ways).
+    """
+    finetuning = messages[-1]["role"] == "assistant"
+    tokenized = _reference(spec, finetuning).encode_chat_completion(_request(messages))
+    ids = list(tokenized.tokens)
+    if _is_tekken(spec):
+        return ids, tokenized.text
+    return ids, _spm_text(spec, ids)
+
+
+@lru_cache(maxsize=4)
+def _spm(spec: str):
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(_builtin_or_versioned(spec)))
+
+
+def _spm_text(spec: str, ids: list[int]) -> str:
+    processor = _spm(spec)
+    out = bytearray()
+    for token in ids:
+        piece = processor.id_to_piece(token)
+        if processor.is_byte(token):
+            out.append(int(piece[3:-1], 16))
+        elif processor.is_control(token) or processor.is_unknown(token):
+            out += piece.encode("utf-8")
+        else:
+            out += piece.replace("\u2581", " ").encode("utf-8")
+    return out.decode("utf-8", errors="replace")
+
+
+def template_differences(spec: str = "v3",
+                         conversations: list[tuple[str, Conversation]] | None = None) -> list[str]:
+    """Samples whose training-template text differs from the text Mistral's encoding spells."""
+    if _is_tekken(spec):
+        return []
+    return [name for name, messages in conversations or SAMPLE_CONVERSATIONS
+            if render_template(messages) != training_encoding(messages, spec)[1]]
+
+
+def _is_tekken(spec: str) -> bool:
+    from r1tui.data.tokenizer import is_tekken
+
+    return is_tekken(spec)
+
+
+@lru_cache(maxsize=1)
+def _template():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from r1tui.data.tokenizer import CHAT_TEMPLATE
+
+    return ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(CHAT_TEMPLATE)
+
+
+def render_template(messages: Conversation, bos: str = "<s>", eos: str = "</s>") -> str:
+    """The training chat template as text (what the GGUF embeds as its chat template)."""
+    return _template().render(messages=messages, bos_token=bos, eos_token=eos)
+
+
+# ---------------------------------------------------------------- the GGUF side
+
+
+class GgufVocab:
+    """A GGUF's tokenizer through llama.cpp (vocabulary only: no weights, no context)."""
+
+    def __init__(self, path: str | Path):
+        import llama_cpp
+
+        from r1tui.export._llama_log import capture_llama_log
+
+        self._llama = llama_cpp
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise R1Error(f"{self.path}: GGUF not found; pass --gguf PATH to an existing .gguf file")
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        with capture_llama_log():
+            llama_cpp.llama_backend_init()
+            self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
+        if not self._model:
+            raise R1Error(f"{self.path}: llama.cpp could not load this GGUF's vocabulary; is it a GGUF file?")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+
+    def tokenize(self, text: str) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        buffer = (self._llama.llama_token * capacity)()
+        count = self._llama.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, True)
+        if count < 0:  # buffer too small: llama.cpp returns minus the size needed
+            capacity = -count
+            buffer = (self._llama.llama_token * capacity)()
+            count = self._llama.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, True)
+        return list(buffer[:count])
+
+    def piece(self, token: int) -> str:
+        buffer = ctypes.create_string_buffer(256)
+        size = self._llama.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[: max(size, 0)].decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if getattr(self, "_model", None):
+            self._llama.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> GgufVocab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- the check
+
+
+def _reference_piece(spec: str, token: int) -> str:
+    tokenizer = _reference(spec, True).instruct_tokenizer.tokenizer
+    try:
+        return tokenizer.id_to_piece(token)
+    except Exception:  # noqa: BLE001 - only for display
+        return "?"
+
+
+def first_difference(expected: list[int], got: list[int]) -> int | None:
+    for index, (a, b) in enumerate(zip(expected, got, strict=False)):
+        if a != b:
+            return index
+    return None if len(expected) == len(got) else min(len(expected), len(got))
+
+
+def check_parity(gguf_path: str | Path, tokenizer_spec: str = "v3",
+                 conversations: list[tuple[str, Conversation]] | None = None,
+                 gguf_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Compare training ids and GGUF ids on every sample; returns a JSON-able report."""
+    conversations = conversations or SAMPLE_CONVERSATIONS
+    cases = []
+    with GgufVocab(gguf_path) as vocab:
+        for name, messages in conversations:
+            expected, text = training_encoding(messages, tokenizer_spec)
+            got = vocab.tokenize(text)
+            index = first_difference(expected, got)
+            case: dict[str, Any] = {"name": name, "ok": index is None, "tokens": len(expected)}
+            if index is not None:
+                window = slice(max(index - 2, 0), index + 4)
+                case["first_difference"] = {
+                    "index": index,
+                    "expected": [[t, _reference_piece(tokenizer_spec, t)] for t in expected[window]],
+                    "gguf": [[t, vocab.piece(t)] for t in got[window]],
+                }
+            cases.append(case)
+    report: dict[str, Any] = {
+        "ok": all(case["ok"] for case in cases),
+        "gguf": str(gguf_path),
+        "tokenizer": tokenizer_spec,
+        "reference": "mistral-common",
+        "cases": cases,
+        "tokens_compared": sum(case["tokens"] for case in cases),
+    }
+    hints = _hints(gguf_info) if gguf_info else []
+    if hints:
+        report["hints"] = hints
+    return report
+
+
+def _hints(info: dict[str, Any]) -> list[str]:
+    meta = info.get("metadata", {})
+    hints = []
+    if meta.get("scores_all_default"):
+        hints.append("every token score is -1000: the converter used tokenizer.json because tokenizer.model "
+                     "was missing from the merged folder")
+    if meta.get("tokenizer_model") == "llama" and meta.get("add_space_prefix"):
+        hints.append("add_space_prefix is true: llama.cpp adds a space after every control token; "
+                     "set add_prefix_space false in tokenizer_config.json before converting")
+    return hints
+
+
+def describe_failure(report: dict[str, Any]) -> str:
+    """One line: which sample failed first and the tokens either side of the difference."""
+    failed = [case for case in report["cases"] if not case["ok"]]
+    if not failed:
+        return "tokenizer parity OK"
+    case = failed[0]
+    diff = case["first_difference"]
+
+    def show(pairs: list[list[Any]]) -> str:
+        return " ".join(f"{token}:{piece!r}" for token, piece in pairs) or "(end)"
+
+    line = (f"tokenizer parity failed on {len(failed)} of {len(report['cases'])} samples; first: "
+            f"{case['name']!r} at token {diff['index']}: training [{show(diff['expected'])}] "
+            f"vs GGUF [{show(diff['gguf'])}]")
+    if report.get("hints"):
+        line += f" ({report['hints'][0]})"
+    return line
