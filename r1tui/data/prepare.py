@@ -1,0 +1,142 @@
+"""The prepare stage: source rows -> rendered, masked, length-checked Arrow dataset.
+
+``prepare_dataset(config, out_dir)`` writes ``out_dir`` (``datasets.save_to_disk``,
+columns ``input_ids``, ``labels``, ``domain``) and ``out_dir/stats.json``. The folder is
+built under a temporary name beside ``out_dir`` and renamed into place, so a reader
+never sees half a dataset.
+
+Length policy at ``model.max_seq_length``: a longer row is dropped
+(``data.overlong = "drop"``, reason ``too_long``) or cut to the maximum
+(``"truncate"``, counted under ``truncated``); a cut row left with no trained token is
+dropped (``response_cut_off``). No row is ever kept with every label at -100.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r1tui.data.render import IGNORE_INDEX, ChatRenderer, RenderError, load_renderer
+from r1tui.data.sources import LoadedExamples, load_examples
+from r1tui.data.stats import MaskingStats
+from r1tui.errors import R1Error
+from r1tui.runs.events import stage
+
+if TYPE_CHECKING:
+    from r1tui.config import Config
+
+log = logging.getLogger(__name__)
+
+STATS_FILE = "stats.json"
+BATCH_ROWS = 256
+
+Columns = dict[str, list]
+
+
+def render_examples(loaded: LoadedExamples, renderer: ChatRenderer, config: Config,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[Columns, MaskingStats]:
+    """Render every example, apply the length policy, and count everything."""
+    data = config.data
+    max_length = config.model.max_seq_length
+    stats = MaskingStats(max_length=max_length, source=loaded.source, tokenizer=renderer.spec, train_on=data.train_on,
+                         mask_think=data.mask_think, overlong=data.overlong, rows_read=loaded.rows_read)
+    stats.dropped.update(loaded.skipped)
+    columns: Columns = {"input_ids": [], "labels": [], "domain": []}
+    examples = loaded.examples
+    for start in range(0, len(examples), BATCH_ROWS):
+        batch = examples[start:start + BATCH_ROWS]
+        conversations = [_with_system_prompt(example.messages, data.system_prompt) for example in batch]
+        rendered = renderer.render_many(conversations, train_on=data.train_on, mask_think=data.mask_think)
+        for example, result in zip(batch, rendered, strict=True):
+            if isinstance(result, RenderError):
+                stats.dropped[result.reason] += 1
+                continue
+            input_ids, labels = result.input_ids, result.labels
+            stats.observe_length(len(input_ids))
+            if len(input_ids) > max_length:
+                if data.overlong == "drop":
+                    stats.dropped["too_long"] += 1
+                    continue
+                input_ids, labels = input_ids[:max_length], labels[:max_length]
+            trained = len(labels) - labels.count(IGNORE_INDEX)
+            if not trained:
+                stats.dropped["response_cut_off" if len(result.input_ids) > max_length else "no_trained_tokens"] += 1
+                continue
+            if len(result.input_ids) > max_length:
+                stats.truncated["too_long"] += 1
+            columns["input_ids"].append(input_ids)
+            columns["labels"].append(labels)
+            columns["domain"].append(example.domain)
+            stats.add(len(input_ids), trained, example.domain)
+        if progress is not None:
+            progress(min(start + BATCH_ROWS, len(examples)), len(examples))
+    return columns, stats
+
+
+def _with_system_prompt(messages: list[dict[str, str]], system_prompt: str) -> list[dict[str, str]]:
+    if not system_prompt or any(message["role"] == "system" for message in messages):
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path: str | Path | None = None) -> dict[str, Any]:
+    """Render and mask the configured data (or ``data_path``) into ``out_dir``; returns the stats."""
+    out_dir = Path(out_dir)
+    source = str(Path(data_path).expanduser().resolve()) if data_path else config.data.source
+    emit = events.emit if events is not None else (lambda *args, **kwargs: None)
+    with stage(events, "prepare", source=source, out_dir=str(out_dir)) as outputs:
+        renderer = load_renderer(config.model.tokenizer)
+        emit("stage_progress", stage="prepare", completed=0, total=0, unit="rows", message=f"reading {source}")
+        loaded = load_examples(source, split=config.data.split, fields=config.data.fields,
+                               num_examples=config.data.num_examples, seed=config.data.seed)
+
+        def progress(done: int, total: int) -> None:
+            emit("stage_progress", stage="prepare", completed=done, total=total, unit="rows", message="rendering")
+
+        columns, stats = render_examples(loaded, renderer, config, progress)
+        if not columns["input_ids"]:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in stats.dropped.items()) or "the source is empty"
+            raise R1Error(f"{source}: no usable rows ({reasons}); check data.source, data.fields and model.max_seq_length")
+        result = stats.to_dict()
+        _write_dataset(columns, result, out_dir)
+        emit("artifact", stage="prepare", kind="dataset", path=str(out_dir), examples=result["examples"],
+             tokens=result["tokens"])
+        outputs.update(path=str(out_dir), examples=result["examples"], tokens=result["tokens"],
+                       trained_tokens=result["trained_tokens"], dropped=result["dropped_total"],
+                       truncated=result["truncated_total"])
+    return result
+
+
+def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> None:
+    from datasets import Dataset, Features, Sequence, Value
+
+    # int64: a torch-formatted view then gives the Long labels cross-entropy wants
+    features = Features({"input_ids": Sequence(Value("int64")), "labels": Sequence(Value("int64")),
+                         "domain": Value("string")})
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        Dataset.from_dict(columns, features=features).save_to_disk(str(staging))
+        (staging / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, retired / out_dir.name)
+            os.replace(staging, out_dir)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("wrote %d examples to %s", stats["examples"], out_dir)
+
+
+def load_stats(data_dir: str | Path) -> dict[str, Any]:
+    """The stats.json of a prepared dataset folder."""
+    return json.loads((Path(data_dir) / STATS_FILE).read_text(encoding="utf-8"))
