@@ -1,0 +1,133 @@
+"""The dashboard's actions: the same detached CLI processes a person would start.
+
+``plan_action`` says what an action would do (the exact command line, and why) without
+doing it; with dry run on that plan is all the dashboard shows. ``Launcher.launch``
+starts the command in its own session (``start_new_session``) with its output going
+to a log file, so closing the dashboard or losing SSH never stops it. Tests swap the
+``Launcher`` for one that records command lines (the seam is ``DashboardApp.launcher``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACTIONS = ("start", "resume", "cancel", "export", "evaluate", "push")
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    action: str
+    title: str
+    argv: tuple[str, ...]
+    details: tuple[str, ...] = ()
+    confirm: bool = False  # ask before launching (with dry run off)
+    blocked: str = ""  # why it cannot run now (empty: it can)
+
+    @property
+    def command_line(self) -> str:
+        return shlex.join(self.argv)
+
+
+def _cli(python: str, *args: str) -> tuple[str, ...]:
+    return (python, "-m", "r1tui", *args)
+
+
+def plan_action(
+    action: str,
+    *,
+    run_dir: Path | None,
+    config_path: Path | None,
+    run_status: str = "none",
+    python: str | None = None,
+    quant_types: list[str] | None = None,
+) -> ActionPlan:
+    """What ``action`` would launch for this run. Pure: reads and writes nothing."""
+    python = python or sys.executable
+    run = str(run_dir) if run_dir is not None else None
+    live = run_status == "running"
+    if action == "start":
+        args = ["run"] + (["--config", str(config_path)] if config_path else [])
+        return ActionPlan(
+            action, "Start a run", _cli(python, *args),
+            ("runs every stage (prepare → train → merge → gguf → quantize → parity → eval) in a detached process",
+             f"config: {config_path or 'the default lookup ($R1TUI_CONFIG, ./config.toml, built-in)'}",
+             "the dashboard switches to the new run when its folder appears"),
+        )
+    if run is None:
+        return ActionPlan(action, action.capitalize(), (), blocked="no run yet: start one first")
+    if action == "resume":
+        return ActionPlan(
+            action, "Resume the run", _cli(python, "run", "--resume", run),
+            ("continues in a detached process; stages whose artifacts exist and whose inputs did not change are skipped",
+             "training continues from the newest checkpoint"),
+            blocked="the run is still running" if live else "",
+        )
+    if action == "cancel":
+        return ActionPlan(
+            action, "Cancel the run", _cli(python, "cancel", run),
+            ("asks the run's process to stop; the current stage is marked cancelled",),
+            confirm=True, blocked="" if live else f"the run is not running ({run_status})",
+        )
+    if action == "export":
+        quants = ", ".join(quant_types or []) or "the configured quant types"
+        return ActionPlan(
+            action, "Export GGUF", _cli(python, "export", run),
+            (f"merge the adapter, convert to F16 GGUF, quantize to {quants}, check tokenizer parity",),
+            blocked="the run is still running" if live else "",
+        )
+    if action == "evaluate":
+        return ActionPlan(
+            action, "Evaluate", _cli(python, "eval", run),
+            ("answers the held-out questions with the quantized GGUF and scores accuracy, format and reasoning",),
+            blocked="the run is still running" if live else "",
+        )
+    if action == "push":
+        return ActionPlan(
+            action, "Push to the Hub", _cli(python, "push", run, "--yes"),
+            ("uploads the GGUFs, the adapter and the model card (see the Push panel for the plan)",),
+            confirm=True, blocked="the run is still running" if live else "",
+        )
+    raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+
+
+@dataclass
+class Launched:
+    pid: int
+    argv: tuple[str, ...]
+    log_path: Path | None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+class Launcher:
+    """Starts detached CLI processes; their output goes to ``log_dir``."""
+
+    def __init__(self, log_dir: Path, cwd: Path | None = None):
+        self.log_dir = log_dir
+        self.cwd = cwd
+        self.launched: list[Launched] = []
+
+    def launch(self, plan: ActionPlan) -> Launched:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.action}-{os.getpid()}.log"
+        env = dict(os.environ)
+        env.pop("DRY_RUN", None)  # the dashboard's own toggle decided: this one is for real
+        with open(log_path, "ab") as out:
+            process = subprocess.Popen(
+                list(plan.argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.cwd, env=env, start_new_session=True, close_fds=True,
+            )
+        launched = Launched(process.pid, plan.argv, log_path, process)
+        self.launched.append(launched)
+        return launched
+
+    def reap(self) -> None:
+        """Collect exited children so they do not linger as zombies while we run."""
+        for launched in self.launched:
+            if launched.process is not None:
+                launched.process.poll()

@@ -1,0 +1,306 @@
+"""The dashboard app: routes events to the state and actions to detached processes.
+
+The app owns the run being watched (``run_ref``), its folded events (``state``), the
+config and its dry-run report, and the dry-run toggle. A thread worker tails the
+run's ``events.jsonl`` and posts one ``EventsBatch`` per poll; the app folds it and
+redraws the header and the visible panel only. Actions launch ``python -m r1tui …``
+in a new session through ``launcher``, so quitting never stops them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
+from r1tui.dashboard.format import size
+from r1tui.dashboard.screens.main import PANELS, MainScreen
+from r1tui.dashboard.source import (
+    EventTail,
+    RunRef,
+    find_ggufs,
+    find_runs,
+    load_run_config,
+    process_alive,
+)
+from r1tui.dashboard.state import RunState
+from r1tui.dashboard.widgets.base import Panel
+from r1tui.runs.events import Event
+
+REFRESH_SECONDS = 0.05  # redraw at most this often while events pour in
+ALIVE_CHECK_SECONDS = 1.0
+NEW_RUN_WAIT_SECONDS = 120.0
+
+
+class EventsBatch(Message):
+    """Events read from the log in one poll, and whether the run's process lives."""
+
+    def __init__(self, generation: int, events: list[Event], alive: bool | None, caught_up: bool) -> None:
+        super().__init__()
+        self.generation = generation
+        self.events = events
+        self.alive = alive
+        self.caught_up = caught_up
+
+
+class DashboardApp(App[None]):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "r1tui"
+
+    dry_run = reactive(False)
+
+    def __init__(self, *, run: RunRef | None, runs_dir: Path, config_path: Path | None = None,
+                 dry_run: bool | None = None, launcher: Launcher | None = None, gguf: Path | None = None,
+                 poll_s: float = 0.1, sample_local_gpu: bool = True, clock: Callable[[], float] = time.time,
+                 initial_panel: str | None = None, python: str | None = None) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.config_path = config_path
+        self.run_ref: RunRef | None = None
+        self.state = RunState()
+        self.config: Any = None
+        self.config_error: str | None = None
+        self.report: dict[str, Any] | None = None
+        self.masking_stats: dict[str, Any] | None = None
+        self.launcher = launcher or Launcher(runs_dir / ".dashboard-launches")
+        self.gguf = gguf
+        self.poll_s = poll_s
+        self.sample_local_gpu = sample_local_gpu
+        self.clock = clock
+        self.python = python
+        self.caught_up = False
+        self.last_plan: ActionPlan | None = None
+        self._generation = 0
+        self._applied = threading.Event()
+        self._last_refresh = 0.0
+        self._refresh_pending = False
+        self._waiting_for_new_run: tuple[set[str], float] | None = None
+        self._open(run)
+        self.set_reactive(DashboardApp.dry_run, (run is None) if dry_run is None else dry_run)
+        self.initial_panel = initial_panel or ("pipeline" if run is not None else "config")
+
+    # -- the run being watched ------------------------------------------------
+    def _open(self, run: RunRef | None) -> None:
+        self.run_ref = run
+        self.state = RunState()
+        self.caught_up = run is None
+        try:
+            self.config = load_run_config(run.run_dir if run else None, self.config_path)
+            self.config_error = None
+        except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
+            self.config, self.config_error = None, str(exc).splitlines()[0]
+        self.report = None
+        if self.config is not None:
+            from r1tui.dryrun import build_report
+
+            self.report = build_report(self.config, with_masking=False)
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+        self._start_tail()
+        self.refresh_views()
+
+    def _start_tail(self) -> None:
+        self._generation += 1
+        if self.run_ref is not None:
+            self._applied.set()
+            self.tail(self.run_ref, self._generation)
+
+    def switch_run(self, run: RunRef | None) -> None:
+        self._open(run)
+        self._start_tail()
+        if self.main is not None:
+            for panel in self.main.query(Panel):
+                panel.reset_for_run()
+        self.refresh_views()
+        self.notify(f"watching {run.run_id}" if run else "no run")
+
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
+    def tail(self, run: RunRef, generation: int) -> None:
+        """Replay the log from the start, then follow it; one message per read."""
+        worker = get_current_worker()
+        tail = EventTail(run.events_path)
+        pid = None
+        last_check = 0.0
+        alive: bool | None = None
+        while not worker.is_cancelled:
+            events = tail.read()
+            for event in events:
+                if event.type == "run_started" and isinstance(event.data.get("pid"), int):
+                    pid = event.data["pid"]
+            now = time.monotonic()
+            checked = now - last_check >= ALIVE_CHECK_SECONDS
+            if checked:
+                last_check = now
+                alive = process_alive(run.run_dir, pid)
+            caught_up = tail.at_end()
+            if events or checked:
+                self._applied.clear()
+                self.post_message(EventsBatch(generation, events, alive, caught_up))
+                # Wait until the app folded it: reads then batch whatever arrived meanwhile.
+                while not self._applied.wait(0.2):
+                    if worker.is_cancelled:
+                        return
+            if caught_up:
+                time.sleep(self.poll_s)
+
+    def on_events_batch(self, batch: EventsBatch) -> None:
+        try:
+            if batch.generation != self._generation:
+                return
+            self.state.apply_all(batch.events)
+            self.state.set_process_alive(batch.alive)
+            self.caught_up = batch.caught_up
+            self.request_refresh()
+        finally:
+            self._applied.set()
+
+    # -- drawing ---------------------------------------------------------------
+    @property
+    def main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def request_refresh(self) -> None:
+        """Redraw now, or soon if we just did (bursts of events redraw ~20 times a second)."""
+        wait = REFRESH_SECONDS - (time.monotonic() - self._last_refresh)
+        if wait <= 0:
+            self.refresh_views()
+        elif not self._refresh_pending:
+            self._refresh_pending = True
+            self.set_timer(wait, self.refresh_views)
+
+    def refresh_views(self) -> None:
+        self._refresh_pending = False
+        self._last_refresh = time.monotonic()
+        main = self.main
+        if main is None or not main.is_mounted:
+            return
+        main.query_one("#header").refresh_view()
+        panel = main.active_panel()
+        if panel is not None:
+            panel.refresh_view()
+
+    def _tick(self) -> None:
+        self.launcher.reap()
+        if self.state.is_live:
+            self.refresh_views()
+        self._check_new_run()
+
+    def watch_dry_run(self, dry_run: bool) -> None:
+        if self.main is not None and self.main.is_mounted:
+            self.main.query_one("#header").refresh_view()
+            self.notify("dry run on: actions show their plan and launch nothing" if dry_run
+                        else "dry run off: actions launch detached processes", timeout=3)
+
+    # -- actions ---------------------------------------------------------------
+    def plan(self, name: str) -> ActionPlan:
+        config_path = self.config_path or (self.config.source_path if self.config is not None else None)
+        return plan_action(
+            name, run_dir=self.run_ref.run_dir if self.run_ref else None, config_path=config_path,
+            run_status=self.state.status, python=self.python,
+            quant_types=list(self.config.export.quant_types) if self.config is not None else None,
+        )
+
+    def request_action(self, name: str) -> None:
+        """Show the plan (dry run, blocked, or needs confirming) or launch right away."""
+        from r1tui.dashboard.screens.modals import PlanScreen
+
+        plan = self.last_plan = self.plan(name)
+        if not self.dry_run and not plan.blocked and not plan.confirm:
+            self.launch(plan)
+            return
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed and not self.dry_run and not plan.blocked:
+                self.launch(plan)
+
+        self.push_screen(PlanScreen(plan, self.dry_run, self.estimates(name)), answered)
+
+    def estimates(self, name: str) -> str:
+        """The numbers behind an action, for its plan (computed, never typed in)."""
+        report = self.report
+        if report is None:
+            return ""
+        if name == "start":
+            params, vram = report["parameters"], report["vram"]
+            return (f"estimates: {params['total']:,} parameters · LoRA {params['lora_trainable']:,} "
+                    f"({params['lora_share_of_base']:.2%}) · training VRAM {size(vram['total'])} of "
+                    f"{size(vram['gpu_bytes'])} ({'fits' if vram['fits'] else 'does not fit'})")
+        if name == "export":
+            rows = [r for r in report["gguf"] if r["configured"]]
+            return "predicted GGUF sizes: " + ", ".join(f"{r['quant']} {size(r['bytes'])}" for r in rows)
+        if name == "push" and self.main is not None:
+            plan = self.main.query_one("#panel-push").plan
+            if plan and isinstance(plan.get("files"), list):
+                total = sum((f.get("bytes") or 0) for f in plan["files"] if isinstance(f, dict))
+                return f"{len(plan['files'])} files, {size(total)} to {plan.get('repo_id') or '?'}"
+        return ""
+
+    def launch(self, plan: ActionPlan) -> None:
+        launched = self.launcher.launch(plan)
+        self.notify(f"{plan.title}: launched pid {launched.pid}" +
+                    (f" (log {launched.log_path})" if launched.log_path else ""), timeout=6)
+        if plan.action == "start":
+            known = {ref.run_id for ref in find_runs(self.runs_dir)}
+            self._waiting_for_new_run = (known, time.monotonic())
+
+    def _check_new_run(self) -> None:
+        if self._waiting_for_new_run is None:
+            return
+        known, since = self._waiting_for_new_run
+        if time.monotonic() - since > NEW_RUN_WAIT_SECONDS:
+            self._waiting_for_new_run = None
+            return
+        fresh = [ref for ref in find_runs(self.runs_dir) if ref.run_id not in known]
+        if fresh:
+            self._waiting_for_new_run = None
+            self.switch_run(fresh[0])
+            if self.main is not None:
+                self.main.action_show_panel("pipeline")
+
+    # -- REPL helpers ---------------------------------------------------------
+    def gguf_candidates(self) -> list[Path]:
+        found = find_ggufs(self.runs_dir, self.run_ref.run_dir if self.run_ref else None)
+        if self.gguf is not None and self.gguf not in found:
+            found.insert(0, self.gguf)
+        return found
+
+    def default_gguf(self) -> Path | None:
+        if self.gguf is not None:
+            return self.gguf
+        own = find_ggufs(self.runs_dir, self.run_ref.run_dir if self.run_ref else None)
+        return own[0] if own else None
+
+    # -- command palette ------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        titles = {"start": "Start a run", "resume": "Resume the run", "cancel": "Cancel the run",
+                  "export": "Export GGUF", "evaluate": "Evaluate", "push": "Push to the Hub"}
+        for name in ACTIONS:
+            yield SystemCommand(titles[name], f"{name}: shows the plan when dry run is on",
+                                lambda name=name: self.request_action(name))
+        yield SystemCommand("Toggle dry run", "with dry run on, actions launch nothing",
+                            lambda: setattr(self, "dry_run", not self.dry_run))
+        if self.main is not None:
+            for panel in PANELS:
+                yield SystemCommand(f"Show {panel.TITLE}", f"switch to the {panel.TITLE} panel",
+                                    lambda p=panel.PANEL_ID: self.main.action_show_panel(p))
+        for ref in find_runs(self.runs_dir)[:20]:
+            yield SystemCommand(f"Open run {ref.run_id}", str(ref.run_dir),
+                                lambda ref=ref: self.switch_run(ref), discover=False)

@@ -1,0 +1,71 @@
+"""Small formatting helpers shared by the panels (Rich text, no Textual)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+STATUS_STYLE = {
+    "none": ("·", "dim"),
+    "pending": ("·", "dim"),
+    "running": ("▶", "bold yellow"),
+    "finished": ("✓", "bold green"),
+    "skipped": ("↷", "dim"),
+    "failed": ("✗", "bold red"),
+    "cancelled": ("■", "magenta"),
+    "crashed": ("✗", "bold red"),
+}
+
+
+def status_text(status: str) -> Text:
+    icon, style = STATUS_STYLE.get(status, ("?", ""))
+    return Text(f"{icon} {status}", style=style)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return "—"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.{digits}g}"
+
+
+def bar(fraction: float | None, width: int, style: str = "green") -> Text:
+    """A text progress bar (deterministic, so snapshots do not depend on the clock)."""
+    width = max(1, width)
+    if fraction is None:
+        return Text("─" * width, style="dim")
+    fraction = max(0.0, min(1.0, fraction))
+    full = int(fraction * width)
+    text = Text("█" * full, style=style)
+    if full < width:
+        partial = " ▏▎▍▌▋▊▉"[int((fraction * width - full) * 8)]
+        text.append(partial if partial != " " else "░", style=style if partial != " " else "dim")
+        text.append("░" * (width - full - 1), style="dim")
+    return text
+
+
+def short_path(path: str, keep: int = 2) -> str:
+    parts = str(path).replace("\\", "/").rstrip("/").split("/")
+    return "/".join(parts[-keep:]) if len(parts) > keep else str(path)

@@ -1,0 +1,114 @@
+"""Dialogs: an action's plan (dry run, or confirm before launching), and the GGUF picker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from r1tui.dashboard.actions import ActionPlan
+
+
+class PlanScreen(ModalScreen[bool]):
+    """Shows what an action would launch. Dry run: a report only. Otherwise: confirm."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "launch"),
+        Binding("escape,n", "dismiss_plan", "close"),
+    ]
+
+    def __init__(self, plan: ActionPlan, dry_run: bool, extra: str = "") -> None:
+        super().__init__()
+        self.plan = plan
+        self.dry_run = dry_run
+        self.extra = extra
+
+    def compose(self) -> ComposeResult:
+        plan = self.plan
+        with Vertical(id="plan-dialog"):
+            heading = f"Dry run — {plan.title}" if self.dry_run else f"{plan.title}?"
+            yield Label(heading, id="plan-title")
+            body = Text()
+            if plan.blocked:
+                body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
+            body.append("would launch:\n" if self.dry_run else "will launch (detached; quitting the dashboard does not stop it):\n",
+                        style="bold")
+            body.append(f"  {plan.command_line}\n", style="cyan")
+            for line in plan.details:
+                body.append(f"• {line}\n")
+            if self.extra:
+                body.append(f"{self.extra}\n", style="dim")
+            if self.dry_run:
+                body.append("dry run is on: nothing was launched, written or uploaded (d turns it off)",
+                            style="bold yellow")
+            yield Static(body, id="plan-body")
+            with Horizontal(id="plan-buttons"):
+                if not self.dry_run and not plan.blocked:
+                    yield Button("Launch (y)", variant="warning" if plan.confirm else "primary", id="launch")
+                yield Button("Close (esc)", id="close")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "confirm":
+            return not self.dry_run and not self.plan.blocked
+        return True
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_dismiss_plan(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#launch")
+    def _launch(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(False)
+
+
+class GgufPicker(ModalScreen[Path | None]):
+    """Pick a GGUF found under runs/, or type a path."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, candidates: list[Path], current: Path | None) -> None:
+        super().__init__()
+        self.candidates = candidates
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="gguf-dialog"):
+            yield Label("Chat with which GGUF?", id="gguf-title")
+            options = [Option(("● " if p == self.current else "  ") + str(p), id=str(i))
+                       for i, p in enumerate(self.candidates)]
+            yield OptionList(*options, id="gguf-options")
+            yield Input(placeholder="or type a path to a .gguf and press enter", id="gguf-path")
+
+    def on_mount(self) -> None:
+        if self.candidates:
+            self.query_one(OptionList).focus()
+        else:
+            self.query_one(Input).focus()
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.candidates[int(event.option.id or 0)])
+
+    @on(Input.Submitted, "#gguf-path")
+    def _typed(self, event: Input.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        if path.is_file() and path.suffix == ".gguf":
+            self.dismiss(path)
+        else:
+            self.notify(f"{path}: not a .gguf file", severity="error")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

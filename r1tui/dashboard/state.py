@@ -1,0 +1,380 @@
+"""What the dashboard knows about a run, folded from its event log.
+
+``RunState.apply(event)`` is the reducer: a deterministic function of the event
+sequence that does no I/O, so tests drive it with plain lists of events and the
+dashboard drives it with batches read from ``events.jsonl``. It updates the state in
+place (the dashboard folds thousands of events per second) and bumps ``version`` so
+views can skip redrawing what did not change. Histories are capped: a week-long run
+keeps the last ``HISTORY`` points of each series, never an ever-growing list.
+
+Nothing here imports Textual or Rich: the reducer is plain Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1tui.runs.events import Event
+
+STAGES = ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval", "push")
+HISTORY = 2000  # points kept per plotted series
+LOG_LINES = 500  # log lines kept for the pipeline panel
+FINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
+_QUANT_IN_TEXT = re.compile(r"\b(Q4_K_M|Q5_K_M|Q6_K|Q8_0|F16|BF16)\b")
+
+
+@dataclass
+class Progress:
+    completed: float = 0
+    total: float | None = None
+    unit: str = ""
+    message: str = ""
+    ts: float = 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.completed / self.total))
+
+
+@dataclass
+class StageState:
+    name: str
+    status: str = "pending"  # pending | running | finished | skipped | failed | cancelled
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    duration_s: float | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    progress: Progress | None = None
+    # The first progress event of the stage, to derive a rate and an ETA from the log.
+    progress_first: Progress | None = None
+    error: str | None = None
+
+    def elapsed(self, now: float) -> float | None:
+        if self.duration_s is not None:
+            return self.duration_s
+        if self.started_ts is None:
+            return None
+        return max(0.0, now - self.started_ts)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate seen so far in this stage's progress events."""
+        first, last = self.progress_first, self.progress
+        if self.status != "running" or first is None or last is None or not last.total:
+            return None
+        done, dt = last.completed - first.completed, last.ts - first.ts
+        if done <= 0 or dt <= 0:
+            return None
+        return max(0.0, (last.total - last.completed) * dt / done)
+
+
+@dataclass
+class Series:
+    """One plotted quantity: (x, y) pairs, the oldest dropped past ``HISTORY``."""
+
+    xs: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    ys: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def add(self, x: float, y: float) -> None:
+        self.xs.append(x)
+        self.ys.append(y)
+
+    def __len__(self) -> int:
+        return len(self.ys)
+
+    @property
+    def last(self) -> float | None:
+        return self.ys[-1] if self.ys else None
+
+
+@dataclass
+class GpuState:
+    available: bool | None = None  # None: no sample seen yet
+    name: str = ""
+    memory_used: float | None = None
+    memory_total: float | None = None
+    utilization: float | None = None
+    temperature: float | None = None
+    reason: str = ""  # why there is no GPU, when a sample says so
+    ts: float = 0.0
+    memory_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    utilization_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def apply_sample(self, data: dict[str, Any], ts: float) -> None:
+        self.ts = ts
+        self.available = bool(data.get("available"))
+        if not self.available:
+            self.reason = str(data.get("reason") or data.get("error") or "")
+            return
+        self.name = str(data.get("name") or self.name)
+        self.memory_used = _number(data.get("memory_used"))
+        self.memory_total = _number(data.get("memory_total")) or self.memory_total
+        self.utilization = _number(data.get("utilization"))
+        self.temperature = _number(data.get("temperature"))
+        if self.memory_used is not None:
+            self.memory_history.append(self.memory_used)
+        if self.utilization is not None:
+            self.utilization_history.append(self.utilization)
+
+
+@dataclass
+class LogLine:
+    ts: float
+    level: str
+    stage: str | None
+    message: str
+
+
+class RunState:
+    """Everything the panels show about one run, folded from its events."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.config_path: str | None = None
+        self.pid: int | None = None
+        self.planned_stages: list[str] = []
+        self.dry_run = False
+        self.started_ts: float | None = None
+        self.finished_ts: float | None = None
+        self.finished_status: str | None = None
+        self.error: str | None = None
+        self.last_ts: float | None = None
+        self.process_alive: bool | None = None  # None: not checked (or no process to check)
+        self.stages: dict[str, StageState] = {name: StageState(name) for name in STAGES}
+        self.metrics: dict[str, Series] = {}
+        self.last_metric: dict[str, Any] = {}
+        self.checkpoints: list[dict[str, Any]] = []
+        self.gpu = GpuState()
+        self.logs: deque[LogLine] = deque(maxlen=LOG_LINES)
+        self.quant_progress: dict[str, Progress] = {}
+        self.artifacts: list[dict[str, Any]] = []
+        self.events_seen = 0
+        self.version = 0
+
+    # -- the reducer ---------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        self.events_seen += 1
+        self.version += 1
+        if event.ts:
+            self.last_ts = event.ts if self.last_ts is None else max(self.last_ts, event.ts)
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    def apply_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def set_process_alive(self, alive: bool | None) -> None:
+        if alive != self.process_alive:
+            self.process_alive = alive
+            self.version += 1
+
+    # -- derived -------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """none | running | finished | failed | cancelled | crashed."""
+        if self.finished_status:
+            return self.finished_status
+        if self.started_ts is None:
+            return "none"
+        if self.process_alive is False:
+            return "crashed"
+        return "running"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == "running"
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started_ts is None:
+            return None
+        end = self.finished_ts
+        if end is None and self.status == "crashed":
+            end = self.last_ts
+        return max(0.0, (end if end is not None else now) - self.started_ts)
+
+    def stage_status(self, name: str) -> str:
+        """A stage's status, with a running stage of a crashed run shown as crashed."""
+        stage = self.stages[name]
+        if stage.status == "running" and self.status in ("crashed", "failed", "cancelled"):
+            return "crashed" if self.status == "crashed" else self.status
+        return stage.status
+
+    def series(self, name: str) -> Series:
+        return self.metrics.get(name) or Series()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _stage(state: RunState, event: Event) -> StageState | None:
+    name = event.stage
+    if not name:
+        return None
+    if name not in state.stages:
+        state.stages[name] = StageState(name)
+    return state.stages[name]
+
+
+def _run_started(state: RunState, event: Event) -> None:
+    data = event.data
+    state.run_id = data.get("run_id") or state.run_id
+    state.config_path = data.get("config_path") or state.config_path
+    state.pid = data.get("pid") if isinstance(data.get("pid"), int) else state.pid
+    state.planned_stages = list(data.get("stages") or state.planned_stages)
+    state.dry_run = bool(data.get("dry_run", False))
+    if state.started_ts is None:
+        state.started_ts = event.ts
+    # A resumed run starts again: it is live until its next run_finished.
+    state.finished_status = None
+    state.finished_ts = None
+    state.error = None
+
+
+def _run_finished(state: RunState, event: Event) -> None:
+    state.finished_status = str(event.data.get("status") or "finished")
+    state.finished_ts = event.ts
+    state.error = event.data.get("error") or state.error
+
+
+def _stage_started(state: RunState, event: Event) -> None:
+    stage = _stage(state, event)
+    if stage is None:
+        return
+    stage.status = "running"
+    stage.started_ts = event.ts
+    stage.finished_ts = None
+    stage.duration_s = None
+    stage.inputs = dict(event.data.get("inputs") or {})
+    stage.progress = stage.progress_first = None
+    stage.error = None
+    if stage.name == "quantize":
+        state.quant_progress.clear()
+
+
+def _stage_finished(state: RunState, event: Event) -> None:
+    stage = _stage(state, event)
+    if stage is None:
+        return
+    stage.status = str(event.data.get("status") or "finished")
+    stage.finished_ts = event.ts
+    duration = _number(event.data.get("duration_s"))
+    if duration is None and stage.started_ts is not None:
+        duration = event.ts - stage.started_ts
+    stage.duration_s = duration
+    stage.outputs = dict(event.data.get("outputs") or {})
+    if stage.status == "finished" and stage.progress is not None and stage.progress.total:
+        stage.progress.completed = stage.progress.total
+    if stage.name == "quantize" and stage.status == "finished":
+        for progress in state.quant_progress.values():
+            if progress.total:
+                progress.completed = progress.total
+
+
+def _stage_progress(state: RunState, event: Event) -> None:
+    stage = _stage(state, event)
+    if stage is None:
+        return
+    data = event.data
+    progress = Progress(
+        completed=_number(data.get("completed")) or 0,
+        total=_number(data.get("total")),
+        unit=str(data.get("unit") or ""),
+        message=str(data.get("message") or ""),
+        ts=event.ts,
+    )
+    if stage.status == "pending":
+        stage.status = "running"
+        stage.started_ts = stage.started_ts or event.ts
+    if stage.progress_first is None or (stage.progress and progress.completed < stage.progress.completed):
+        stage.progress_first = progress
+    stage.progress = progress
+    if stage.name == "quantize":
+        quant = data.get("quant") or data.get("quant_type")
+        if not quant:
+            match = _QUANT_IN_TEXT.search(progress.message)
+            quant = match.group(1) if match else None
+        if quant:
+            state.quant_progress[str(quant)] = progress
+
+
+def _metric(state: RunState, event: Event) -> None:
+    data = event.data
+    step = _number(data.get("step"))
+    state.last_metric.update({k: v for k, v in data.items() if v is not None})
+    if step is None:
+        return
+    for key, value in data.items():
+        if key == "step":
+            continue
+        number = _number(value)
+        if number is None:
+            continue
+        series = state.metrics.get(key)
+        if series is None:
+            series = state.metrics[key] = Series()
+        series.add(step, number)
+
+
+def _artifact(state: RunState, event: Event) -> None:
+    artifact = dict(event.data)
+    artifact.setdefault("stage", event.stage)
+    state.artifacts.append(artifact)
+    stage = _stage(state, event)
+    if stage is not None:
+        stage.artifacts.append(artifact)
+    if artifact.get("kind") == "checkpoint":
+        state.checkpoints.append(artifact)
+
+
+def _log(state: RunState, event: Event) -> None:
+    state.logs.append(LogLine(event.ts, str(event.data.get("level") or "info"), event.stage,
+                              str(event.data.get("message") or "")))
+
+
+def _error(state: RunState, event: Event) -> None:
+    message = str(event.data.get("message") or "error")
+    state.error = message
+    state.logs.append(LogLine(event.ts, "error", event.stage, message))
+    stage = _stage(state, event)
+    if stage is not None:
+        stage.error = message
+
+
+def _gpu(state: RunState, event: Event) -> None:
+    state.gpu.apply_sample(event.data, event.ts)
+
+
+_HANDLERS = {
+    "run_started": _run_started,
+    "run_finished": _run_finished,
+    "stage_started": _stage_started,
+    "stage_finished": _stage_finished,
+    "stage_progress": _stage_progress,
+    "metric": _metric,
+    "artifact": _artifact,
+    "log": _log,
+    "error": _error,
+    "gpu": _gpu,
+}
+
+
+def reduce(events: Iterable[Event], state: RunState | None = None) -> RunState:
+    """Fold events into a state (a new one unless given)."""
+    state = state if state is not None else RunState()
+    state.apply_all(events)
+    return state

@@ -1,0 +1,1 @@
+"""One module per dashboard panel, plus the header."""

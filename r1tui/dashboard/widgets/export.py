@@ -1,0 +1,144 @@
+"""Export: per-quant progress, GGUF sizes predicted (calculator) vs actual (on disk),
+and the tokenizer parity verdict."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from r1tui.dashboard.format import bar, duration, size, status_text
+from r1tui.dashboard.source import read_json
+from r1tui.dashboard.state import RunState
+from r1tui.dashboard.widgets.base import Panel
+
+_QUANT_FROM_NAME = re.compile(r"-(Q4_K_M|Q5_K_M|Q6_K|Q8_0|F16|BF16)\.gguf$", re.IGNORECASE)
+
+
+def gguf_files(run_dir: Path | None) -> dict[str, Path]:
+    """quant -> file in runs/<id>/gguf (named <stem>-<QUANT>.gguf)."""
+    if run_dir is None or not (run_dir / "gguf").is_dir():
+        return {}
+    files = {}
+    for path in sorted((run_dir / "gguf").glob("*.gguf")):
+        match = _QUANT_FROM_NAME.search(path.name)
+        if match:
+            files[match.group(1).upper()] = path
+    return files
+
+
+def _artifact_bytes(state: RunState, quant: str) -> int | None:
+    for artifact in reversed(state.artifacts):
+        path = str(artifact.get("path", ""))
+        if artifact.get("quant") == quant or path.upper().endswith(f"-{quant}.GGUF"):
+            n = artifact.get("bytes")
+            return int(n) if isinstance(n, (int, float)) else None
+    return None
+
+
+def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list[str], run_dir: Path | None) -> Table:
+    predicted = {row["quant"]: row["bytes"] for row in (report or {}).get("gguf", [])}
+    files = gguf_files(run_dir)
+    table = Table(expand=True, box=None, padding=(0, 1), header_style="bold", title="GGUF files",
+                  title_justify="left", title_style="bold")
+    table.add_column("quant", no_wrap=True)
+    table.add_column("progress", no_wrap=True)
+    table.add_column("predicted", justify="right", no_wrap=True)
+    table.add_column("actual", justify="right", no_wrap=True)
+    table.add_column("Δ", justify="right", no_wrap=True)
+    quantize = state.stages.get("quantize")
+    gguf_stage = state.stages.get("gguf")
+    rows = ["F16", *[q for q in quant_types if q != "F16"]]
+    for quant in rows:
+        actual: int | None = None
+        if quant in files:
+            try:
+                actual = files[quant].stat().st_size
+            except OSError:
+                actual = None
+        if actual is None:
+            actual = _artifact_bytes(state, quant)
+        if quant == "F16":
+            done = gguf_stage.status == "finished" if gguf_stage else False
+            fraction = 1.0 if done or actual else (gguf_stage.progress.fraction if gguf_stage and gguf_stage.progress else None)
+        else:
+            progress = state.quant_progress.get(quant)
+            fraction = 1.0 if actual else (progress.fraction if progress else None)
+            if fraction is None and quantize is not None and quantize.status == "running" and quantize.progress:
+                fraction = quantize.progress.fraction if len(quant_types) == 1 else None
+        expected = predicted.get(quant)
+        delta = Text("—", style="dim")
+        if actual and expected:
+            pct = 100.0 * (actual - expected) / expected
+            delta = Text(f"{pct:+.1f}%", style="green" if abs(pct) < 5 else "yellow")
+        progress_text = bar(fraction, 12, "green" if fraction == 1.0 else "yellow")
+        progress_text.append(f" {fraction:>4.0%}" if fraction is not None else "    —")
+        table.add_row(quant, progress_text, size(expected), size(actual), delta)
+    return table
+
+
+def parity_text(run_dir: Path | None, state: RunState) -> Text:
+    text = Text()
+    text.append("tokenizer parity ", style="bold")
+    result = read_json(run_dir / "gguf" / "parity.json") if run_dir is not None else None
+    stage = state.stages.get("parity")
+    if result is None and stage is not None and stage.outputs:
+        result = stage.outputs
+    if not isinstance(result, dict):
+        status = state.stage_status("parity") if stage is not None else "pending"
+        text.append_text(status_text(status) if status != "pending" else Text("not checked yet", style="dim"))
+        return text
+    ok = result.get("ok", result.get("passed", result.get("match")))
+    if ok is True:
+        text.append("✓ GGUF tokenizes exactly like training", style="bold green")
+    elif ok is False:
+        text.append("✗ GGUF tokenizes differently from training", style="bold red")
+    else:
+        text.append("result written", style="dim")
+    cases = result.get("cases")
+    count = len(cases) if isinstance(cases, list) else cases if isinstance(cases, int) else None
+    if count is not None:
+        text.append(f" · {count} cases", style="dim")
+    mismatches = result.get("mismatches") or result.get("failures")
+    if isinstance(mismatches, list) and mismatches:
+        text.append(f" · {len(mismatches)} mismatched", style="red")
+    return text
+
+
+class ExportPanel(Panel):
+    PANEL_ID = "export"
+    TITLE = "Export"
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(id="export-body")
+
+    def refresh_view(self) -> None:
+        app = self.dashboard
+        state = app.state
+        run_dir = app.run_ref.run_dir if app.run_ref else None
+        quant_types = list(app.config.export.quant_types) if app.config is not None else []
+        head = Text(no_wrap=True, overflow="ellipsis")
+        for name in ("merge", "gguf", "quantize", "parity"):
+            stage = state.stages[name]
+            head.append(f"{name} ", style="bold")
+            head.append_text(status_text(state.stage_status(name)))
+            if stage.duration_s is not None:
+                head.append(f" {duration(stage.duration_s)}", style="dim")
+            head.append("  ")
+        parts: list[Any] = [head, size_table(state, app.report, quant_types, run_dir), parity_text(run_dir, state)]
+        quantize = state.stages["quantize"]
+        if quantize.status == "running" and quantize.progress and quantize.progress.message:
+            parts.append(Text(quantize.progress.message, style="dim", no_wrap=True, overflow="ellipsis"))
+        if run_dir is None:
+            parts.append(Text("no run yet: sizes are the calculator's predictions", style="dim"))
+        else:
+            parts.append(Text("e exports (merge → GGUF → quantize → parity) in a detached process", style="dim"))
+        self.query_one("#export-body", Static).update(Group(*parts))

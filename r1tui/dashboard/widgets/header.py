@@ -1,0 +1,43 @@
+"""The one-line header: run id, model, backend, status, elapsed time, dry-run badge."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from r1tui.dashboard.format import duration, status_text
+
+if TYPE_CHECKING:
+    from r1tui.dashboard.app import DashboardApp
+
+
+class RunHeader(Static):
+    """Redrawn on each batch of events and once a second while a run is live."""
+
+    def refresh_view(self) -> None:
+        app = cast("DashboardApp", self.app)
+        state = app.state
+        left = Text(no_wrap=True, overflow="ellipsis")
+        left.append(" r1tui ", style="bold reverse")
+        if app.run_ref is None:
+            left.append("  no run yet · dry-run view", style="italic")
+        else:
+            left.append(f" {app.run_ref.run_id}", style="bold")
+        if app.run_ref is not None:
+            left.append(" │ ")
+            left.append_text(status_text(state.status))
+            left.append(f" │ {duration(state.elapsed(app.clock()))}")
+        config = app.config
+        if config is not None:
+            left.append(f" │ {config.train.backend}", style="cyan")
+            left.append(f" │ {config.model.name}")
+        badge = (Text(" DRY RUN ", style="bold black on yellow") if app.dry_run
+                 else Text(" dry run off ", style="dim"))
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_row(left, badge)
+        self.update(grid)
