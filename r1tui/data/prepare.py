@@ -115,12 +115,16 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
 
 def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> None:
     from datasets import Dataset, Features, Sequence, Value
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     # int64: a torch-formatted view then gives the Long labels cross-entropy wants
     features = Features({"input_ids": Sequence(Value("int64")), "labels": Sequence(Value("int64")),
                          "domain": Value("string")})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is an ordinary folder
+    bars_were_on = is_progress_bar_enabled()
+    disable_progress_bar()  # datasets' tqdm would land in pipeline.log / under our own progress bar
     try:
         Dataset.from_dict(columns, features=features).save_to_disk(str(staging))
         (staging / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
@@ -134,6 +138,9 @@ def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> No
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if bars_were_on:
+            enable_progress_bar()
     log.info("wrote %d examples to %s", stats["examples"], out_dir)
 
 
