@@ -1,0 +1,113 @@
+"""The `hf` backend: transformers + peft + TRL's SFTTrainer; bitsandbytes NF4 where it runs.
+
+Runs anywhere torch runs: the CPU (tests, the tiny model), one GPU, or several under
+``accelerate launch`` (DDP). 4-bit loading needs bitsandbytes; without it the base is
+loaded in ``train.dtype`` and a warning says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from r1tui.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(config: Config, base: str) -> Any:
+    """The base folder's tokenizer, else one built offline from ``model.tokenizer``."""
+    from transformers import AutoTokenizer
+
+    if (Path(base) / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(base)
+    if config.model.tokenizer in ("v3",) or Path(config.model.tokenizer).is_dir():
+        import tempfile
+
+        from r1tui.data.tokenizer import save_hf_tokenizer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            save_hf_tokenizer(config.model.tokenizer, tmp)
+            return AutoTokenizer.from_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(base)
+
+
+def bitsandbytes_usable() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken install is the same as none here
+        return False
+    return True
+
+
+def lora_config(config: Config) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=list(config.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+def load_model(config: Config, base: str) -> tuple[Any, Any]:
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    on_cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, config.train.dtype)}
+    quantized = config.model.load_in_4bit and bitsandbytes_usable()
+    if config.model.load_in_4bit and not quantized:
+        log.warning("model.load_in_4bit is set but bitsandbytes cannot be imported; loading in %s", config.train.dtype)
+    if quantized:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=config.model.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=config.model.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=getattr(torch, config.model.bnb_4bit_compute_dtype),
+        )
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if on_cuda else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = get_peft_model(model, lora_config(config))
+    return model, load_tokenizer(config, base)
+
+
+def fused_loss_usable(device_type: str) -> bool:
+    """TRL 1.15 computes the SFT loss with a Triton kernel: CUDA/XPU with Triton only."""
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        return False
+    return getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None and device_type in ("cuda", "xpu")
+
+
+def trainer_class() -> type:
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class R1SFTTrainer(SFTTrainer):
+        """SFTTrainer whose loss falls back to the model's own cross-entropy where TRL's
+        Triton kernel cannot run (the CPU; a torch without Triton). Same labels, same
+        mean over label tokens; only TRL's entropy/accuracy side metrics are not logged."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
+            if fused_loss_usable(self.args.device.type):
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch, **kwargs)
+            inputs = {**inputs, "use_cache": False}
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return R1SFTTrainer
+
+
+def adjust_arguments(config: Config, kwargs: dict[str, Any]) -> None:
+    return None

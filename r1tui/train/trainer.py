@@ -1,0 +1,296 @@
+"""What both backends share: arguments, dataset, collator, callback, resume, saving.
+
+A backend module (``hf_backend``, ``unsloth_backend``) supplies only
+``load_model(config, base) -> (peft_model, tokenizer)``, ``trainer_class()`` and
+``adjust_arguments(config, kwargs)``; everything else happens here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from r1tui.config import Config
+from r1tui.errors import R1Error
+from r1tui.runs import cancel
+from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+ADAPTER_DIR = "adapter"
+SAVE_TOTAL_LIMIT = 3  # checkpoints kept; a 22B r=64 checkpoint with optimizer state is ~2.5 GB
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (a half-written one is ignored)."""
+    folder = Path(run_dir) / CHECKPOINTS_DIR
+    found = []
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = _CHECKPOINT_RE.match(child.name)
+            if match and (child / "trainer_state.json").is_file():
+                found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def checkpoint_step(path: str | Path) -> int:
+    match = _CHECKPOINT_RE.match(Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
+def last_logged_step(events_path: str | Path | None, stage_name: str = "train") -> int:
+    """The highest training step already written as a metric event (0 when none)."""
+    if events_path is None or not Path(events_path).is_file():
+        return 0
+    steps = [e.data.get("step") or 0 for e in read_events(events_path) if e.type == "metric" and e.stage == stage_name]
+    return max(steps, default=0)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment (torchrun / accelerate launch)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _optimizer(config: Config, on_cuda: bool) -> str:
+    name = config.train.optimizer
+    if name.startswith("paged_") and not on_cuda:
+        log.info("%s pages optimizer state through CUDA; using adamw_8bit on the CPU", name)
+        return "adamw_8bit"
+    return name
+
+
+def _precision(config: Config, on_cuda: bool) -> dict[str, bool]:
+    dtype = config.train.dtype
+    if dtype == "float16" and not on_cuda:
+        log.warning("train.dtype = float16 needs a GPU; training in float32 on the CPU")
+        return {"bf16": False, "fp16": False}
+    return {"bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
+
+
+def training_arguments(config: Config, output_dir: Path, backend_module: Any) -> Any:
+    import torch
+    from trl import SFTConfig
+
+    on_cuda = torch.cuda.is_available()
+    train = config.train
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        max_steps=train.max_steps,
+        num_train_epochs=train.epochs,
+        per_device_train_batch_size=train.per_device_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler,
+        # transformers 5: a float below 1 is a ratio of the total steps
+        warmup_steps=train.warmup_ratio if train.warmup_ratio > 0 else 0,
+        weight_decay=train.weight_decay,
+        optim=_optimizer(config, on_cuda),
+        logging_steps=train.logging_steps,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=SAVE_TOTAL_LIMIT,
+        seed=train.seed,
+        data_seed=train.seed,
+        gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        max_length=config.model.max_seq_length,
+        # The data stage already rendered, masked and length-checked every row.
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,  # the event log is the progress display
+        use_cpu=not on_cuda,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        **_precision(config, on_cuda),
+    )
+    backend_module.adjust_arguments(config, kwargs)
+    return SFTConfig(**kwargs)
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def load_training_dataset(dataset_dir: Path) -> Any:
+    import datasets
+
+    if not dataset_dir.is_dir():
+        raise R1Error(f"{dataset_dir}: no prepared dataset there; run `r1tui prepare` or the prepare stage first")
+    try:
+        dataset = datasets.load_from_disk(str(dataset_dir))
+    except (FileNotFoundError, ValueError) as exc:
+        raise R1Error(f"{dataset_dir}: not a prepared dataset ({exc}); run `r1tui prepare` again") from None
+    if isinstance(dataset, datasets.DatasetDict):
+        dataset = dataset["train"]
+    missing = {"input_ids", "labels"} - set(dataset.column_names)
+    if missing:
+        raise R1Error(f"{dataset_dir}: the dataset lacks {', '.join(sorted(missing))}; prepare it with `r1tui prepare`")
+    if len(dataset) == 0:
+        raise R1Error(f"{dataset_dir}: the prepared dataset is empty; check data.source and data.num_examples")
+    extra = [c for c in dataset.column_names if c not in ("input_ids", "labels")]
+    return dataset.remove_columns(extra) if extra else dataset
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for attr in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, events: Any = None,
+                  resume: bool = False) -> Path:
+    from r1tui.train import resolve_backend
+
+    run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
+    rank, world_size = world()
+    if rank != 0:
+        events = NullWriter()  # under DDP only the main process writes the log
+    events = events or NullWriter()
+    backend = resolve_backend(config)
+    if backend == "unsloth" and world_size > 1:
+        raise R1Error("train.backend = unsloth runs on one GPU; use backend = hf for multi-process (accelerate) training")
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    adapter_dir = run_dir / ADAPTER_DIR
+    with stage(events, "train", backend=backend, dataset=str(dataset_dir),
+               resume_from=str(checkpoint) if checkpoint else None, world_size=world_size) as outputs:
+        backend_module = _backend_module(backend)
+        base = _ensure_base(config, run_dir)
+        started = time.monotonic()
+        model, tokenizer = backend_module.load_model(config, base)
+        events.emit("log", stage="train", level="info", message=_trainable_summary(model, backend, base))
+        cancel.raise_if_requested()
+        dataset = load_training_dataset(dataset_dir)
+        skip_through = last_logged_step(getattr(events, "path", None)) if resume else 0
+        if checkpoint is not None or skip_through:
+            first = checkpoint_step(checkpoint) + 1 if checkpoint else 1
+            message = f"resuming from {checkpoint.name}" if checkpoint else "no checkpoint yet: starting over"
+            if skip_through >= first:
+                message += f"; steps {first}–{skip_through} are recomputed and not logged again"
+            events.emit("log", stage="train", level="info", message=message)
+
+        from r1tui.train.callback import MetricsCallback
+        from r1tui.train.collator import PadCollator
+
+        callback = MetricsCallback(events, gpu_sample_seconds=config.train.gpu_sample_seconds,
+                                   skip_through_step=skip_through)
+        trainer = backend_module.trainer_class()(
+            model=model,
+            args=training_arguments(config, run_dir / CHECKPOINTS_DIR, backend_module),
+            train_dataset=dataset,
+            data_collator=PadCollator(pad_token_id=_pad_id(tokenizer)),
+            processing_class=tokenizer,
+            callbacks=[callback],
+        )
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # metrics go to the event log, not stdout
+        with cancel.deferred():
+            cancel.raise_if_requested()
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        outputs.update(steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
+                       train_loss=getattr(result, "training_loss", None),
+                       duration_s=round(time.monotonic() - started, 3),
+                       checkpoint=str(latest_checkpoint(run_dir)) if latest_checkpoint(run_dir) else None)
+        if callback.cancelled:
+            raise StageCancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved")
+        if is_main_process():
+            save_adapter(trainer.model, config, base, adapter_dir)
+            events.emit("artifact", stage="train", kind="adapter", path=str(adapter_dir), bytes=_folder_bytes(adapter_dir))
+        outputs["adapter"] = str(adapter_dir)
+    return adapter_dir
+
+
+def _backend_module(backend: str) -> Any:
+    if backend == "unsloth":
+        from r1tui.train import unsloth_backend
+
+        return unsloth_backend
+    from r1tui.train import hf_backend
+
+    return hf_backend
+
+
+def _ensure_base(config: Config, run_dir: Path) -> str:
+    from r1tui.train.base import ensure_base_model
+
+    _, world_size = world()
+    if world_size == 1:
+        return ensure_base_model(config, run_dir)
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():  # rank 0 builds the random base, the others then find it
+        return ensure_base_model(config, run_dir)
+
+
+def _trainable_summary(model: Any, backend: str, base: str) -> str:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return (f"backend {backend}: LoRA on {base}: {trainable:,} trainable of {total:,} parameters "
+            f"({trainable / max(total, 1):.2%})")
+
+
+def save_adapter(model: Any, config: Config, base: str, adapter_dir: Path) -> Path:
+    """Save the adapter and tokenizer files atomically; point the adapter at its base."""
+    tmp = adapter_dir.with_name(f".{adapter_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    config_path = tmp / "adapter_config.json"
+    adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = base
+    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True), encoding="utf-8")
+    _save_tokenizer(config, base, tmp)
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    os.replace(tmp, adapter_dir)
+    return adapter_dir
+
+
+def _save_tokenizer(config: Config, base: str, folder: Path) -> None:
+    from r1tui.data.tokenizer import is_tekken, save_hf_tokenizer
+
+    if not is_tekken(config.model.tokenizer):
+        save_hf_tokenizer(config.model.tokenizer, folder)
+        return
+    base_dir = Path(base)
+    if base_dir.is_dir():  # a Tekken model ships its own tokenizer files: keep them beside the adapter
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tekken.json",
+                     "chat_template.jinja"):
+            if (base_dir / name).is_file():
+                shutil.copyfile(base_dir / name, folder / name)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
