@@ -1,9 +1,9 @@
 """Prompt ids rendered the way training rendered them.
 
-mistral-common is the reference encoding that training's template was tested equal to
-(``[INST] user[/INST]``, an assistant turn as `` answer</s>``, a system prompt in
-front of the last user turn). llama.cpp's own chat handling is never used: it swaps
-templates silently (see the README's traps).
+Training's renderer (``r1tui.data.render``) builds the ids (``[INST] user[/INST]``, an
+assistant turn as `` answer</s>``, a system prompt in front of the last user turn);
+mistral-common gives the special ids and the reference encoding. llama.cpp's own
+chat handling is never used: it swaps templates silently (see the README's traps).
 """
 
 from __future__ import annotations
@@ -32,7 +32,23 @@ def prompt_tokenizer(tokenizer_spec: str):
 
 
 def render_prompt_ids(messages: Sequence[Message], tokenizer_spec: str = "v3") -> list[int]:
-    """Token ids of a conversation that ends with a user turn, ready for the assistant's reply."""
+    """Token ids of a conversation that ends with a user turn, ready for the assistant's reply.
+
+    Rendered by training's own renderer (``r1tui.data.render``), which is tested equal
+    to mistral-common's encoding.
+    """
+    from r1tui.data.render import RenderError, load_renderer
+
+    if not messages or messages[-1]["role"] != "user":
+        raise R1Error("a prompt must end with a user message")
+    try:
+        return list(load_renderer(tokenizer_spec).render_prompt(messages))
+    except RenderError as exc:
+        raise R1Error(f"cannot render this conversation with the {tokenizer_spec} template: {exc}") from None
+
+
+def reference_prompt_ids(messages: Sequence[Message], tokenizer_spec: str = "v3") -> list[int]:
+    """The same prompt encoded by mistral-common itself (the reference the tests compare with)."""
     from mistral_common.protocol.instruct.messages import (
         AssistantMessage,
         SystemMessage,
@@ -41,20 +57,8 @@ def render_prompt_ids(messages: Sequence[Message], tokenizer_spec: str = "v3") -
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
-    converted = []
-    for message in messages:
-        kind = kinds.get(message["role"])
-        if kind is None:
-            raise R1Error(f"message role {message['role']!r} is not one of system, user, assistant")
-        converted.append(kind(content=message["content"]))
-    if not converted or messages[-1]["role"] != "user":
-        raise R1Error("a prompt must end with a user message")
-    tokenizer = prompt_tokenizer(tokenizer_spec)
-    try:
-        encoded = tokenizer.encode_chat_completion(ChatCompletionRequest(messages=converted))
-    except Exception as exc:  # mistral-common's validation errors: roles out of order, empty content
-        raise R1Error(f"cannot render this conversation with the {tokenizer_spec} template: {exc}") from None
-    return list(encoded.tokens)
+    converted = [kinds[message["role"]](content=message["content"]) for message in messages]
+    return list(prompt_tokenizer(tokenizer_spec).encode_chat_completion(ChatCompletionRequest(messages=converted)).tokens)
 
 
 def special_ids(tokenizer_spec: str = "v3") -> tuple[int, int]:
