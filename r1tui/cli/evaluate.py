@@ -130,30 +130,17 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 
 def resolve_run_and_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
-    """The run folder named by args.run (if any) and the config to use: the run's frozen copy when there is one."""
+    """The run folder named by args.run (if any) and the config to use: the run's frozen copy
+    unless --config was given."""
+    from r1tui.export.rundir import resolve_run_dir, run_config
+
     config = load_cli_config(args)
     if not getattr(args, "run", None):
         return config, None
-    run_dir = resolve_run(args.run, config)
-    frozen = run_dir / "config.toml"
-    if frozen.is_file() and not getattr(args, "config", None):
-        config = load_config(frozen)
+    run_dir = resolve_run_dir(args.run, Path(config.runs.dir))
+    if not getattr(args, "config", None):
+        config = run_config(run_dir, config)
     return config, run_dir
-
-
-def resolve_run(name: str, config: Config) -> Path:
-    """A run folder from an id under runs.dir, a path, or `latest`."""
-    runs_dir = Path(config.runs.dir)
-    if name in ("latest", "last"):
-        runs = [p for p in runs_dir.iterdir() if _is_run(p)] if runs_dir.is_dir() else []
-        if not runs:
-            raise R1Error(f"no runs in {runs_dir}; start one with r1tui run, or pass --gguf PATH")
-        return max(runs, key=lambda p: ((p / "events.jsonl").stat().st_mtime if (p / "events.jsonl").exists()
-                                        else p.stat().st_mtime, p.name))
-    for candidate in (Path(name).expanduser(), runs_dir / name):
-        if candidate.is_dir():
-            return candidate.resolve()
-    raise R1Error(f"run {name!r} not found in {runs_dir}; list runs with r1tui runs, or pass a run folder")
 
 
 def _is_run(path: Path) -> bool:

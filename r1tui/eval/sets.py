@@ -5,10 +5,13 @@
   so an eval seed in a different partition from the training seed can never meet a
   training problem; a seed in the same partition is refused.
 - a local ``.jsonl`` (or ``.json`` list) with ``question`` / ``answer`` / ``domain``
-  (``domain`` defaults to math; ``problem``, ``prompt``, ``final_answer`` and
-  ``solution`` are read as their canonical names too).
-- ``hf:<dataset>`` or GSM8K / MATH-500 style files: through the data adapters
-  (``r1tui.data.sources``) when that module and the data are present locally.
+  (``domain`` defaults to math). MATH-500 style rows (``problem``, ``answer``) and
+  GSM8K style rows (``question``, ``answer`` ending in ``#### 72``) read as they are;
+  rows with ``messages`` go through the data adapters.
+- a ``.parquet`` file or ``hf:<dataset>[:<config>]`` (split ``test``): through the data
+  adapters (``r1tui.data.sources``, GSM8K and the R1 corpora), from the local
+  Hugging Face cache when offline. The reference answer is the FINAL ANSWER of the
+  adapted assistant turn; the question is its last user turn.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ log = logging.getLogger(__name__)
 
 _ALIASES = {
     "question": ("question", "problem", "prompt", "input"),
-    "answer": ("answer", "final_answer", "solution", "expected", "output"),
-    "domain": ("domain", "subject", "category"),
+    "answer": ("answer", "final_answer", "expected", "output"),
+    "domain": ("domain",),
 }
+EVAL_SPLIT = "test"
 
 
 def load_eval_set(config: Config, source: str | None = None, num_samples: int | None = None,
@@ -40,14 +44,16 @@ def load_eval_set(config: Config, source: str | None = None, num_samples: int | 
         rows = synthetic_rows(config, limit, seed)
         return {"source": "synthetic", "seed": seed, "rows": rows}
     if source.startswith("hf:"):
-        return {"source": source, "seed": None, "rows": _adapter_rows(config, source, limit)}
+        return {"source": source, "seed": None, "split": EVAL_SPLIT, "rows": _adapter_rows(config, source, limit)}
     path = Path(source).expanduser()
     if not path.exists():
         raise R1Error(f"eval source {source}: file not found; use synthetic, a .jsonl with question/answer/domain, or hf:<dataset>")
     if path.suffix in (".jsonl", ".json"):
-        rows = read_rows(path)
+        rows = read_rows(path, config)
+    elif path.suffix == ".parquet":
+        rows = _adapter_rows(config, str(path), limit)
     else:
-        rows = _adapter_rows(config, str(path), None)
+        raise R1Error(f"eval source {path}: unknown format {path.suffix!r}; use .jsonl, .json or .parquet")
     return {"source": str(path), "seed": None, "rows": rows[:limit]}
 
 
@@ -65,7 +71,7 @@ def synthetic_rows(config: Config, n: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path, config: Config | None = None) -> list[dict[str, Any]]:
     """Rows of a local .jsonl / .json file, each checked and mapped to the canonical names."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
@@ -85,34 +91,66 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 numbered.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise R1Error(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from None
-    rows = [normalize_row(raw, f"{path}:{number}", f"{path.stem}-{number}") for number, raw in numbered]
+    fields = config.data.fields if config is not None else None
+    rows = [normalize_row(raw, f"{path}:{number}", f"{path.stem}-{number}", fields) for number, raw in numbered]
     if not rows:
         raise R1Error(f"{path}: no rows; each line needs question and answer (and optionally domain)")
     return rows
 
 
-def normalize_row(raw: Any, where: str, default_id: str) -> dict[str, Any]:
+def normalize_row(raw: Any, where: str, default_id: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    """One eval row from a question/answer row, or from a messages row through the data adapters."""
     if not isinstance(raw, dict):
         raise R1Error(f"{where}: a row must be a JSON object with question/answer/domain")
+    if not any(raw.get(key) not in (None, "") for key in _ALIASES["question"]) and ("messages" in raw or "conversations" in raw):
+        from r1tui.data.sources import MalformedRow, canonical_example
+
+        try:
+            example = canonical_example(raw, fields)
+        except MalformedRow as exc:
+            raise R1Error(f"{where}: {exc}; fix or remove the row") from None
+        return example_row(example, default_id, where)
     row: dict[str, Any] = {"id": str(raw.get("id", default_id))}
     for name, aliases in _ALIASES.items():
         value = next((raw[key] for key in aliases if raw.get(key) not in (None, "")), None)
         if value is None and name != "domain":
             raise R1Error(f"{where}: missing {name!r} (also read as {', '.join(aliases[1:])}); add it to the row")
         row[name] = str(value).strip() if value is not None else "math"
+    if "####" in row["answer"]:  # GSM8K: worked solution, then "#### 72"
+        row["answer"] = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
     row["domain"] = row["domain"].lower()
     return row
 
 
+def example_row(example, row_id: str, where: str) -> dict[str, Any]:
+    """An eval row from a data-adapter Example: its last user turn and its reference FINAL ANSWER."""
+    from r1tui.data.formatting import extract_final_answer
+
+    messages = example.messages
+    user_turns = [m["content"] for m in messages[:-1] if m["role"] == "user"]
+    reference = extract_final_answer(messages[-1]["content"])
+    if not user_turns or not reference:
+        raise R1Error(f"{where}: needs a user turn and an assistant turn ending in 'FINAL ANSWER: …'; fix the row")
+    domain = example.domain if example.domain in ("math", "physics", "coding") else "math"
+    return {"id": row_id, "question": user_turns[-1], "answer": reference, "domain": domain}
+
+
 def _adapter_rows(config: Config, source: str, limit: int | None) -> list[dict[str, Any]]:
-    """GSM8K / MATH-500 style data through the data worker's adapters, when they are present."""
-    try:
-        from r1tui.data import sources
-    except ImportError:
-        raise R1Error(f"eval source {source}: dataset adapters are not available in this install; "
-                      "use synthetic or a .jsonl with question/answer/domain") from None
-    loader = getattr(sources, "load_eval_rows", None) or getattr(sources, "load_rows", None)
-    if loader is None:
-        raise R1Error(f"eval source {source}: r1tui.data.sources has no row loader; use a .jsonl with question/answer/domain")
-    raw_rows = loader(source, limit=limit)
-    return [normalize_row(raw, f"{source} row {index}", f"{source}-{index}") for index, raw in enumerate(raw_rows)][:limit]
+    """Rows of a Parquet file or a Hub dataset through the data adapters (malformed rows skipped)."""
+    from r1tui.data.sources import MalformedRow, iter_examples
+
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    for index, item in enumerate(iter_examples(source, split=EVAL_SPLIT, fields=config.data.fields)):
+        if limit is not None and len(rows) >= limit:
+            break
+        if isinstance(item, MalformedRow):
+            skipped += 1
+            continue
+        try:
+            rows.append(example_row(item, f"{source}-{index}", f"{source} row {index}"))
+        except R1Error:
+            skipped += 1
+    if skipped:
+        log.warning("%s: skipped %d rows without a usable question or final answer", source, skipped)
+    return rows
