@@ -100,6 +100,7 @@ class DashboardApp(App[None]):
         except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
             self.config, self.config_error = None, str(exc).splitlines()[0]
         self.report = None
+        self.masking_stats = None
         if self.config is not None:
             from r1tui.dryrun import build_report
 
@@ -111,7 +112,26 @@ class DashboardApp(App[None]):
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         self._start_tail()
+        self.compute_masking_stats(self.config)
         self.refresh_views()
+
+    @work(thread=True, exclusive=True, group="masking", exit_on_error=False)
+    def compute_masking_stats(self, config: Any) -> None:
+        """The dry run's masking statistics (renders up to 256 rows; ~0.2 s, no torch)."""
+        if config is None:
+            return
+        from r1tui.data.stats import dry_run_masking_stats
+
+        try:
+            stats = dry_run_masking_stats(config)
+        except Exception as exc:  # noqa: BLE001 - a data problem is shown, not raised
+            stats = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+        self.call_from_thread(self._masking_computed, config, stats)
+
+    def _masking_computed(self, config: Any, stats: dict[str, Any]) -> None:
+        if config is self.config:
+            self.masking_stats = stats
+            self.refresh_views()
 
     def _start_tail(self) -> None:
         self._generation += 1
@@ -122,6 +142,7 @@ class DashboardApp(App[None]):
     def switch_run(self, run: RunRef | None) -> None:
         self._open(run)
         self._start_tail()
+        self.compute_masking_stats(self.config)
         if self.main is not None:
             for panel in self.main.query(Panel):
                 panel.reset_for_run()

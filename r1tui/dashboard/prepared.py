@@ -53,6 +53,39 @@ class PreparedData:
         return input_ids, labels
 
 
+@dataclass
+class PreviewRows:
+    """Examples rendered in memory from the config (the dry-run view: nothing prepared yet)."""
+
+    rows: list[tuple[list[int], list[int]]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids, _ in self.rows]
+
+    def example(self, index: int) -> tuple[list[int], list[int]]:
+        return self.rows[index]
+
+
+def preview_from_config(config: Any, rows: int = 32) -> PreviewRows:
+    """Render the first ``rows`` examples of the configured data, as the prepare stage
+    would (same renderer, same masking, same length policy); writes nothing. A Hub
+    source is not downloaded: the offline synthetic set stands in, as in the dry run."""
+    from r1tui.data.prepare import render_examples
+    from r1tui.data.render import load_renderer
+    from r1tui.data.sources import load_examples, parse_source
+
+    data = config.data
+    kind, _, _ = parse_source(data.source)
+    source = "synthetic" if kind == "hf" else data.source
+    loaded = load_examples(source, split=data.split, fields=data.fields, num_examples=min(rows, data.num_examples),
+                           seed=data.seed)
+    columns, _ = render_examples(loaded, load_renderer(config.model.tokenizer), config)
+    return PreviewRows(list(zip(columns["input_ids"], columns["labels"], strict=True)))
+
+
 def length_histogram(lengths: list[int], max_length: int, bins: int = 8) -> list[tuple[int, int, int]]:
     """(low, high, count) bins from 0 to ``max_length``; longer ones land in a last bin."""
     if max_length <= 0:

@@ -154,6 +154,11 @@ class RunState:
         self.gpu = GpuState()
         self.logs: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.quant_progress: dict[str, Progress] = {}
+        # quantize runs its quant types one after another under one stage progress
+        # (completed/total over all of them); these split it per quant type.
+        self.quant_order: list[str] = []
+        self._quant_segment: tuple[str, float, float] | None = None  # (quant, start, length)
+        self._quants_left = 0
         self.artifacts: list[dict[str, Any]] = []
         self.events_seen = 0
         self.version = 0
@@ -264,6 +269,9 @@ def _stage_started(state: RunState, event: Event) -> None:
     stage.error = None
     if stage.name == "quantize":
         state.quant_progress.clear()
+        state.quant_order = [str(q) for q in stage.inputs.get("quant_types") or []]
+        state._quant_segment = None
+        state._quants_left = len(state.quant_order)
 
 
 def _stage_finished(state: RunState, event: Event) -> None:
@@ -304,12 +312,29 @@ def _stage_progress(state: RunState, event: Event) -> None:
         stage.progress_first = progress
     stage.progress = progress
     if stage.name == "quantize":
-        quant = data.get("quant") or data.get("quant_type")
-        if not quant:
-            match = _QUANT_IN_TEXT.search(progress.message)
-            quant = match.group(1) if match else None
-        if quant:
-            state.quant_progress[str(quant)] = progress
+        _quant_progress(state, data, progress)
+
+
+def _quant_progress(state: RunState, data: dict[str, Any], progress: Progress) -> None:
+    quant = data.get("quant") or data.get("quant_type")
+    if not quant:
+        match = _QUANT_IN_TEXT.search(progress.message)
+        quant = match.group(1) if match else None
+    if quant:  # the event names its quant type: take it as it is
+        state.quant_progress[str(quant)] = progress
+        return
+    current = next((q for q in state.quant_order
+                    if not (state.quant_progress.get(q) and state.quant_progress[q].fraction == 1.0)), None)
+    if current is None or not progress.total:
+        return
+    segment = state._quant_segment
+    if segment is None or segment[0] != current:
+        previous = state.quant_progress.get(segment[0]) if segment else None
+        start = (segment[1] + previous.completed) if segment and previous else 0.0
+        segment = state._quant_segment = (current, start, progress.total / max(1, state._quants_left))
+    _, start, length = segment
+    state.quant_progress[current] = Progress(completed=min(length, progress.completed - start), total=length,
+                                             unit=progress.unit, message=progress.message, ts=progress.ts)
 
 
 def _metric(state: RunState, event: Event) -> None:
@@ -339,6 +364,13 @@ def _artifact(state: RunState, event: Event) -> None:
         stage.artifacts.append(artifact)
     if artifact.get("kind") == "checkpoint":
         state.checkpoints.append(artifact)
+    if event.stage == "quantize" and artifact.get("quant"):
+        quant = str(artifact["quant"])
+        seen = state.quant_progress.get(quant)
+        if seen is None:  # already fresh on disk: quantize skipped it
+            state._quants_left = max(1, state._quants_left - 1)
+        total = seen.total if seen is not None and seen.total else 1
+        state.quant_progress[quant] = Progress(completed=total, total=total, ts=event.ts)
 
 
 def _log(state: RunState, event: Event) -> None:

@@ -25,7 +25,7 @@ class ConfigPanel(Panel):
     def refresh_view(self) -> None:
         app = self.dashboard
         report = app.report
-        key = (id(report), app.config_error)
+        key = (id(report), id(app.masking_stats), app.config_error)
         if key == self._shown_for:
             return
         self._shown_for = key
@@ -43,4 +43,10 @@ class ConfigPanel(Panel):
             return
         from r1tui.dryrun import report_renderables
 
-        tables.update(Group(*report_renderables({**report, "masking": None})))
+        masking = app.masking_stats if app.masking_stats and "error" not in app.masking_stats else None
+        parts = list(report_renderables({**report, "masking": masking}))
+        if app.masking_stats is None:
+            parts.append(Text("masking statistics: computing…", style="dim"))
+        elif "error" in app.masking_stats:
+            parts.append(Text(f"masking statistics: {app.masking_stats['error']}", style="red"))
+        tables.update(Group(*parts))

@@ -1,5 +1,10 @@
 """Data & masking: statistics, the length histogram against the max length, and the
-token preview (masked tokens dim, trained tokens highlighted, ids on demand)."""
+token preview (masked tokens dim, trained tokens highlighted, ids on demand).
+
+Examples come from the run's prepared dataset (``runs/<id>/data``); before there is
+one (no run yet, or prepare has not finished) they are rendered in memory from the
+config, exactly as prepare would, and labelled as a preview.
+"""
 
 from __future__ import annotations
 
@@ -14,50 +19,61 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from r1tui.dashboard.prepared import PreparedData, length_histogram
+from r1tui.dashboard.prepared import (
+    PreparedData,
+    PreviewRows,
+    length_histogram,
+    preview_from_config,
+)
 from r1tui.dashboard.source import read_json
 from r1tui.dashboard.widgets.base import Panel
+
+HISTOGRAM_WIDTH = 14
 
 
 def stats_renderable(stats: dict[str, Any]) -> Any:
     try:
         from r1tui.data.stats import stats_table
-    except ImportError:
-        stats_table = None
-    if stats_table is not None:
-        try:
-            return stats_table(stats)
-        except Exception:  # noqa: BLE001 - an older stats.json must still show something
-            pass
+
+        return stats_table(stats)
+    except Exception:  # noqa: BLE001 - an older or foreign stats.json must still show something
+        pass
     table = Table(title="Masking statistics", title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in stats.items():
-        if isinstance(value, (int, float, str, bool)):
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             table.add_row(key.replace("_", " "), f"{value:,.4g}" if isinstance(value, float) else f"{value}")
     return table
 
 
-def histogram_renderable(lengths: list[int], max_length: int, width: int = 16) -> Text:
-    rows = length_histogram(lengths, max_length)
+def histogram_rows(stats: dict[str, Any] | None, lengths: list[int], max_length: int) -> list[tuple[int, int, int]]:
+    """(low, high, count) bins up to max_length, and a last bin for the longer ones.
+
+    The prepare stage's own histogram (stats.json) counts every rendered example,
+    including those dropped for being too long; the dataset alone cannot show those.
+    """
+    histogram = (stats or {}).get("length_histogram")
+    if isinstance(histogram, dict) and histogram.get("edges") and histogram.get("counts") is not None:
+        edges, counts = histogram["edges"], histogram["counts"]
+        rows = [(edges[i] + 1, edges[i + 1], int(c)) for i, c in enumerate(counts)]
+        over = int(histogram.get("over_max") or 0)
+        if over:
+            rows.append((edges[-1] + 1, int((stats or {}).get("longest") or edges[-1] + 1), over))
+        return rows
+    return length_histogram(lengths, max_length)
+
+
+def histogram_renderable(rows: list[tuple[int, int, int]], max_length: int) -> Text:
     text = Text()
-    text.append(f"token lengths (max length {max_length:,})\n", style="bold")
+    text.append(f"token lengths vs max length {max_length:,}\n", style="bold")
     peak = max((c for *_, c in rows), default=0) or 1
     for low, high, count in rows:
         over = low > max_length
-        label = f"{low:>5}–{high:<5}"
-        text.append(label, style="red" if over else "")
-        text.append(" ")
-        text.append("█" * max(1 if count else 0, round(count / peak * width)), style="red" if over else "cyan")
-        text.append(f" {count}{'  over max' if over else ''}\n", style="red" if over else "dim")
-    return text
-
-
-def fallback_preview(input_ids: list[int], labels: list[int], show_ids: bool) -> Text:
-    """Ids only (when r1tui.data.preview is not there): trained bold, masked dim."""
-    text = Text()
-    for token_id, label in zip(input_ids, labels, strict=False):
-        text.append(f"{token_id} ", style="dim" if label == -100 else "bold green")
+        style = "red" if over else "cyan"
+        text.append(f"{low:>5}–{high:<5} ", style="red" if over else "")
+        text.append("█" * (round(count / peak * HISTOGRAM_WIDTH) or (1 if count else 0)), style=style)
+        text.append(f" {count:,}{' over' if over else ''}\n", style="red" if over else "dim")
     return text
 
 
@@ -69,9 +85,9 @@ class DataPanel(Panel):
         super().__init__(**kwargs)
         self.index = 0
         self.show_ids = False
-        self.prepared: PreparedData | None = None
+        self.examples: PreparedData | PreviewRows | None = None
         self.lengths: list[int] = []
-        self._loaded_for: Path | None | bool = False
+        self._loaded_key: object = None
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -81,73 +97,98 @@ class DataPanel(Panel):
                 yield Static(id="data-preview-title")
                 yield Static(id="data-preview-body")
 
+    def reset_for_run(self) -> None:
+        self._loaded_key = None
+        self.examples = None
+        self.lengths = []
+        self.index = 0
+
     @property
     def data_dir(self) -> Path | None:
         run = self.dashboard.run_ref
         return run.run_dir / "data" if run is not None else None
 
+    def _source_key(self) -> object:
+        data_dir = self.data_dir
+        prepared = data_dir is not None and (data_dir / "dataset_info.json").is_file()
+        return (data_dir, prepared, id(self.dashboard.config))
+
     def refresh_view(self) -> None:
-        if self._loaded_for != self.data_dir or (self.prepared is None and self.dashboard.state.stages["prepare"].status == "finished"
-                                                  and self._loaded_for is not None):
-            self._loaded_for = self.data_dir
+        key = self._source_key()
+        if key != self._loaded_key:
+            self._loaded_key = key
             self.query_one("#data-preview-title", Static).update(Text("loading examples…", style="dim"))
-            self.load_data(self.data_dir)
+            self.load_examples(self.data_dir if key[1] else None, self.dashboard.config)
         self._show_stats()
 
     def _max_length(self) -> int:
         config = self.dashboard.config
         return config.model.max_seq_length if config is not None else 0
 
+    def _stats(self) -> dict[str, Any] | None:
+        stats = read_json(self.data_dir / "stats.json") if self.data_dir is not None else None
+        return stats if isinstance(stats, dict) else self.dashboard.masking_stats
+
     def _show_stats(self) -> None:
         parts: list[Any] = []
-        stats = read_json(self.data_dir / "stats.json") if self.data_dir is not None else None
-        if stats is None:
-            stats = self.dashboard.masking_stats
-        if isinstance(stats, dict):
+        stats = self._stats()
+        if isinstance(stats, dict) and "error" in stats:
+            parts.append(Text(f"masking statistics: {stats['error']}", style="red"))
+            stats = None
+        elif isinstance(stats, dict):
+            if stats.get("dry_run"):
+                parts.append(Text("dry-run estimate from the config (no prepared data yet)", style="italic dim"))
             parts.append(stats_renderable(stats))
-        elif self.data_dir is None:
-            parts.append(Text("no run yet: masking statistics appear in Config once computed", style="dim"))
         else:
-            parts.append(Text("no data/stats.json yet (the prepare stage writes it)", style="dim"))
-        if self.lengths:
-            parts.append(histogram_renderable(self.lengths, self._max_length()))
+            parts.append(Text("masking statistics: computing…" if self.dashboard.config is not None
+                              else "no config: no statistics", style="dim"))
+        rows = histogram_rows(stats, self.lengths, self._max_length())
+        if rows:
+            parts.append(histogram_renderable(rows, self._max_length()))
         self.query_one("#data-stats-body", Static).update(Group(*parts))
 
     @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)
-    def load_data(self, data_dir: Path | None) -> None:
-        prepared = PreparedData.open(data_dir) if data_dir is not None and data_dir.is_dir() else None
-        lengths = prepared.lengths() if prepared is not None else []
-        self.app.call_from_thread(self._loaded, prepared, lengths)
+    def load_examples(self, data_dir: Path | None, config: Any) -> None:
+        examples: PreparedData | PreviewRows | None = None
+        note = ""
+        try:
+            if data_dir is not None:
+                examples = PreparedData.open(data_dir)
+            if examples is None and config is not None:
+                examples = preview_from_config(config)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a crash
+            note = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        lengths = examples.lengths() if examples is not None else []
+        self.app.call_from_thread(self._loaded, examples, lengths, note)
 
-    def _loaded(self, prepared: PreparedData | None, lengths: list[int]) -> None:
-        self.prepared, self.lengths = prepared, lengths
+    def _loaded(self, examples: PreparedData | PreviewRows | None, lengths: list[int], note: str) -> None:
+        self.examples, self.lengths = examples, lengths
         self.index = min(self.index, max(0, len(lengths) - 1))
         self._show_stats()
-        self.show_example()
+        self.show_example(note)
 
     def page(self, delta: int) -> None:
-        if self.prepared is None or not len(self.prepared):
+        if self.examples is None or not len(self.examples):
             return
-        self.index = (self.index + delta) % len(self.prepared)
+        self.index = (self.index + delta) % len(self.examples)
         self.show_example()
 
     def toggle_ids(self) -> None:
         self.show_ids = not self.show_ids
         self.show_example()
 
-    def show_example(self) -> None:
+    def show_example(self, note: str = "") -> None:
         title = self.query_one("#data-preview-title", Static)
-        if self.prepared is None or not len(self.prepared):
-            message = "no prepared examples yet" if self.data_dir is not None else "no run yet: no prepared examples"
-            title.update(Text(message, style="dim"))
+        if self.examples is None or not len(self.examples):
+            title.update(Text(f"no examples: {note}" if note else "no examples", style="dim"))
             self.query_one("#data-preview-body", Static).update("")
             return
-        input_ids, labels = self.prepared.example(self.index)
-        trained = sum(1 for label in labels if label != -100)
+        input_ids, labels = self.examples.example(self.index)
         head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(f"example {self.index + 1}/{len(self.prepared)}", style="bold")
-        head.append(f" · {len(input_ids)} tokens · {trained} trained ({trained / max(1, len(input_ids)):.0%})")
-        head.append(" · ids on" if self.show_ids else "", style="cyan")
+        head.append(f"example {self.index + 1}/{len(self.examples)}", style="bold")
+        if isinstance(self.examples, PreviewRows):
+            head.append(" · preview from config", style="italic dim")
+        head.append(" · ids shown" if self.show_ids else " · n/b page · i ids", style="dim")
         title.update(head)
         self.render_preview(input_ids, labels, self.show_ids)
 
@@ -155,12 +196,12 @@ class DataPanel(Panel):
     def render_preview(self, input_ids: list[int], labels: list[int], show_ids: bool) -> None:
         config = self.dashboard.config
         spec = config.model.tokenizer if config is not None else "v3"
+        from r1tui.data.preview import token_preview
+
         try:
-            from r1tui.data.preview import token_preview
-        except ImportError:
-            renderable: Any = fallback_preview(input_ids, labels, show_ids)
-        else:
-            renderable = token_preview(input_ids, labels, spec, show_ids=show_ids)
+            renderable: Any = token_preview(input_ids, labels, spec, show_ids=show_ids)
+        except Exception as exc:  # noqa: BLE001 - a bad example is shown as an error line
+            renderable = Text(f"cannot preview this example: {exc}", style="red")
         self.app.call_from_thread(self._set_preview, renderable)
 
     def _set_preview(self, renderable: Any) -> None:
