@@ -115,7 +115,11 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
 
 def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> None:
     from datasets import Dataset, Features, Sequence, Value
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from datasets.utils.logging import (
+        disable_progress_bar,
+        enable_progress_bar,
+        is_progress_bar_enabled,
+    )
 
     # int64: a torch-formatted view then gives the Long labels cross-entropy wants
     features = Features({"input_ids": Sequence(Value("int64")), "labels": Sequence(Value("int64")),
