@@ -57,29 +57,16 @@ def _dir_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] | None = None) -> dict[str, Any]:
-    """Merge the run's adapter, convert, quantize, check tokenizer parity, write Modelfile and card.
+def plan_export(config, run_dir: str | Path, quant_types: list[str] | None = None) -> dict[str, Any]:
+    """What an export of this run would do, without doing it (no torch, nothing written).
 
-    Returns {"merged", "gguf": {quant: report}, "parity", "modelfile", "card", "skipped"}.
-    Raises R1Error on a user-facing failure (missing adapter or converter, no disk space,
-    a parity mismatch, a failed conversion).
+    Raises R1Error for what would stop it: an unknown quant type, no adapter, no converter.
     """
     from r1tui.calculator import gguf_size_bytes
     from r1tui.config import QUANT_TYPES
-    from r1tui.export.card import published_ggufs, write_card
-    from r1tui.export.gguf import (
-        compare_with_calculator,
-        convert_to_gguf,
-        find_converter,
-        quantize_gguf,
-        read_gguf,
-    )
-    from r1tui.export.merge import base_architecture, merge_adapter, merged_bytes, resolve_base
-    from r1tui.export.modelfile import write_modelfile
-    from r1tui.export.parity import check_parity, describe_failure, template_differences
-    from r1tui.runs.events import NullWriter, stage
+    from r1tui.export.gguf import find_converter
+    from r1tui.export.merge import base_architecture, merged_bytes, resolve_base
 
-    events = events or NullWriter()
     run_dir = Path(run_dir).resolve()
     quant_types = list(dict.fromkeys(quant_types or config.export.quant_types))
     unknown = [q for q in quant_types if q not in QUANT_TYPES]
@@ -94,34 +81,68 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
     dtype = config.export.merge_dtype
     spec = config.model.tokenizer
     merged_dir = run_dir / "merged"
-    gguf_dir = run_dir / "gguf"
     f16 = gguf_path(run_dir, config, "F16")
     quantized = {q: gguf_path(run_dir, config, q) for q in quant_types if q != "F16"}
+    base_inputs = [adapter_dir] + ([Path(base)] if Path(base).is_dir() else [])
+    merge_inputs = fingerprint(*base_inputs, extra={"base": base, "dtype": dtype, "tokenizer": spec})
+
+    # Predict which steps will run: a step runs when its output is missing or stale,
+    # and everything after a step that runs runs too.
+    steps: list[dict[str, Any]] = []
+    redo = not _is_fresh(merged_dir, merge_inputs)
+    steps.append({"step": "merge", "output": str(merged_dir), "run": redo, "bytes": merged_bytes(arch, dtype)})
+    if not redo:
+        redo = not _is_fresh(f16, fingerprint(merged_dir, extra={"converter": str(converter)}))
+    steps.append({"step": "gguf", "output": str(f16), "run": redo, "bytes": gguf_size_bytes(arch, "F16")})
+    f16_inputs = fingerprint(f16) if f16.exists() else ""
+    for quant, path in quantized.items():
+        stale = redo or not _is_fresh(path, f"{f16_inputs}:{quant}")
+        steps.append({"step": f"quantize {quant}", "output": str(path), "run": stale,
+                      "bytes": gguf_size_bytes(arch, quant)})
+    needed = sum(step["bytes"] for step in steps if step["run"])
+    return {
+        "run_dir": run_dir, "adapter_dir": adapter_dir, "converter": converter, "base": base, "arch": arch,
+        "dtype": dtype, "tokenizer": spec, "merged_dir": merged_dir, "gguf_dir": run_dir / "gguf",
+        "f16": f16, "quantized": quantized, "quant_types": quant_types, "merge_inputs": merge_inputs,
+        "steps": steps, "needed_bytes": needed, "free_bytes": free_bytes(run_dir),
+    }
+
+
+def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] | None = None) -> dict[str, Any]:
+    """Merge the run's adapter, convert, quantize, check tokenizer parity, write Modelfile and card.
+
+    Returns {"merged", "gguf": {quant: report}, "parity", "modelfile", "card", "skipped"}.
+    Raises R1Error on a user-facing failure (missing adapter or converter, no disk space,
+    a parity mismatch, a failed conversion).
+    """
+    from r1tui.export.card import published_ggufs, write_card
+    from r1tui.export.gguf import compare_with_calculator, convert_to_gguf, quantize_gguf, read_gguf
+    from r1tui.export.merge import merge_adapter
+    from r1tui.export.modelfile import write_modelfile
+    from r1tui.export.parity import check_parity, describe_failure, template_differences
+    from r1tui.runs.events import NullWriter, stage
+
+    events = events or NullWriter()
+    plan = plan_export(config, run_dir, quant_types)
+    run_dir, adapter_dir, converter = plan["run_dir"], plan["adapter_dir"], plan["converter"]
+    base, arch, dtype, spec = plan["base"], plan["arch"], plan["dtype"], plan["tokenizer"]
+    merged_dir, gguf_dir, f16, quantized = plan["merged_dir"], plan["gguf_dir"], plan["f16"], plan["quantized"]
+    merge_inputs = plan["merge_inputs"]
     remove_stale_temps(run_dir)
     remove_stale_temps(gguf_dir)
 
-    base_inputs = [adapter_dir] + ([Path(base)] if Path(base).is_dir() else [])
-    merge_inputs = fingerprint(*base_inputs, extra={"base": base, "dtype": dtype, "tokenizer": spec})
-    merge_fresh = _is_fresh(merged_dir, merge_inputs)
-
     # Disk: everything this export will write, refused up front in one line.
-    needed_parts = []
-    if not merge_fresh:
-        needed_parts.append((f"merged {dtype} model", merged_bytes(arch, dtype)))
-        needed_parts.append(("F16 GGUF", gguf_size_bytes(arch, "F16")))
-    elif not f16.exists():
-        needed_parts.append(("F16 GGUF", gguf_size_bytes(arch, "F16")))
-    needed_parts += [(f"{q} GGUF", gguf_size_bytes(arch, q)) for q, p in quantized.items() if not p.exists()]
-    if needed_parts:
-        what = "the export (" + " + ".join(f"{name} {format_bytes(size)}" for name, size in needed_parts) + ")"
-        check_free_space(run_dir, sum(size for _, size in needed_parts), what)
+    todo = [step for step in plan["steps"] if step["run"]]
+    if todo:
+        what = "the export (" + " + ".join(f"{s['step']} {format_bytes(s['bytes'])}" for s in todo) + ")"
+        check_free_space(run_dir, plan["needed_bytes"], what)
 
     skipped: list[str] = []
     result: dict[str, Any] = {"run_dir": str(run_dir), "gguf": {}}
 
     # ---- merge
     with stage(events, "merge", adapter=str(adapter_dir), base=base, dtype=dtype) as out:
-        if merge_fresh:
+        if _is_fresh(merged_dir, merge_inputs):
             out["_status"] = "skipped"
             skipped.append("merge")
         else:

@@ -1,0 +1,130 @@
+"""`r1tui parity`: check that a GGUF tokenizes the training format exactly like training did."""
+
+from __future__ import annotations
+
+import argparse
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+
+HELP = "check that a GGUF tokenizes exactly like the training tokenizer"
+DESCRIPTION = """\
+Render sample conversations (multi-turn, reasoning, accents, emoji, code, leading and
+repeated spaces, a system prompt, an inference prompt) in the training format, encode
+them with Mistral's own tokenizer (mistral-common) and tokenize the same text with the
+GGUF through llama.cpp. The ids must be identical; on a mismatch the command fails and
+shows the first differing tokens, with a hint when the file shows a known converter
+trap. Works for any GGUF and tokenizer pair.
+
+Give --gguf for one file, or RUN to check every GGUF of a run (writes gguf/parity.json
+and emits parity events into the run's log).
+
+Examples:
+  r1tui parity --gguf model-Q4_K_M.gguf
+  r1tui parity --gguf model.gguf --tokenizer /models/Mistral-Small-Instruct-2409
+  r1tui parity latest
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", nargs="?", help="check every GGUF of this run (id, folder or 'latest')")
+    parser.add_argument("--gguf", metavar="PATH", help="the GGUF file to check")
+    parser.add_argument("--tokenizer", metavar="v3|tekken|DIR", default=None,
+                        help="training tokenizer: v3, tekken or a folder with tokenizer.model(.v3)/tekken.json "
+                             "(default: model.tokenizer of the config)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_config_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from r1tui.cli import dry_run_requested
+    from r1tui.errors import R1Error
+    from r1tui.export.gguf import find_converter, read_gguf
+    from r1tui.export.parity import SAMPLE_CONVERSATIONS, check_parity, describe_failure
+
+    config = load_cli_config(args)
+    if not args.gguf and not args.run:
+        raise R1Error("nothing to check: pass --gguf PATH or a RUN (see `r1tui parity --help`)")
+    run_dir = None
+    if args.run:
+        from r1tui.export.card import published_ggufs
+        from r1tui.export.rundir import resolve_run_dir, run_config
+
+        run_dir = resolve_run_dir(args.run, config.runs.dir)
+        config = run_config(run_dir, config)
+    spec = args.tokenizer or config.model.tokenizer
+    if args.gguf:
+        files = [Path(args.gguf)]
+    else:
+        files = sorted(p for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith("."))
+        if not files:
+            del published_ggufs
+            raise R1Error(f"{run_dir}: no GGUF in gguf/; run `r1tui export {run_dir.name}` first")
+    for file in files:
+        if not file.is_file():
+            raise R1Error(f"{file}: GGUF not found; pass --gguf PATH to an existing .gguf file")
+    out = console()
+    if dry_run_requested():
+        out.print(f"dry run: would compare {len(SAMPLE_CONVERSATIONS)} sample conversations of tokenizer {spec} "
+                  f"with {', '.join(str(f) for f in files)}")
+        return 0
+
+    try:
+        converter = find_converter(config.export.llama_cpp_dir)
+    except R1Error:
+        converter = None  # read_gguf then uses any importable gguf-py; only used for hints
+    writer = None
+    if run_dir is not None:
+        from r1tui.runs.events import EventWriter
+
+        writer = EventWriter(run_dir / "events.jsonl")
+    reports = []
+    try:
+        from r1tui.runs.events import stage
+
+        with stage(writer, "parity", tokenizer=spec, files=[f.name for f in files]) as outputs:
+            for index, file in enumerate(files, start=1):
+                try:
+                    info = read_gguf(file, converter)
+                except R1Error:
+                    info = None
+                reports.append(check_parity(file, spec, gguf_info=info))
+                if writer is not None:
+                    writer.emit("stage_progress", stage="parity", completed=index, total=len(files), unit="file",
+                                message=f"{file.name}: {'ok' if reports[-1]['ok'] else 'MISMATCH'}")
+            ok = all(r["ok"] for r in reports)
+            if run_dir is not None:
+                from r1tui.export._util import write_json_atomic
+
+                write_json_atomic(run_dir / "gguf" / "parity.json", {
+                    "ok": ok, "tokenizer": spec, "files": {Path(r["gguf"]).name: r for r in reports},
+                    "cases": reports[0]["cases"], "tokens_compared": reports[0]["tokens_compared"]})
+            outputs.update(ok=ok)
+            _show(out, reports, Table, args.json)
+            if not ok:
+                failed = next(r for r in reports if not r["ok"])
+                raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}")
+    finally:
+        if writer is not None:
+            writer.close()
+    return 0
+
+
+def _show(out, reports, Table, as_json: bool) -> None:
+    from pathlib import Path
+
+    if as_json:
+        print_json(reports if len(reports) > 1 else reports[0])
+        return
+    for report in reports:
+        table = Table(title=f"{Path(report['gguf']).name} vs tokenizer {report['tokenizer']}")
+        for column in ("sample", "tokens", "identical"):
+            table.add_column(column)
+        for case in report["cases"]:
+            table.add_row(case["name"], str(case["tokens"]), "yes" if case["ok"] else f"[bold red]no, from token {case['first_difference']['index']}[/]")
+        out.print(table)
+        if report["ok"]:
+            out.print(f"[bold green]parity OK[/]: {report['tokens_compared']} tokens identical")

@@ -1,0 +1,195 @@
+"""Publish a run to the Hugging Face Hub: the GGUF(s), the adapter, the Modelfile, a model card.
+
+- The token comes from ``HF_TOKEN`` or the Hub's saved login (``hf auth login``). It is
+  passed to huggingface_hub and nowhere else: never printed, logged, written to the run
+  folder or put in an event, and scrubbed from any error text.
+- ``HF_REPO_ID`` overrides ``hub.repo_id``; a name without a namespace goes under the
+  token's user. A namespace that is neither the user nor one of their organisations is
+  refused before anything is uploaded.
+- Files go up one at a time (``preupload_lfs_files``, one progress event per file) and
+  are committed together at the end (``create_commit``). Content the Hub already holds
+  is not sent again, so running push again after a failure resumes.
+- A dry run returns the plan (repo, visibility, every file and its size) and touches
+  no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from r1tui.errors import R1Error
+
+log = logging.getLogger(__name__)
+
+TOKEN_HELP = "set HF_TOKEN or run `hf auth login` with a write token (https://huggingface.co/settings/tokens)"
+
+
+def _token_source() -> str | None:
+    """Where a token would come from, without reading it out: "HF_TOKEN", "saved login" or None."""
+    if os.environ.get("HF_TOKEN", "").strip():
+        return "HF_TOKEN"
+    from huggingface_hub import get_token
+
+    return "saved login" if get_token() else None
+
+
+def _token() -> str:
+    from huggingface_hub import get_token
+
+    token = os.environ.get("HF_TOKEN", "").strip() or get_token()
+    if not token:
+        raise R1Error(f"no Hugging Face token: {TOKEN_HELP}")
+    return token
+
+
+def _card_bytes(config, run_dir: Path, repo_id: str) -> int:
+    from r1tui.export.card import render_card
+
+    return len(render_card(config, run_dir, repo_id).encode("utf-8"))
+
+
+def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
+    """Repo, visibility and every file with its size; reads only the run folder."""
+    from r1tui.export.card import published_ggufs
+
+    run_dir = Path(run_dir).resolve()
+    ggufs = published_ggufs(run_dir, config)
+    if not ggufs:
+        raise R1Error(f"{run_dir}: no GGUF in gguf/; run `r1tui export {run_dir.name}` first")
+    files: list[dict[str, Any]] = [{"path_in_repo": p.name, "local": str(p), "bytes": p.stat().st_size} for p in ggufs]
+    adapter_dir = run_dir / "adapter"
+    for path in sorted(adapter_dir.rglob("*")) if adapter_dir.is_dir() else []:
+        relative = path.relative_to(adapter_dir)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            files.append({"path_in_repo": f"adapter/{relative.as_posix()}", "local": str(path),
+                          "bytes": path.stat().st_size})
+    for name, path in (("Modelfile", run_dir / "gguf" / "Modelfile"), ("parity.json", run_dir / "gguf" / "parity.json")):
+        if path.is_file():
+            files.append({"path_in_repo": name, "local": str(path), "bytes": path.stat().st_size})
+    repo_id = config.hub_repo_id
+    card_path = run_dir / "card" / "README.md"
+    files.append({"path_in_repo": "README.md", "local": str(card_path), "bytes": _card_bytes(config, run_dir, repo_id),
+                  "generated": True})
+    return {
+        "repo_id": repo_id,
+        "repo_id_source": "HF_REPO_ID" if os.environ.get("HF_REPO_ID") else "hub.repo_id",
+        "private": config.hub.private,
+        "files": files,
+        "total_bytes": sum(f["bytes"] for f in files),
+        "token": _token_source(),
+    }
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def _hub_error(exc: BaseException, endpoint: str, repo_id: str, token: str | None) -> R1Error:
+    """One line for anything the Hub or the network threw at us."""
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    again = "run `r1tui push RUN` again to resume (files already uploaded are not sent again)"
+    if isinstance(exc, OfflineModeIsEnabled):
+        return R1Error("HF_HUB_OFFLINE is set, so the Hub cannot be reached; unset it to push")
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        detail = _scrub(str(exc).splitlines()[0], token)
+        if status == 401:
+            return R1Error(f"the Hub rejected the token (HTTP 401); {TOKEN_HELP}")
+        if status == 403:
+            return R1Error(f"the Hub refused to let this token write to {repo_id} (HTTP 403): a read-only token, "
+                           "or a repo owned by someone else; use a write token or another hub.repo_id")
+        if status == 409:
+            return R1Error(f"{repo_id} exists and this token cannot use it (HTTP 409); choose another hub.repo_id")
+        return R1Error(f"the Hub answered HTTP {status} for {repo_id}: {detail}; {again}")
+    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
+        return R1Error(f"could not reach the Hub at {endpoint} ({type(exc).__name__}); check the network and {again}")
+    message = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, token)
+    return R1Error(f"push to {repo_id} failed: {type(exc).__name__}: {message}; {again}")
+
+
+def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) -> dict[str, Any]:
+    """Upload the run's GGUF(s), adapter, Modelfile and model card to the Hub.
+
+    Returns the plan (with "dry_run": True) when `dry_run`, else
+    {"repo_id", "url", "commit", "private", "files", "uploaded_bytes"}.
+    """
+    from r1tui.runs.events import NullWriter, stage
+
+    events = events or NullWriter()
+    run_dir = Path(run_dir).resolve()
+    plan = plan_push(config, run_dir)
+    if dry_run:
+        return {**plan, "dry_run": True}
+    if not plan["repo_id"]:
+        raise R1Error("no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID (e.g. your-name/mistral-small-r1)")
+    token = _token()
+
+    from huggingface_hub import CommitOperationAdd, HfApi, constants
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    if constants.HF_HUB_OFFLINE:
+        raise R1Error("HF_HUB_OFFLINE is set, so the Hub cannot be reached; unset it to push")
+    endpoint = (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = plan["repo_id"]
+    bars_were_off = are_progress_bars_disabled()
+    disable_progress_bars()  # progress goes out as events; the CLI draws them
+    try:
+        with stage(events, "push", repo_id=repo_id, private=plan["private"], files=len(plan["files"]),
+                   bytes=plan["total_bytes"]) as out:
+            try:
+                repo_id = _writable_repo(api, repo_id)
+                url = api.create_repo(repo_id, private=plan["private"], exist_ok=True, repo_type="model")
+                from r1tui.export.card import write_card
+
+                write_card(config, run_dir, repo_id)
+                files = plan_push(config, run_dir)["files"]  # the card's size with the final repo id
+                operations = [CommitOperationAdd(path_in_repo=f["path_in_repo"], path_or_fileobj=f["local"])
+                              for f in files]
+                total, done = sum(f["bytes"] for f in files), 0
+                for operation, file in zip(operations, files, strict=True):
+                    api.preupload_lfs_files(repo_id, additions=[operation], repo_type="model")
+                    done += file["bytes"]
+                    events.emit("stage_progress", stage="push", completed=done, total=total, unit="byte",
+                                message=file["path_in_repo"])
+                commit = api.create_commit(repo_id, operations=operations, repo_type="model",
+                                           commit_message=f"Upload {run_dir.name} with r1tui")
+            except R1Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every Hub/network failure becomes one line
+                raise _hub_error(exc, endpoint, repo_id, token) from exc
+            result = {"repo_id": repo_id, "url": str(url), "commit": commit.oid, "private": plan["private"],
+                      "files": [{k: f[k] for k in ("path_in_repo", "bytes")} for f in files], "uploaded_bytes": total}
+            out.update(repo_id=repo_id, url=str(url), commit=commit.oid, bytes=total)
+            events.emit("artifact", stage="push", kind="hub", path=str(url), bytes=total, repo_id=repo_id)
+    finally:
+        if not bars_were_off:
+            enable_progress_bars()
+    return result
+
+
+def _writable_repo(api, repo_id: str) -> str:
+    """Check the token and that it may write under the repo's namespace; add the namespace if missing."""
+    who = api.whoami()
+    user = who.get("name", "")
+    orgs = [org.get("name", "") for org in who.get("orgs", []) if isinstance(org, dict)]
+    role = (((who.get("auth") or {}).get("accessToken") or {}).get("role") or "").lower()
+    if role == "read":
+        raise R1Error(f"the token is read-only; {TOKEN_HELP}")
+    if "/" not in repo_id:
+        repo_id = f"{user}/{repo_id}"
+    namespace, name = repo_id.split("/", 1)
+    if namespace not in {user, *orgs}:
+        yours = f"'{user}'" + (f" (organisations: {', '.join(orgs)})" if orgs else "")
+        raise R1Error(f"cannot push to {repo_id}: '{namespace}' is not this token's user {yours}; "
+                      f"set hub.repo_id or HF_REPO_ID to {user}/{name}")
+    return repo_id
