@@ -1,0 +1,200 @@
+"""The prepare stage, its stats, the dry-run stats, the preview and `r1tui prepare`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from r1tui.config import load_config, parse_config
+from r1tui.data.prepare import STATS_FILE, load_stats, prepare_dataset
+from r1tui.data.render import IGNORE_INDEX, load_renderer
+from r1tui.data.stats import DRY_RUN_ROWS, dry_run_masking_stats, stats_table
+from r1tui.runs.events import EventWriter, read_events
+
+
+def tiny(tiny_config_path, **data):
+    config = load_config(tiny_config_path)
+    for key, value in data.items():
+        if key == "max_seq_length":
+            config.model.max_seq_length = value
+        else:
+            setattr(config.data, key, value)
+    return config
+
+
+def test_prepare_writes_dataset_stats_and_events(tmp_path, tiny_config_path):
+    from datasets import load_from_disk
+
+    config = tiny(tiny_config_path, num_examples=30)
+    out = tmp_path / "run" / "data"
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        stats = prepare_dataset(config, out, events=events)
+    dataset = load_from_disk(str(out))
+    assert dataset.column_names == ["input_ids", "labels", "domain"]
+    assert len(dataset) == stats["examples"] == 30
+    assert load_stats(out) == json.loads((out / STATS_FILE).read_text())
+    assert load_stats(out)["tokens"] == stats["tokens"] == sum(len(ids) for ids in dataset["input_ids"])
+    assert stats["trained_tokens"] == sum(sum(1 for x in labels if x != IGNORE_INDEX) for labels in dataset["labels"])
+    assert stats["domains"] == {"coding": 10, "math": 10, "physics": 10}
+    assert 0 < stats["masked_fraction"] < 1
+    assert sum(stats["length_histogram"]["counts"]) == 30
+    # the ids are exactly the renderer's, which the render tests hold equal to mistral-common's
+    renderer = load_renderer("v3")
+    assert dataset[0]["input_ids"][0] == renderer.bos_id and dataset[0]["input_ids"][-1] == renderer.eos_id
+    kinds = [(e.type, e.stage) for e in read_events(tmp_path / "events.jsonl")]
+    assert kinds[0] == ("stage_started", "prepare") and kinds[-1] == ("stage_finished", "prepare")
+    assert ("stage_progress", "prepare") in kinds and ("artifact", "prepare") in kinds
+    finished = read_events(tmp_path / "events.jsonl")[-1]
+    assert finished.data["status"] == "finished" and finished.data["outputs"]["examples"] == 30
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_prepare_replaces_an_existing_folder(tmp_path, tiny_config_path):
+    out = tmp_path / "data"
+    prepare_dataset(tiny(tiny_config_path, num_examples=12), out)
+    (out / "stale.txt").write_text("old")
+    stats = prepare_dataset(tiny(tiny_config_path, num_examples=6), out)
+    assert stats["examples"] == 6 and not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_length_policy_drop_and_truncate(tmp_path, tiny_config_path):
+    from datasets import load_from_disk
+
+    dropped = prepare_dataset(tiny(tiny_config_path, num_examples=60, overlong="drop", max_seq_length=160),
+                              tmp_path / "drop")
+    assert dropped["dropped"]["too_long"] == dropped["length_histogram"]["over_max"] > 0
+    assert dropped["examples"] + dropped["dropped_total"] == 60 and not dropped["truncated"]
+    assert max(len(ids) for ids in load_from_disk(str(tmp_path / "drop"))["input_ids"]) <= 160
+
+    cut = prepare_dataset(tiny(tiny_config_path, num_examples=60, overlong="truncate", max_seq_length=160),
+                          tmp_path / "cut")
+    assert cut["truncated"]["too_long"] == dropped["dropped"]["too_long"]
+    rows = load_from_disk(str(tmp_path / "cut"))
+    assert max(len(ids) for ids in rows["input_ids"]) == 160
+    for labels in rows["labels"]:
+        assert any(label != IGNORE_INDEX for label in labels)  # never an all-masked row
+
+    # a window too short for any response: every row would be all -100, so every row is dropped
+    with pytest.raises(Exception, match="no usable rows"):
+        prepare_dataset(tiny(tiny_config_path, num_examples=6, overlong="truncate", max_seq_length=20),
+                        tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
+def test_malformed_rows_and_system_prompt(tmp_path, tiny_config_path):
+    from datasets import load_from_disk
+
+    path = tmp_path / "rows.jsonl"
+    good = {"question": "2+2?", "reasoning": "4", "answer": "4", "domain": "math"}
+    path.write_text("\n".join([json.dumps(good), "{oops", json.dumps({"question": "q"}),
+                               json.dumps({**good, "answer": ""})]) + "\n")
+    config = tiny(tiny_config_path, system_prompt="Think step by step.")
+    stats = prepare_dataset(config, tmp_path / "out", data_path=path)
+    assert stats["examples"] == 1 and stats["rows_read"] == 4
+    assert stats["dropped"] == {"empty_answer": 1, "invalid_json": 1, "missing_field:reasoning": 1}
+    ids = load_from_disk(str(tmp_path / "out"))[0]["input_ids"]
+    text = "".join(load_renderer("v3").piece(t) for t in ids)
+    assert "Think step by step.\n\n2+2?" in text
+
+
+def test_train_on_last_and_mask_think_lower_trained_tokens(tmp_path, tiny_config_path):
+    base = prepare_dataset(tiny(tiny_config_path, num_examples=12), tmp_path / "a")
+    think = prepare_dataset(tiny(tiny_config_path, num_examples=12, mask_think=True), tmp_path / "b")
+    assert think["tokens"] == base["tokens"] and think["trained_tokens"] < base["trained_tokens"] / 3
+    assert think["mask_think"] is True
+
+
+def test_dry_run_stats_are_capped_and_write_nothing(tmp_path, tiny_config_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = parse_config({"data": {"num_examples": 5000}})
+    stats = dry_run_masking_stats(config)
+    assert stats["dry_run"] and stats["rows_used"] == stats["rows_cap"] == DRY_RUN_ROWS
+    assert stats["examples"] == DRY_RUN_ROWS and stats["max_length"] == 8192
+    hub = dry_run_masking_stats(parse_config({"data": {"source": "hf:openai/gsm8k"}}))
+    assert hub["source"] == "synthetic" and "not downloaded" in hub["note"]
+    assert list(tmp_path.iterdir()) == []
+    table = stats_table(hub)
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    console.print(table)
+    text = console.export_text()
+    assert "masked fraction" in text and f"{hub['trained_tokens']:,}" in text and "not downloaded" in text
+
+
+def test_dry_run_stats_import_neither_mistral_common_nor_torch(tiny_config_path):
+    """The v3 dry run must stay fast: raw SentencePiece, no mistral-common/torch/datasets/textual."""
+    code = (
+        "import sys, json\n"
+        "from r1tui.config import load_config\n"
+        "from r1tui.data.stats import dry_run_masking_stats, stats_table\n"
+        "from r1tui.data.preview import token_preview\n"
+        f"stats = dry_run_masking_stats(load_config({str(tiny_config_path)!r}))\n"
+        "stats_table(stats)\n"
+        "heavy = [m for m in ('mistral_common', 'torch', 'transformers', 'datasets', 'textual') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'examples': stats['examples']}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"heavy": [], "examples": 200}
+
+
+def test_token_preview_styles_masked_and_trained_tokens():
+    from rich.console import Console
+
+    renderer = load_renderer("v3")
+    rendered = renderer.render([{"role": "user", "content": "Hi there"},
+                                {"role": "assistant", "content": "Hello back"}])
+    from r1tui.data.preview import token_preview
+
+    console = Console(record=True, width=200, color_system="truecolor")
+    console.print(token_preview(rendered.input_ids, rendered.labels, "v3", show_ids=True))
+    text = console.export_text(styles=False)
+    assert "[INST]₃" in text and "</s>₂" in text and "Hi there" not in text  # ids interleave the pieces
+    assert f"{rendered.trained_tokens} trained" in text
+    plain = Console(record=True, width=200)
+    plain.print(token_preview(rendered.input_ids, rendered.labels, "v3"))
+    assert " Hi there[/INST] Hello back</s>" in plain.export_text()
+    # styles: every trained piece is bold green, every masked piece is not
+    group = token_preview(rendered.input_ids, rendered.labels, "v3")
+    body = group.renderables[1]
+    for span in body.spans:
+        piece = body.plain[span.start:span.end]
+        trained = "bright_green" in str(span.style) or "bold magenta" in str(span.style)
+        assert trained == (piece in (" Hello", " back", "</s>")), piece
+    with pytest.raises(ValueError):
+        token_preview([1, 2], [1], "v3")
+
+
+def test_cli_prepare_json_and_preview(tmp_path, tiny_config_path):
+    env = {**os.environ, "DRY_RUN": ""}
+    out = tmp_path / "ds"
+    result = subprocess.run([sys.executable, "-m", "r1tui", "prepare", "--config", str(tiny_config_path),
+                             "--out", str(out), "--json", "--preview", "1", "--ids"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["examples"] == 200 and (out / STATS_FILE).is_file()
+    assert "[INST]" in result.stderr and "trained" in result.stderr  # preview went to stderr
+
+
+def test_cli_prepare_dry_run_and_errors(tmp_path, tiny_config_path):
+    env = {**os.environ, "DRY_RUN": "1"}
+    out = tmp_path / "ds"
+    result = subprocess.run([sys.executable, "-m", "r1tui", "prepare", "--config", str(tiny_config_path),
+                             "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "nothing written" in result.stdout and not out.exists()
+    env["DRY_RUN"] = ""
+    result = subprocess.run([sys.executable, "-m", "r1tui", "prepare", "--config", str(tiny_config_path),
+                             "--data", str(tmp_path / "missing.jsonl"), "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "missing.jsonl not found" in error_lines[0]
+    assert result.stderr.strip().splitlines()[-1] == error_lines[0] and not out.exists()
