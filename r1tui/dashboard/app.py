@@ -183,7 +183,7 @@ class DashboardApp(App[None]):
             if batch.generation != self._generation:
                 return
             self.state.apply_all(batch.events)
-            self.state.set_process_alive(batch.alive)
+            self.state.set_process_alive(batch.alive, self.clock())
             self.caught_up = batch.caught_up
             self.request_refresh()
         finally:

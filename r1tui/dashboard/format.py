@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 
 STATUS_STYLE = {
@@ -69,3 +71,29 @@ def bar(fraction: float | None, width: int, style: str = "green") -> Text:
 def short_path(path: str, keep: int = 2) -> str:
     parts = str(path).replace("\\", "/").rstrip("/").split("/")
     return "/".join(parts[-keep:]) if len(parts) > keep else str(path)
+
+
+def in_run(path: str, run_id: str | None) -> str:
+    """A path inside a run folder, shown from the run folder on (``adapter``, ``gguf/x.gguf``)."""
+    text = str(path).replace("\\", "/")
+    if run_id:
+        marker = f"/{run_id}/"
+        if marker in text:
+            return text.split(marker, 1)[1] or "."
+        if text.rstrip("/").endswith(f"/{run_id}"):
+            return "."
+    return short_path(text)
+
+
+def display_path(path: str | Path, runs_dir: Path | None = None) -> str:
+    """Short and stable: ``runs/<id>/…`` under the runs folder, else relative to the cwd."""
+    path = Path(path)
+    for base, prefix in ((runs_dir, runs_dir.name if runs_dir else ""), (Path.cwd(), "")):
+        if base is None:
+            continue
+        try:
+            relative = path.resolve().relative_to(base.resolve())
+        except (ValueError, OSError):
+            continue
+        return str(Path(prefix) / relative) if prefix else str(relative)
+    return str(path)

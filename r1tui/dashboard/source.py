@@ -10,7 +10,6 @@ offers it, else from the ``pid`` file.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,6 @@ from typing import Any
 
 from r1tui.errors import R1Error
 from r1tui.runs.events import EVENTS_FILE, Event, EventReader
-
-log = logging.getLogger(__name__)
 
 REPLAY_CHUNK_BYTES = 1 << 20  # one message per MiB while replaying a long log
 
@@ -97,31 +94,15 @@ def pid_alive(pid: int) -> bool:
 
 
 def process_alive(run_dir: Path, pid_from_events: int | None = None) -> bool | None:
-    """Is the run's process alive? None when there is nothing to check."""
-    status = _runner_status(run_dir)
-    if status is not None:
-        return status
+    """Is the run's process alive? None when there is nothing to check.
+
+    Only the pid file and the process table are read (cheap enough to ask every
+    second); ``r1tui.runs.runner.run_status`` would re-read the whole log each time.
+    """
     pid = read_pid(run_dir) or pid_from_events
     if pid is None:
         return None
     return pid_alive(pid)
-
-
-def _runner_status(run_dir: Path) -> bool | None:
-    """Ask r1tui.runs.runner.run_status, when it exists, whether the process lives."""
-    try:
-        from r1tui.runs.runner import run_status
-    except ImportError:
-        return None
-    try:
-        status = run_status(run_dir)
-    except Exception as exc:  # noqa: BLE001 - a status probe must never break the view
-        log.debug("run_status(%s) failed: %s", run_dir, exc)
-        return None
-    alive = getattr(status, "alive", None)
-    if alive is None and isinstance(status, dict):
-        alive = status.get("alive")
-    return alive if isinstance(alive, bool) else None
 
 
 class EventTail:

@@ -147,6 +147,8 @@ class RunState:
         self.error: str | None = None
         self.last_ts: float | None = None
         self.process_alive: bool | None = None  # None: not checked (or no process to check)
+        self.heartbeat_s: float | None = None  # how often the pipeline promised a heartbeat
+        self.stuck = False  # the process lives but the log went silent far past its heartbeat
         self.stages: dict[str, StageState] = {name: StageState(name) for name in STAGES}
         self.metrics: dict[str, Series] = {}
         self.last_metric: dict[str, Any] = {}
@@ -177,9 +179,13 @@ class RunState:
         for event in events:
             self.apply(event)
 
-    def set_process_alive(self, alive: bool | None) -> None:
-        if alive != self.process_alive:
-            self.process_alive = alive
+    def set_process_alive(self, alive: bool | None, now: float | None = None) -> None:
+        """Fold in what the process table says (and, given ``now``, whether the log is stale)."""
+        stuck = False
+        if alive and now is not None and self.heartbeat_s and self.last_ts and not self.finished_status:
+            stuck = now - self.last_ts > max(60.0, 6 * self.heartbeat_s)  # as r1tui.runs.runner judges it
+        if alive != self.process_alive or stuck != self.stuck:
+            self.process_alive, self.stuck = alive, stuck
             self.version += 1
 
     # -- derived -------------------------------------------------------------
@@ -190,7 +196,7 @@ class RunState:
             return self.finished_status
         if self.started_ts is None:
             return "none"
-        if self.process_alive is False:
+        if self.process_alive is False or self.stuck:
             return "crashed"
         return "running"
 
@@ -242,6 +248,7 @@ def _run_started(state: RunState, event: Event) -> None:
     state.pid = data.get("pid") if isinstance(data.get("pid"), int) else state.pid
     state.planned_stages = list(data.get("stages") or state.planned_stages)
     state.dry_run = bool(data.get("dry_run", False))
+    state.heartbeat_s = _number(data.get("heartbeat_s")) or state.heartbeat_s
     if state.started_ts is None:
         state.started_ts = event.ts
     # A resumed run starts again: it is live until its next run_finished.

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from r1tui.dashboard.format import display_path
 from r1tui.dashboard.widgets.base import Panel
 
 
@@ -34,7 +35,8 @@ class ConfigPanel(Panel):
             origin.append(f"config error: {app.config_error}", style="bold red")
         elif report is not None:
             origin.append("config ", style="bold")
-            origin.append(report["config"]["path"] or "built-in defaults")
+            path = report["config"]["path"]
+            origin.append(display_path(path, app.runs_dir) if path else "built-in defaults")
             origin.append("  (estimates are computed, nothing is launched)", style="dim")
         self.query_one("#config-origin", Static).update(origin)
         tables = self.query_one("#config-tables", Static)

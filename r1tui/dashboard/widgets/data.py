@@ -135,16 +135,16 @@ class DataPanel(Panel):
         if isinstance(stats, dict) and "error" in stats:
             parts.append(Text(f"masking statistics: {stats['error']}", style="red"))
             stats = None
-        elif isinstance(stats, dict):
-            if stats.get("dry_run"):
-                parts.append(Text("dry-run estimate from the config (no prepared data yet)", style="italic dim"))
-            parts.append(stats_renderable(stats))
-        else:
-            parts.append(Text("masking statistics: computing…" if self.dashboard.config is not None
-                              else "no config: no statistics", style="dim"))
         rows = histogram_rows(stats, self.lengths, self._max_length())
         if rows:
             parts.append(histogram_renderable(rows, self._max_length()))
+        if isinstance(stats, dict):
+            if stats.get("dry_run"):
+                parts.append(Text("dry-run estimate from the config (no prepared data yet)", style="italic dim"))
+            parts.append(stats_renderable(stats))
+        elif not parts:
+            parts.append(Text("masking statistics: computing…" if self.dashboard.config is not None
+                              else "no config: no statistics", style="dim"))
         self.query_one("#data-stats-body", Static).update(Group(*parts))
 
     @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)

@@ -10,24 +10,24 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r1tui.dashboard.format import bar, duration, short_path, size, status_text
+from r1tui.dashboard.format import bar, display_path, duration, in_run, size, status_text
 from r1tui.dashboard.state import STAGES, RunState, StageState
 from r1tui.dashboard.widgets.base import Panel
 
 LOG_STYLE = {"error": "bold red", "warning": "yellow", "debug": "dim"}
 
 
-def artifact_summary(stage: StageState) -> Text:
+def artifact_summary(stage: StageState, run_id: str | None = None) -> Text:
     """The stage's artifacts in one line: the first path and size, and how many more."""
     items: list[tuple[str, Any]] = []
     for artifact in stage.artifacts:
         if artifact.get("kind") == "checkpoint":
             continue
-        items.append((short_path(artifact.get("path", "?")), artifact.get("bytes")))
+        items.append((in_run(artifact.get("path", "?"), run_id), artifact.get("bytes")))
     if not items:
         for key, value in stage.outputs.items():
             if isinstance(value, str) and ("/" in value or value.endswith((".gguf", ".json"))):
-                items.append((short_path(value), None))
+                items.append((in_run(value, run_id), None))
             elif isinstance(value, (int, float)) and not isinstance(value, bool) and key.endswith("bytes"):
                 continue
     checkpoints = sum(1 for a in stage.artifacts if a.get("kind") == "checkpoint")
@@ -63,7 +63,7 @@ def stage_table(state: RunState, now: float) -> Table:
             progress = bar(stage.progress.fraction, 8, "green" if status == "finished" else "yellow")
             progress.append(f" {stage.progress.fraction:>4.0%}")
         elapsed = stage.elapsed(now if state.status == "running" else (state.last_ts or now))
-        table.add_row(label, status_text(status), duration(elapsed), progress, artifact_summary(stage))
+        table.add_row(label, status_text(status), duration(elapsed), progress, artifact_summary(stage, state.run_id))
     return table
 
 
@@ -100,12 +100,15 @@ class PipelinePanel(Panel):
             summary.append("s starts one with the config shown in Config (dry run on: shows the plan only).",
                            style="dim")
         elif state.status == "crashed":
-            summary.append("crashed: the process is gone without a finish event. ", style="bold red")
+            why = ("the process lives but the log went silent" if state.stuck
+                   else "the process is gone without a finish event")
+            summary.append(f"crashed: {why}. ", style="bold red")
             summary.append("r resumes.", style="dim")
         elif state.error and state.status == "failed":
             summary.append(f"failed: {state.error}", style="red")
         else:
-            summary.append(f"{state.events_seen:,} events · log: {app.run_ref.events_path}", style="dim")
+            summary.append(f"{state.events_seen:,} events · log: {display_path(app.run_ref.events_path, app.runs_dir)}",
+                           style="dim")
         self.query_one("#run-summary", Static).update(summary)
         self.query_one("#log-lines", Static).update(log_lines(state, 200))
         self.query_one("#pipeline-log", VerticalScroll).scroll_end(animate=False)

@@ -42,8 +42,9 @@ def plan_renderable(plan: dict[str, Any]) -> Any:
     head.append(str(repo))
     if "private" in plan:
         head.append(" · private" if plan["private"] else " · public", style="dim")
-    if plan.get("licence") or plan.get("license"):
-        head.append(f" · licence {plan.get('licence') or plan.get('license')}", style="dim")
+    if "token" in plan:
+        head.append(f" · token {'from ' + str(plan['token']) if plan['token'] else 'missing (HF_TOKEN or hf auth login)'}",
+                    style="dim" if plan["token"] else "yellow")
     parts: list[Any] = [head, table]
     problems = plan.get("problems") or plan.get("errors") or []
     if plan.get("error"):
@@ -62,6 +63,8 @@ def push_url(state: RunState) -> str | None:
         for artifact in reversed(stage.artifacts):
             if isinstance(artifact.get("url"), str):
                 return artifact["url"]
+            if artifact.get("kind") == "hub" and isinstance(artifact.get("path"), str):
+                return artifact["path"]
     return None
 
 
@@ -99,7 +102,7 @@ class PushPanel(Panel):
             status.append(" ")
             status.append_text(bar(stage.progress.fraction, 20, "yellow"))
             status.append(f" {size(stage.progress.completed)} / {size(stage.progress.total)}"
-                          if stage.progress.unit in ("B", "bytes") else
+                          if stage.progress.unit in ("B", "byte", "bytes") else
                           f" {int(stage.progress.completed)}/{int(stage.progress.total)} {stage.progress.unit}")
         url = push_url(state)
         if url:
