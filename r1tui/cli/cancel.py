@@ -1,0 +1,53 @@
+"""`r1tui cancel RUN`: stop a running run cleanly (a checkpoint is saved, then a cancelled event)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+
+HELP = "stop a running run cleanly: training saves a checkpoint, the log records cancelled"
+DESCRIPTION = """\
+Send SIGTERM to the run's pipeline. Training finishes the step it is in, saves a
+checkpoint and stops; the log gets stage_finished cancelled and run_finished
+cancelled. Other stages stop at once. `r1tui run --resume RUN` continues later.
+Waits up to --wait seconds (default 60) for the run to end; 0 returns at once.
+
+Examples:
+  r1tui cancel latest
+  r1tui cancel 20261127-101500-ab12 --wait 0
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", nargs="?", default="latest", metavar="RUN",
+                        help="run id, id prefix, run folder, or 'latest' (default)")
+    add_config_argument(parser)
+    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    parser.add_argument("--wait", metavar="SECONDS", type=float, default=60.0,
+                        help="wait this long for the run to stop (default 60; 0: do not wait)")
+    parser.add_argument("--json", action="store_true", help="print the run's status afterwards as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from r1tui.cli import dry_run_requested
+    from r1tui.runs.runner import cancel_run, resolve_run, run_status
+
+    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    run_dir = resolve_run(runs_dir, args.run)
+    out = console()
+    if dry_run_requested():
+        status = run_status(run_dir)
+        out.print(f"[bold yellow]dry run[/]: would send SIGTERM to pid {status.pid} of run {run_dir.name} "
+                  f"(status: {status.status}); nothing sent")
+        return 0
+    status = cancel_run(run_dir, wait=args.wait)
+    if args.json:
+        print_json(status.to_dict())
+    elif status.status == "running":
+        out.print(f"asked run {run_dir.name} to stop (pid {status.pid}); it is finishing its current step — "
+                  f"`r1tui runs` shows when it has stopped")
+    else:
+        out.print(f"run {run_dir.name}: {status.status}" + (f" at step {status.step}" if status.step else ""))
+    return 0

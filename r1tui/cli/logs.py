@@ -1,0 +1,89 @@
+"""`r1tui logs RUN [-f]`: print a run's events readably; -f follows them live."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config
+
+HELP = "print a run's events readably (-f follows until the run ends)"
+DESCRIPTION = """\
+Print the run's event log (runs/<id>/events.jsonl) one readable line per event:
+stages starting and finishing, training metrics, GPU samples, artifacts, errors.
+It uses the same tailing reader as the dashboard, so -f shows the same thing live,
+and stops when the run finishes (or its process is found gone).
+
+Examples:
+  r1tui logs latest -f
+  r1tui logs 20261127-101500-ab12 --type metric
+  r1tui logs 20261127 --json | jq .data.loss
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", nargs="?", default="latest", metavar="RUN",
+                        help="run id, id prefix, run folder, or 'latest' (default)")
+    add_config_argument(parser)
+    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new events until the run ends")
+    parser.add_argument("--type", metavar="TYPES", default=None,
+                        help="only these event types, comma-separated (e.g. metric,error)")
+    parser.add_argument("--all", action="store_true",
+                        help="also show heartbeats and progress ticks (hidden by default: metrics carry the step)")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from r1tui.runs.display import format_event
+    from r1tui.runs.events import EVENTS_FILE, EventReader
+    from r1tui.runs.runner import resolve_run, run_status
+
+    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    run_dir = resolve_run(runs_dir, args.run)
+    types = {t.strip() for t in args.type.split(",")} if args.type else None
+    reader = EventReader(run_dir / EVENTS_FILE)
+    out = console()
+
+    def show(events) -> bool:
+        """Print events; True once the latest attempt has finished (run_finished after run_started)."""
+        finished = False
+        for event in events:
+            if event.type == "run_started":
+                finished = False
+            elif event.type == "run_finished":
+                finished = True
+            if types is not None and event.type not in types:
+                continue
+            if types is None and event.type in QUIET and not args.all:
+                continue
+            if args.json:
+                sys.stdout.write(event.to_json() + "\n")
+                continue
+            line = escape(format_event(event))
+            style = STYLES.get(event.type)
+            out.print(f"[{style}]{line}[/]" if style else line, highlight=False, soft_wrap=True)
+        sys.stdout.flush()
+        return finished
+
+    finished = show(reader.read_new())
+    if not args.follow:
+        return 0
+    while not finished:
+        events = reader.read_new()
+        if events:
+            finished = show(events)
+            continue
+        if run_status(run_dir).status != "running":
+            show(reader.read_new())  # whatever landed just before the process went away
+            return 0
+        time.sleep(0.25)
+    return 0
+
+
+QUIET = {"heartbeat", "stage_progress"}
+STYLES = {"error": "red", "run_finished": "bold", "stage_finished": "bold", "gpu": "dim", "heartbeat": "dim"}

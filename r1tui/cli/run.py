@@ -1,0 +1,161 @@
+"""`r1tui run`: the whole pipeline (prepare → train → export → eval) in a detached process."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+
+HELP = "run the whole pipeline (prepare, train, export, eval) detached; print the run id"
+DESCRIPTION = """\
+Create runs/<id>/ (the id sorts by start time), freeze the config there, and start
+the pipeline in its own process, detached from the terminal: closing the terminal,
+losing SSH or quitting the dashboard never stops it. Prints the run id and returns.
+Follow it with `r1tui logs RUN -f` or the dashboard (`r1tui`); stop it with
+`r1tui cancel RUN` (training saves a checkpoint first).
+
+--resume RUN continues a stopped, failed or crashed run: stages whose artifacts
+exist and whose config did not change are skipped, and training continues from its
+latest checkpoint (step count, optimizer and scheduler state included).
+
+--processes N trains with N processes under `accelerate launch` (DDP, backend hf):
+N GPUs on a GPU box, N CPU processes (gloo) without one.
+
+DRY_RUN=1 prints the plan and the dry-run report and starts nothing.
+
+Examples:
+  r1tui run --config configs/tiny.toml
+  r1tui run --resume 20261127-101500-ab12
+  r1tui run --config configs/tiny.toml --foreground
+  DRY_RUN=1 r1tui run
+"""
+
+STAGE_WORK = {
+    "prepare": ("render and mask the data", "data/ (Arrow dataset + stats.json)"),
+    "train": ("LoRA training, checkpoints every train.save_steps", "checkpoints/, adapter/"),
+    "export": ("merge, GGUF convert, quantize, tokenizer parity", "merged/, gguf/"),
+    "eval": ("answer accuracy and reasoning quality", "eval/results.json"),
+}
+
+
+def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--resume", metavar="RUN", default=None,
+                        help="continue this run (id, id prefix, folder or 'latest') instead of starting a new one")
+    parser.add_argument("--foreground", action="store_true",
+                        help="stay attached: run in this terminal and return when the run ends")
+    parser.add_argument("--dataset", metavar="DIR", default=None,
+                        help="train on this already prepared dataset (from `r1tui prepare --out DIR`); skips prepare")
+    parser.add_argument("--processes", metavar="N", type=int, default=1,
+                        help="train with N processes under accelerate launch (DDP, backend hf); default 1")
+    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    if stages_option:
+        parser.add_argument("--stages", metavar="LIST", default=None,
+                            help="comma-separated subset of prepare,train,export,eval (default: all)")
+    parser.add_argument("--json", action="store_true", help="print {run_id, run_dir, pid} as JSON")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_start_arguments(parser, stages_option=True)
+
+
+def _runs_dir(args: argparse.Namespace, config: Any) -> Path:
+    return Path(args.runs_dir).resolve() if args.runs_dir else Path(config.runs.dir)
+
+
+def start(args: argparse.Namespace, stages: list[str]) -> int:
+    """Shared by `run` and `train`."""
+    from r1tui.cli import dry_run_requested
+    from r1tui.errors import R1Error
+    from r1tui.runs.runner import ALL_STAGES, read_pid, resolve_run, run_status, start_run
+
+    unknown = [s for s in stages if s not in ALL_STAGES]
+    if unknown:
+        raise R1Error(f"--stages: unknown stage {unknown[0]!r}; use a comma-separated subset of {','.join(ALL_STAGES)}")
+    if args.processes < 1:
+        raise R1Error(f"--processes {args.processes}: needs at least 1")
+    resume_dir = None
+    if args.resume:
+        from r1tui.config import load_config
+
+        config = load_cli_config(args)
+        resume_dir = resolve_run(_runs_dir(args, config), args.resume)
+        config = load_config(resume_dir / "config.toml")
+    else:
+        config = load_cli_config(args)
+    if dry_run_requested():
+        _print_plan(config, stages, args, resume_dir)
+        return 0
+    out = console()
+    config_path = args.config or (None if resume_dir else _default_config_file())
+    if args.foreground and not args.json:
+        out.print(f"[bold]starting[/] stages {', '.join(stages)} in the foreground (Ctrl-C cancels, a checkpoint is saved)")
+    run_id = start_run(config_path, stages, detach=not args.foreground, resume_run=resume_dir,
+                       dataset=Path(args.dataset).resolve() if args.dataset else None, processes=args.processes,
+                       runs_dir=_runs_dir(args, config) if not resume_dir else None)
+    run_dir = resume_dir or _runs_dir(args, config) / run_id
+    if args.foreground:
+        status = run_status(run_dir)
+        if args.json:
+            print_json({"run_id": run_id, "run_dir": str(run_dir), "status": status.status, "error": status.error})
+        else:
+            colour = {"finished": "green", "cancelled": "yellow"}.get(status.status, "red")
+            out.print(f"run {run_id}: [bold {colour}]{status.status}[/]" + (f" — {status.error}" if status.error else ""))
+        return {"finished": 0, "cancelled": 130}.get(status.status, 1)
+    pid = read_pid(run_dir)
+    if args.json:
+        print_json({"run_id": run_id, "run_dir": str(run_dir), "pid": pid})
+        return 0
+    verb = "resumed" if resume_dir else "started"
+    out.print(f"{run_id}")
+    out.print(f"[dim]{verb} {', '.join(stages)} in {run_dir} (pid {pid}), detached. "
+              f"Follow: r1tui logs {run_id} -f · dashboard: r1tui attach {run_id} · stop: r1tui cancel {run_id}[/]",
+              highlight=False)
+    return 0
+
+
+def _default_config_file() -> str | None:
+    from r1tui.config import default_config_path
+
+    path = default_config_path()
+    return str(path) if path.is_file() else None
+
+
+def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume_dir: Path | None) -> None:
+    from rich.table import Table
+
+    from r1tui.dryrun import build_report, report_renderables
+
+    out = console()
+    where = resume_dir or (_runs_dir(args, config) / "<new id>")
+    mode = "foreground" if args.foreground else "detached"
+    out.print(f"[bold yellow]dry run[/]: nothing started, written or downloaded. Would {'resume' if resume_dir else 'start'} "
+              f"{where} ({mode}, {args.processes} process{'es' if args.processes > 1 else ''}).")
+    plan = Table(title="Plan", title_justify="left")
+    plan.add_column("stage")
+    plan.add_column("does")
+    plan.add_column("writes")
+    backend = config.train.backend
+    if backend == "auto":
+        backend = "auto: unsloth with a CUDA GPU and Unsloth installed, else hf"
+    for name in stages:
+        does, writes = STAGE_WORK[name]
+        if name == "prepare" and args.dataset:
+            does, writes = f"skipped: uses the prepared dataset {args.dataset}", "-"
+        if name == "train":
+            does = f"{does}; backend {backend}; {config.train.max_steps if config.train.max_steps > 0 else str(config.train.epochs) + ' epochs'}" \
+                   f"{' steps' if config.train.max_steps > 0 else ''}"
+        if resume_dir is not None:
+            does += " (skipped when up to date)"
+        plan.add_row(name, does, writes)
+    out.print(plan)
+    for renderable in report_renderables(build_report(config)):
+        out.print(renderable)
+
+
+def run(args: argparse.Namespace) -> int:
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else \
+        ["prepare", "train", "export", "eval"]
+    return start(args, stages)

@@ -1,0 +1,71 @@
+"""`r1tui runs`: list runs with their status."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+
+HELP = "list runs: status (running, finished, failed, cancelled, crashed), stage, step, loss"
+DESCRIPTION = """\
+List the runs under runs.dir, newest first. Status comes from each run's event log,
+its pid file and whether that process is alive: running, finished, failed,
+cancelled, or crashed (the process is gone without a finish event, or alive but
+silent past its heartbeat).
+
+Examples:
+  r1tui runs
+  r1tui runs --config configs/tiny.toml --json
+"""
+
+STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red", "cancelled": "yellow",
+                "crashed": "bold magenta"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    parser.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from r1tui.runs.display import format_duration
+    from r1tui.runs.runner import list_runs
+
+    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    runs = list_runs(runs_dir)
+    if args.json:
+        print_json([r.to_dict() for r in runs])
+        return 0
+    out = console()
+    if not runs:
+        out.print(f"no runs in {runs_dir}; start one with `r1tui run`")
+        return 0
+    table = Table(title=f"runs in {runs_dir}", title_justify="left")
+    for column in ("run", "status", "stage", "step", "loss", "started", "took"):
+        table.add_column(column, justify="right" if column in ("step", "loss", "took") else "left",
+                         no_wrap=column in ("run", "started"))
+    now = time.time()
+    for r in runs:
+        step = f"{r.step}/{r.max_steps}" if r.step is not None else ""
+        loss = f"{r.loss:.4f}" if isinstance(r.loss, (int, float)) else ""
+        started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at)) if r.started_at else ""
+        end = r.finished_at or (r.last_event_at if r.status != "running" else now)
+        took = format_duration(end - r.started_at) if r.started_at and end else ""
+        status = f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]"
+        stage = r.stage or ""
+        if r.stage and r.stage_status.get(r.stage) not in (None, "running", "finished"):
+            stage += f" ({r.stage_status[r.stage]})"
+        table.add_row(r.run_id, status, stage, step, loss, started, took)
+    out.print(table)
+    for r in runs:
+        if r.status == "crashed" and r.reason:
+            out.print(f"[dim]{r.run_id}: crashed — {r.reason}; continue with `r1tui run --resume {r.run_id}`[/]",
+                      highlight=False)
+        elif r.status == "failed" and r.error:
+            out.print(f"[dim]{r.run_id}: {r.error}[/]", highlight=False)
+    return 0

@@ -1,0 +1,306 @@
+"""Run folders and the detached runner: start, list, inspect and cancel runs.
+
+``start_run`` makes ``runs/<id>/`` (ids sort by start time), freezes the config
+there and starts the pipeline in its own session (``start_new_session``), with
+stdin from /dev/null and output to ``pipeline.log``: a hang-up, a closed SSH
+session or a killed dashboard never reaches it. The run's state is read back from
+its event log, its ``pid`` file and the liveness of that process.
+
+Status of a run:
+
+- ``running``   the process lives and the log moved recently (heartbeats)
+- ``finished`` / ``failed`` / ``cancelled``  the last ``run_finished`` says so
+- ``crashed``   no ``run_finished`` and the process is gone, or the heartbeat is stale
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from r1tui.errors import R1Error
+from r1tui.runs.events import EVENTS_FILE, read_events
+
+CONFIG_FILE = "config.toml"
+PID_FILE = "pid"
+LOG_FILE = "pipeline.log"
+ALL_STAGES = ("prepare", "train", "export", "eval")
+TRAIN_STAGES = ("prepare", "train")
+DEFAULT_HEARTBEAT_S = 10.0
+STATUSES = ("running", "finished", "failed", "cancelled", "crashed")
+
+
+def heartbeat_seconds() -> float:
+    """How often a running pipeline writes a heartbeat (R1TUI_HEARTBEAT_S overrides)."""
+    try:
+        return max(0.2, float(os.environ.get("R1TUI_HEARTBEAT_S", DEFAULT_HEARTBEAT_S)))
+    except ValueError:
+        return DEFAULT_HEARTBEAT_S
+
+
+def stale_after(heartbeat_s: float) -> float:
+    """A log silent for this long, from a live process, means the run is stuck."""
+    return max(60.0, 6 * heartbeat_s)
+
+
+def new_run_id(now: float | None = None) -> str:
+    """UTC start time to the second plus a random suffix: sorts by time, never collides."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- starting
+
+
+def create_run(config: Any, runs_dir: str | Path | None = None) -> Path:
+    """Make ``runs/<id>/`` with the frozen config; returns the folder."""
+    from r1tui.config import dump_toml
+
+    runs_dir = Path(runs_dir) if runs_dir is not None else Path(config.runs.dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = runs_dir / new_run_id()
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    write_atomic(run_dir / CONFIG_FILE, dump_toml(config))
+    return run_dir
+
+
+def pipeline_command(run_dir: Path, stages: Sequence[str], *, resume: bool = False, dataset: str | Path | None = None,
+                     processes: int = 1, python: str | None = None) -> list[str]:
+    """The command that runs the pipeline for a run folder (under accelerate when processes > 1)."""
+    python = python or sys.executable
+    args = ["-m", "r1tui.runs.pipeline", str(run_dir), "--stages", ",".join(stages)]
+    if resume:
+        args.append("--resume")
+    if dataset is not None:
+        args += ["--dataset", str(dataset)]
+    if processes <= 1:
+        return [python, *args]
+    # torchrun under accelerate; with no CUDA the ranks run DDP on the CPU over gloo.
+    return [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
+
+
+def start_run(config_path: str | Path | None, stages: Sequence[str] = ALL_STAGES, detach: bool = True, *,
+              resume_run: str | Path | None = None, dataset: str | Path | None = None, processes: int = 1,
+              runs_dir: str | Path | None = None) -> str:
+    """Start the pipeline for a new run (or resume ``resume_run``); returns the run id.
+
+    ``detach``: the pipeline runs in its own session and outlives this process;
+    otherwise it runs here, attached to the terminal, and this returns when it ends.
+    """
+    from r1tui.config import load_config, parse_config
+
+    unknown = [s for s in stages if s not in ALL_STAGES]
+    if unknown:
+        raise R1Error(f"unknown stage {unknown[0]!r}; stages are {', '.join(ALL_STAGES)}")
+    if resume_run is not None:
+        run_dir = Path(resume_run)
+        status = run_status(run_dir)
+        if status.status == "running":
+            raise R1Error(f"run {run_dir.name} is still running (pid {status.pid}); cancel it first with `r1tui cancel {run_dir.name}`")
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise R1Error(f"{run_dir}: no {CONFIG_FILE}; this is not a run folder")
+    else:
+        if config_path is None:
+            config = parse_config({}, origin="built-in defaults")
+        else:
+            config = load_config(config_path)
+        run_dir = create_run(config, runs_dir)
+        if config.source_path is not None:
+            write_atomic(run_dir / "source", str(config.source_path) + "\n")
+    if dataset is not None and not Path(dataset).is_dir():
+        raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
+    resume = resume_run is not None
+    if not detach:
+        if processes > 1:
+            raise R1Error("--processes needs a detached run (accelerate launches the ranks); drop --foreground")
+        from r1tui.runs.pipeline import run_pipeline
+
+        run_pipeline(run_dir, stages, resume=resume, dataset=dataset, detached=False)
+        return run_dir.name
+    command = pipeline_command(run_dir, stages, resume=resume, dataset=dataset, processes=processes)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(run_dir / LOG_FILE, "ab") as log_file, open(os.devnull, "rb") as devnull:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command, stdin=devnull, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            close_fds=True, env=env, cwd=os.getcwd(),
+        )
+    # Written here too so `r1tui runs` sees the run at once; the pipeline rewrites it
+    # (the same pid, or under accelerate the launcher's, which is the group leader).
+    write_atomic(run_dir / PID_FILE, f"{process.pid}\n")
+    return run_dir.name
+
+
+# ---------------------------------------------------------------- inspecting
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    run_dir: str
+    status: str  # running | finished | failed | cancelled | crashed
+    alive: bool
+    pid: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_event_at: float | None = None
+    stages: list[str] = field(default_factory=list)
+    stage: str | None = None  # the stage running now, or the last one that ran
+    stage_status: dict[str, str] = field(default_factory=dict)
+    step: int | None = None
+    max_steps: int | None = None
+    loss: float | None = None
+    error: str | None = None
+    reason: str | None = None  # why "crashed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_pid(run_dir: str | Path) -> int | None:
+    try:
+        return int((Path(run_dir) / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True when the process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
+    """What the event log, the pid file and the process say about a run."""
+    run_dir = Path(run_dir)
+    events = read_events(run_dir / EVENTS_FILE)
+    pid = read_pid(run_dir)
+    alive = pid_alive(pid) if pid is not None else False
+    info = RunStatus(run_id=run_dir.name, run_dir=str(run_dir), status="crashed", alive=alive, pid=pid)
+    # Only the latest attempt counts: a resume starts with a new run_started.
+    start = max((i for i, e in enumerate(events) if e.type == "run_started"), default=None)
+    if events:
+        info.last_event_at = events[-1].ts
+    if start is None:
+        started_file = (run_dir / PID_FILE).stat().st_mtime if (run_dir / PID_FILE).exists() else None
+        info.started_at = started_file
+        if alive:
+            info.status = "running"  # the process is starting up and has not written yet
+        else:
+            info.reason = "the pipeline never started" if pid is not None else "no pipeline was started"
+        return info
+    first = events[start]
+    info.started_at = first.ts
+    info.stages = list(first.data.get("stages") or [])
+    heartbeat_s = float(first.data.get("heartbeat_s") or DEFAULT_HEARTBEAT_S)
+    for event in events[start:]:
+        if event.type == "stage_started":
+            info.stage = event.stage
+            info.stage_status[event.stage or "?"] = "running"
+        elif event.type == "stage_finished":
+            info.stage_status[event.stage or "?"] = event.data.get("status", "finished")
+        elif event.type == "metric" and event.data.get("step") is not None:
+            info.step = event.data.get("step")
+            info.max_steps = event.data.get("max_steps")
+            info.loss = event.data.get("loss")
+        elif event.type == "error" and not info.error:
+            info.error = event.data.get("message")
+        elif event.type == "run_finished":
+            info.status = event.data.get("status", "finished")
+            info.finished_at = event.ts
+            info.error = event.data.get("error") or info.error
+            return info
+    if info.step is None:  # a resume that has not logged yet: show the step it had reached
+        steps = [e for e in events if e.type == "metric" and e.data.get("step") is not None]
+        if steps:
+            info.step, info.max_steps, info.loss = (steps[-1].data.get(k) for k in ("step", "max_steps", "loss"))
+    now = time.time() if now is None else now
+    silence = now - (info.last_event_at or info.started_at or now)
+    if not alive:
+        info.reason = f"process {pid} is gone without a run_finished event"
+    elif silence > stale_after(heartbeat_s):
+        info.reason = f"no heartbeat for {silence:.0f} s (process {pid} is alive but stuck)"
+    else:
+        info.status = "running"
+    return info
+
+
+def list_runs(runs_dir: str | Path) -> list[RunStatus]:
+    """Every run folder under ``runs_dir``, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    folders = [p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    return [run_status(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+
+
+def resolve_run(runs_dir: str | Path, ref: str | None) -> Path:
+    """A run folder from an id, a unique id prefix, a path, or "latest"/None for the newest."""
+    runs_dir = Path(runs_dir)
+    if ref and Path(ref).is_dir() and (Path(ref) / CONFIG_FILE).is_file():
+        return Path(ref).resolve()
+    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()),
+                  key=lambda p: p.name) if runs_dir.is_dir() else []
+    if not runs:
+        raise R1Error(f"no runs in {runs_dir}; start one with `r1tui run` (or pass --config for another runs.dir)")
+    if ref in (None, "", "latest", "last"):
+        return runs[-1]
+    matches = [p for p in runs if p.name == ref] or [p for p in runs if p.name.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise R1Error(f"no run {ref!r} in {runs_dir}; `r1tui runs` lists them")
+    raise R1Error(f"{ref!r} matches {len(matches)} runs ({', '.join(p.name for p in matches[:3])}…); give more of the id")
+
+
+# ---------------------------------------------------------------- cancelling
+
+
+def cancel_run(run_dir: str | Path, wait: float = 0.0) -> RunStatus:
+    """Ask a running pipeline to stop (SIGTERM): it checkpoints, then writes cancelled.
+
+    With ``wait`` > 0, waits up to that many seconds for the run to finish.
+    """
+    run_dir = Path(run_dir)
+    status = run_status(run_dir)
+    if status.status != "running" or status.pid is None:
+        raise R1Error(f"run {run_dir.name} is not running (status: {status.status}); nothing to cancel")
+    try:
+        os.kill(status.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return run_status(run_dir)
+    deadline = time.monotonic() + wait
+    while wait > 0 and time.monotonic() < deadline:
+        status = run_status(run_dir)
+        if status.status != "running":
+            return status
+        time.sleep(0.2)
+    return run_status(run_dir)
