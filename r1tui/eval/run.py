@@ -24,7 +24,7 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.errors import R1Error
-from r1tui.eval.answers import check_answer, extract_answer
+from r1tui.eval.answers import check_answer, extract_answer, split_response
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, summarize
 from r1tui.runs.events import stage
 
@@ -50,15 +50,18 @@ def score_response(response: str, row: dict[str, Any], finish_reason: str,
     check = check_answer(extracted.text, row["answer"], row["domain"], numeric_tolerance)
     answer_line = extracted.source == "final_answer"
     finished_eos = finish_reason == "eos"
+    parsed = split_response(response)
+    # Format: a closed, non-empty think block (a truncated one still counts for depth).
+    think_block = parsed.think_closed and bool(parsed.think)
     return {
         "id": row["id"], "domain": row["domain"], "question": row["question"], "reference": row["answer"],
         "response": response, "answer": extracted.text, "answer_source": extracted.source,
         "correct": check.correct, "check": check.method,
         "steps": reasoning.steps, "distinct_steps": reasoning.distinct_steps,
         "worked_steps": reasoning.worked_steps, "verified": reasoning.verified, "depth": reasoning.depth,
-        "think_present": reasoning.think_present, "answer_line": answer_line,
+        "think_present": think_block, "answer_line": answer_line,
         "finished_eos": finished_eos, "finish_reason": finish_reason,
-        "compliant": reasoning.think_present and answer_line and finished_eos,
+        "compliant": think_block and answer_line and finished_eos,
     }
 
 

@@ -10,7 +10,6 @@ the end-of-sequence token, at ``max_tokens``, or when ``stop_event`` is set.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -50,10 +49,11 @@ class LlamaChat:
 
         import llama_cpp
 
-        threads = n_threads or max(1, min(8, os.cpu_count() or 1))
+        # n_threads None: llama-cpp-python's default (half the cores), which leaves room for
+        # the rest of the process; oversubscribed threads slow small models down badly.
         try:
             self._llama = llama_cpp.Llama(
-                model_path=str(self.gguf_path), n_ctx=n_ctx, seed=seed, n_threads=threads,
+                model_path=str(self.gguf_path), n_ctx=n_ctx, seed=seed, n_threads=n_threads,
                 n_gpu_layers=n_gpu_layers, verbose=False,
             )
         except ValueError as exc:

@@ -13,7 +13,8 @@ in .venv/share/r1tui/llama.cpp) and quantized with llama_cpp.llama_model_quantiz
   A token the script uses twice is spelled the second time with SentencePiece's byte
   tokens, so every chain token is distinct.
 
-Builds are cached per folder, so the eval and infer test folders share one build.
+Builds are cached per folder, so the eval and infer test folders share one build:
+both conftest.py files load this module and re-export its session fixtures.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = "<think>Two plus two makes four. Verify: 4-2=2, so it holds.</think>\nFINAL ANSWER: 4"
 
@@ -58,15 +61,11 @@ def script_chain(script: str = SCRIPT) -> list[int]:
     return chain
 
 
-def build_gguf(folder: Path, kind: str = "random") -> Path:
-    """The Q4_K_M GGUF of a ``random`` or ``scripted`` tiny model; reuses an earlier build in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def build_model(folder: Path, kind: str = "random") -> Path:
+    """The Hugging Face folder (fp16 weights + v3 tokenizer) of a ``random`` or ``scripted`` tiny model."""
     model_dir = folder / f"{kind}-model"
-    f16 = folder / f"{kind}-F16.gguf"
-    q4 = folder / f"{kind}-Q4_K_M.gguf"
-    if q4.is_file():
-        return q4
-
+    if (model_dir / "config.json").is_file():
+        return model_dir
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
@@ -84,8 +83,21 @@ def build_gguf(folder: Path, kind: str = "random") -> Path:
     model = MistralForCausalLM(config)
     if kind == "scripted":
         _make_scripted(model, script_chain())
-    model.to(torch.float16).save_pretrained(model_dir)
-    save_hf_tokenizer("v3", model_dir)
+    partial = folder / f".{kind}-model.partial"
+    model.to(torch.float16).save_pretrained(partial)
+    save_hf_tokenizer("v3", partial)
+    partial.replace(model_dir)
+    return model_dir
+
+
+def build_gguf(folder: Path, kind: str = "random") -> Path:
+    """The Q4_K_M GGUF of a ``random`` or ``scripted`` tiny model; reuses an earlier build in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f16 = folder / f"{kind}-F16.gguf"
+    q4 = folder / f"{kind}-Q4_K_M.gguf"
+    if q4.is_file():
+        return q4
+    model_dir = build_model(folder, kind)
 
     converter = converter_dir()
     env = {**os.environ, "PYTHONPATH": str(converter / "gguf-py")}
@@ -105,6 +117,33 @@ def build_gguf(folder: Path, kind: str = "random") -> Path:
         raise RuntimeError(f"llama_model_quantize returned {status}")
     partial.replace(q4)
     return q4
+
+
+# ---- session fixtures (re-exported by tests/eval/conftest.py and tests/infer/conftest.py)
+
+
+def _shared_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "tiny_gguf"
+
+
+@pytest.fixture(scope="session")
+def scripted_gguf(tmp_path_factory) -> Path:
+    """A real Q4_K_M GGUF that answers every prompt with SCRIPT and then </s>."""
+    return build_gguf(_shared_folder(tmp_path_factory), "scripted")
+
+
+@pytest.fixture(scope="session")
+def random_gguf(tmp_path_factory) -> Path:
+    """A real Q4_K_M GGUF of a seeded random tiny model (never stops on its own)."""
+    return build_gguf(_shared_folder(tmp_path_factory), "random")
+
+
+@pytest.fixture(scope="session")
+def scripted_model_dir(tmp_path_factory) -> Path:
+    """The Hugging Face folder of the scripted model (for the transformers backend and runs)."""
+    folder = _shared_folder(tmp_path_factory)
+    folder.mkdir(parents=True, exist_ok=True)
+    return build_model(folder, "scripted")
 
 
 def _make_scripted(model, chain: list[int]) -> None:
@@ -127,3 +166,9 @@ def _make_scripted(model, chain: list[int]) -> None:
             embed[token].zero_()
             embed[token, index] = 1.0     # a one-hot state per chain token
             head[chain[index + 1], index] = 1.0
+
+
+@pytest.fixture(scope="session")
+def scripted_reply() -> str:
+    """What the scripted model says to any prompt."""
+    return SCRIPT

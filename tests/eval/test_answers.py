@@ -1,0 +1,125 @@
+"""Answer extraction and checking on hand-written responses."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from r1tui.eval.answers import check_answer, extract_answer, split_response, split_roots
+
+
+def response(think: str, after: str) -> str:
+    return f"<think>\n{think}\n</think>\n\n{after}"
+
+
+# ---- extraction
+
+
+def test_final_answer_line_is_taken_after_the_think_block():
+    text = response("Maybe FINAL ANSWER: 3? No.", "So the total is 12.\nFINAL ANSWER: 12")
+    assert extract_answer(text).text == "12"
+    assert extract_answer(text).source == "final_answer"
+
+
+def test_last_final_answer_line_wins_and_markdown_and_boxed_are_unwrapped():
+    text = response("x", "FINAL ANSWER: 11\nOops, corrected.\n**Final answer:** $\\boxed{\\frac{3}{4}}$.")
+    assert extract_answer(text).text == "\\frac{3}{4}"
+
+
+def test_answer_on_the_line_after_the_marker():
+    assert extract_answer(response("x", "FINAL ANSWER:\n\n  42\n")).text == "42"
+
+
+def test_boxed_fallback_with_nested_braces():
+    found = extract_answer(response("x", "Thus $\\boxed{2^{\\frac{1}{2}}}$ is it."))
+    assert (found.text, found.source) == ("2^{\\frac{1}{2}}", "boxed")
+
+
+def test_missing_answer_line():
+    found = extract_answer(response("2 + 2 = 4", "The final answer is 4"))
+    assert (found.text, found.source) == (None, "none")
+
+
+def test_truncated_inside_think_has_no_answer_even_if_one_was_drafted():
+    truncated = "<think>\nStep 1: 2 + 2 = 4\nFINAL ANSWER: 4 (draft)\nStep 2: chec"
+    parsed = split_response(truncated)
+    assert parsed.think.startswith("Step 1") and not parsed.think_closed
+    assert extract_answer(truncated).text is None
+
+
+def test_split_response_without_tags():
+    parsed = split_response("FINAL ANSWER: 5")
+    assert parsed.think is None and parsed.answer_part == "FINAL ANSWER: 5"
+
+
+# ---- checking
+
+
+@pytest.mark.parametrize("predicted, reference, domain, method", [
+    ("12", "12", "math", "exact"),
+    ("\\boxed{1024}", "1024", "math", "exact"),
+    ("1,000", "1000", "math", "exact"),
+    ("7.20", "7.2", "math", "symbolic"),
+    ("\\frac{1}{2}", "0.5", "math", "symbolic"),
+    ("x = 5", "5", "math", "symbolic"),
+    ("(x+1)^2", "x^2+2x+1", "math", "symbolic"),
+    ("2\\sqrt{3}", "\\sqrt{12}", "math", "symbolic"),
+    ("x = 3 or x = 2/3", "3, \\frac{2}{3}", "math", "symbolic"),
+    ("-8, -12", "-12, -8", "math", "symbolic"),
+    ("x = -8 and x = -12", "-12, -8", "math", "symbolic"),
+    ("x = 0.667 or x = 3", "3, \\frac{2}{3}", "math", "set"),   # a rounded root: per-root tolerance
+    ("0.6667", "\\frac{2}{3}", "math", "numeric"),
+    ("9.8 m/s^2", "9.81", "physics", "numeric"),
+    ("361.25 m", "361.25", "physics", "symbolic"),
+    ("`O(n)`", "O(n)", "coding", "exact"),
+    ("```\n[1, 2]\n```", "[1, 2]", "coding", "exact"),
+])
+def test_equivalent_forms_are_correct(predicted, reference, domain, method):
+    check = check_answer(predicted, reference, domain, numeric_tolerance=1e-2)
+    assert check.correct, check
+    assert check.method == method
+
+
+@pytest.mark.parametrize("predicted, reference, domain", [
+    ("41", "42", "math"),
+    ("0.7", "\\frac{2}{3}", "math"),        # 5 % off: outside a 1 % tolerance
+    ("(2, 1)", "(1, 2)", "math"),           # ordered pair, not a set
+    ("3", "3, \\frac{2}{3}", "math"),       # a root missing
+    ("3, 2/3, 1", "3, \\frac{2}{3}", "math"),
+    ("[1,2]", "[1, 2]", "coding"),          # coding output must match exactly
+    ("18.0", "18", "coding"),
+    ("O(n^2)", "O(n)", "coding"),
+])
+def test_wrong_answers_are_wrong(predicted, reference, domain):
+    check = check_answer(predicted, reference, domain, numeric_tolerance=1e-2)
+    assert not check.correct and check.method == "mismatch"
+
+
+def test_numeric_tolerance_is_the_configured_one():
+    assert not check_answer("0.6667", "\\frac{2}{3}", "math", numeric_tolerance=1e-6).correct
+    assert check_answer("0.6667", "\\frac{2}{3}", "math", numeric_tolerance=1e-3).correct
+    assert check_answer("0.004", "0", "math", numeric_tolerance=1e-2).correct  # zero target: absolute
+    assert not check_answer("0.02", "0", "math", numeric_tolerance=1e-2).correct
+
+
+def test_no_answer_and_no_reference():
+    assert check_answer(None, "4", "math") == check_answer("  ", "4", "math")
+    assert check_answer(None, "4", "math").method == "no_answer"
+    assert check_answer("4", "", "math").method == "no_reference"
+
+
+def test_split_roots_keeps_brackets_whole_and_drops_variables():
+    assert split_roots("x = 3 or x = 2/3") == ["3", "2/3"]
+    assert split_roots("\\{1, 2\\}") == ["1", "2"]
+    assert split_roots("(1, 2)") == ["(1, 2)"]
+    assert split_roots("f(x) = 3") == ["3"]
+
+
+def test_checking_works_off_the_main_thread():
+    """The dashboard runs checks in worker threads, where math-verify's signal timeout cannot work."""
+    results = []
+    worker = threading.Thread(target=lambda: results.append(check_answer("\\frac{1}{2}", "0.5", "math")))
+    worker.start()
+    worker.join()
+    assert results[0].correct and results[0].method == "symbolic"
