@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title=f"runs in {runs_dir}", title_justify="left")
     for column in ("run", "status", "stage", "step", "loss", "started", "took"):
         table.add_column(column, justify="right" if column in ("step", "loss", "took") else "left",
-                         no_wrap=column in ("run", "started"))
+                         no_wrap=column in ("run", "status", "started"))
     now = time.time()
     for r in runs:
         step = f"{r.step}/{r.max_steps}" if r.step is not None else ""

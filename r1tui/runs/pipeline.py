@@ -120,17 +120,17 @@ class Heartbeat(threading.Thread):
     def __init__(self, events: Any, interval: float):
         super().__init__(name="r1tui-heartbeat", daemon=True)
         self.events, self.interval = events, interval
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 self.events.emit("heartbeat")
             except (OSError, ValueError):
                 return  # the log was closed under us: the run is ending
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 # ---------------------------------------------------------------- the run

@@ -35,7 +35,7 @@ class GpuSampler(threading.Thread):
         self.events = events
         self.interval = interval
         self.stage = stage
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         while True:
@@ -47,11 +47,11 @@ class GpuSampler(threading.Thread):
                     return  # nothing will appear later; one "no GPU" event says so
             except Exception:  # noqa: BLE001 - sampling must never take training down
                 log.debug("GPU sample failed", exc_info=True)
-            if self._stop.wait(self.interval):
+            if self._halt.wait(self.interval):
                 return
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 class MetricsCallback(TrainerCallback):

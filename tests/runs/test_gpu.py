@@ -1,0 +1,126 @@
+"""NVML sampling: "no GPU" on this machine, N/A per failed query, never an exception.
+
+A machine with a GPU cannot exist here, so the GPU path is exercised through
+FakeNvml, a stand-in for the ``pynvml`` module at the NVML boundary.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections import namedtuple
+
+import pytest
+
+from r1tui import gpu
+from r1tui.runs.events import EventWriter, read_events
+from r1tui.train.callback import GpuSampler
+
+
+@pytest.fixture(autouse=True)
+def _fresh_nvml():
+    gpu.reset()
+    yield
+    gpu.reset()
+
+
+def test_no_gpu_here_is_a_sample_not_an_error():
+    samples = gpu.sample_all()
+    assert samples == [{"available": False, "reason": gpu.unavailable_reason()}]
+    assert gpu.available() is False and gpu.device_count() == 0 and gpu.driver_version() is None
+    assert gpu.sample(0)["available"] is False
+    assert gpu.format_sample(samples[0]).startswith("no GPU (")
+
+
+class NVMLError(Exception):
+    pass
+
+
+def fake_nvml(fail: set[str] = frozenset(), init_error: Exception | None = None) -> types.ModuleType:
+    """FakeNvml: two GPUs; any query named in ``fail`` raises like a flaky driver would."""
+    module = types.ModuleType("pynvml")
+    Memory = namedtuple("Memory", "total free used")
+    Rates = namedtuple("Rates", "gpu memory")
+    module.NVML_TEMPERATURE_GPU = 0
+    module.shutdowns = 0
+
+    def query(name, value):
+        def call(*args):
+            if name in fail:
+                raise NVMLError(f"{name} not supported")
+            return value(*args) if callable(value) else value
+        return call
+
+    def init():
+        if init_error is not None:
+            raise init_error
+
+    module.nvmlInit = init
+    module.nvmlShutdown = lambda: setattr(module, "shutdowns", module.shutdowns + 1)
+    module.nvmlDeviceGetCount = query("count", 2)
+    module.nvmlSystemGetDriverVersion = query("driver", b"580.65")
+    module.nvmlDeviceGetHandleByIndex = query("handle", lambda i: f"gpu{i}")
+    module.nvmlDeviceGetName = query("name", lambda h: f"NVIDIA H100 ({h})")
+    module.nvmlDeviceGetMemoryInfo = query("memory", Memory(total=80 * 2**30, free=60 * 2**30, used=20 * 2**30))
+    module.nvmlDeviceGetUtilizationRates = query("rates", Rates(gpu=97, memory=40))
+    module.nvmlDeviceGetTemperature = query("temperature", 71)
+    module.nvmlDeviceGetPowerUsage = query("power", 350_500)
+    return module
+
+
+def test_samples_from_nvml(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+    samples = gpu.sample_all()
+    assert [s["index"] for s in samples] == [0, 1]
+    first = samples[0]
+    assert first == {"available": True, "index": 0, "name": "NVIDIA H100 (gpu0)", "memory_used": 20 * 2**30,
+                     "memory_total": 80 * 2**30, "utilization": 97, "memory_utilization": 40, "temperature": 71,
+                     "power_w": 350.5}
+    assert gpu.driver_version() == "580.65"
+    assert gpu.format_sample(first) == "GPU 0 NVIDIA H100 (gpu0): 20.0/80.0 GiB, util 97%, 71°C, 350.5 W"
+
+
+def test_a_failing_query_is_na_not_an_exception(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(fail={"temperature", "power", "rates", "name"}))
+    sample = gpu.sample(1)
+    assert sample["available"] is True and sample["memory_used"] == 20 * 2**30
+    assert sample["temperature"] is None and sample["power_w"] is None and sample["utilization"] is None
+    assert gpu.format_sample(sample) == "GPU 1 N/A: 20.0/80.0 GiB, util N/A, N/A, N/A"
+
+
+def test_init_failure_is_remembered_once(monkeypatch):
+    module = fake_nvml(init_error=NVMLError("Driver Not Loaded"))
+    calls = []
+    original = module.nvmlInit
+    module.nvmlInit = lambda: (calls.append(1), original())
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    assert gpu.sample_all() == [{"available": False, "reason": "Driver Not Loaded"}]
+    gpu.sample_all()
+    assert len(calls) == 1  # lazily initialised, once
+
+
+def test_sampler_writes_one_no_gpu_event_then_stops(tmp_path):
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        sampler = GpuSampler(events, interval=0.01)
+        sampler.start()
+        sampler.join(timeout=10)
+        assert not sampler.is_alive()
+    written = read_events(tmp_path / "events.jsonl")
+    assert [(e.type, e.stage, e.data["available"]) for e in written] == [("gpu", "train", False)]
+
+
+def test_sampler_keeps_sampling_a_gpu(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        sampler = GpuSampler(events, interval=0.01)
+        sampler.start()
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(read_events(tmp_path / "events.jsonl")) < 6:
+            time.sleep(0.01)
+        sampler.stop()
+        sampler.join(timeout=10)
+    written = read_events(tmp_path / "events.jsonl")
+    assert len(written) >= 6 and all(e.type == "gpu" and e.data["available"] for e in written)
+    assert {e.data["index"] for e in written} == {0, 1}

@@ -1,0 +1,133 @@
+"""Run status from the event log + pid + liveness; run ids; resolving runs; readable events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from r1tui.errors import R1Error
+from r1tui.runs.display import format_event
+from r1tui.runs.events import Event, EventWriter
+from r1tui.runs.runner import (
+    list_runs,
+    new_run_id,
+    pid_alive,
+    resolve_run,
+    run_status,
+    stale_after,
+    write_atomic,
+)
+
+
+def make_run(runs_dir: Path, run_id: str, pid: int | None, *events: tuple[str, dict], stage: str | None = None) -> Path:
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text("", encoding="utf-8")
+    if pid is not None:
+        write_atomic(run_dir / "pid", f"{pid}\n")
+    with EventWriter(run_dir / "events.jsonl") as writer:
+        for type_, data in events:
+            writer.emit(type_, stage=data.pop("_stage", None), **data)
+    return run_dir
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+STARTED = ("run_started", {"run_id": "x", "stages": ["prepare", "train"], "pid": 1, "heartbeat_s": 1.0})
+
+
+@pytest.mark.parametrize("final", ["finished", "failed", "cancelled"])
+def test_status_comes_from_the_last_run_finished(tmp_path, final):
+    run_dir = make_run(tmp_path, "20260101-000000-aaaa", dead_pid(), STARTED,
+                       ("run_finished", {"status": final, **({"error": "boom"} if final == "failed" else {})}))
+    status = run_status(run_dir)
+    assert status.status == final
+    assert status.alive is False
+    assert (status.error == "boom") == (final == "failed")
+
+
+def test_a_dead_process_without_run_finished_is_crashed(tmp_path):
+    pid = dead_pid()
+    run_dir = make_run(tmp_path, "r", pid, STARTED,
+                       ("stage_started", {"_stage": "train"}),
+                       ("metric", {"_stage": "train", "step": 7, "max_steps": 30, "loss": 9.5}))
+    status = run_status(run_dir)
+    assert status.status == "crashed"
+    assert str(pid) in status.reason
+    assert (status.stage, status.step, status.max_steps, status.loss) == ("train", 7, 30, 9.5)
+    assert status.stage_status == {"train": "running"}
+
+
+def test_a_live_process_is_running_until_its_heartbeat_goes_stale(tmp_path):
+    run_dir = make_run(tmp_path, "r", os.getpid(), STARTED, ("heartbeat", {}))
+    status = run_status(run_dir)
+    assert status.status == "running" and status.alive
+    later = status.last_event_at + stale_after(1.0) + 1
+    stuck = run_status(run_dir, now=later)
+    assert stuck.status == "crashed" and "heartbeat" in stuck.reason
+
+
+def test_a_resume_starts_a_new_attempt(tmp_path):
+    run_dir = make_run(tmp_path, "r", os.getpid(), STARTED, ("run_finished", {"status": "cancelled"}),
+                       STARTED, ("heartbeat", {}))
+    assert run_status(run_dir).status == "running"
+
+
+def test_zombie_is_not_alive():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)
+    assert pid_alive(proc.pid) is False  # exited but not yet reaped
+    proc.wait()
+    assert pid_alive(proc.pid) is False
+    assert pid_alive(os.getpid()) is True
+
+
+def test_run_ids_sort_by_time_and_resolve(tmp_path):
+    early, late = new_run_id(1_700_000_000), new_run_id(1_700_000_001)
+    assert early < late and early[:15] == "20231114-221320"
+    for run_id in ("20260101-000000-aaaa", "20260102-000000-bbbb", "20260102-000000-bbcc"):
+        make_run(tmp_path, run_id, None, STARTED, ("run_finished", {"status": "finished"}))
+    assert [r.run_id for r in list_runs(tmp_path)] == ["20260102-000000-bbcc", "20260102-000000-bbbb",
+                                                       "20260101-000000-aaaa"]
+    assert resolve_run(tmp_path, "latest").name == "20260102-000000-bbcc"
+    assert resolve_run(tmp_path, "20260101").name == "20260101-000000-aaaa"
+    assert resolve_run(tmp_path, str(tmp_path / "20260101-000000-aaaa")).name == "20260101-000000-aaaa"
+    with pytest.raises(R1Error, match="matches 2 runs"):
+        resolve_run(tmp_path, "20260102")
+    with pytest.raises(R1Error, match="no run 'nope'"):
+        resolve_run(tmp_path, "nope")
+    with pytest.raises(R1Error, match="no runs in"):
+        resolve_run(tmp_path / "empty", None)
+
+
+def test_cancel_refuses_a_run_that_is_not_running(tmp_path):
+    from r1tui.runs.runner import cancel_run
+
+    run_dir = make_run(tmp_path, "r", dead_pid(), STARTED, ("run_finished", {"status": "finished"}))
+    with pytest.raises(R1Error, match="not running \\(status: finished\\)"):
+        cancel_run(run_dir)
+
+
+def test_events_read_as_one_line_each():
+    metric = Event("metric", {"step": 3, "max_steps": 30, "loss": 9.87654, "learning_rate": 1e-3, "grad_norm": 1.5,
+                              "tokens_per_s": 812.6, "eta_s": 75.0, "cuda_peak": 3 * 2**30}, stage="train", ts=1.0)
+    text = format_event(metric)
+    assert "step 3/30" in text and "loss 9.8765" in text and "813 tok/s" in text and "eta 1:15" in text
+    assert "vram peak 3.0 GiB" in text
+    assert "no GPU (NVML Shared Library Not Found)" in format_event(
+        Event("gpu", {"available": False, "reason": "NVML Shared Library Not Found"}, stage="train"))
+    finished = Event("stage_finished", {"status": "skipped", "duration_s": 0.0, "outputs": {"reason": "up to date"}},
+                     stage="prepare")
+    assert format_event(finished).endswith("skipped in 0:00: up to date")
+    assert "run failed: boom" in format_event(Event("run_finished", {"status": "failed", "error": "boom"}))
