@@ -215,7 +215,15 @@ def load_reference(spec: str):
     from mistral_common.protocol.instruct.validator import ValidationMode
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
-    return MistralTokenizer.from_file(str(tokenizer_file(spec)), mode=ValidationMode.finetuning)
+    path = tokenizer_file(spec)
+    if path.name == "tokenizer.model":
+        # mistral-common reads a bare tokenizer.model as v1; r1tui only writes v3 files under
+        # that name (save_hf_tokenizer), so hand it over under its versioned name.
+        with tempfile.TemporaryDirectory() as tmp:
+            versioned = Path(tmp) / "tokenizer.model.v3"
+            shutil.copyfile(path, versioned)
+            return MistralTokenizer.from_file(str(versioned), mode=ValidationMode.finetuning)
+    return MistralTokenizer.from_file(str(path), mode=ValidationMode.finetuning)
 
 
 def save_hf_tokenizer(spec: str, folder: str | Path) -> Path:

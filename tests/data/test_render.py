@@ -198,3 +198,11 @@ def test_unsupported_format_version_is_a_clear_error(tmp_path):
     shutil.copyfile(tokenizer_file("v3").parent / "tokenizer.model.v1", tmp_path / "tokenizer.model.v1")
     with pytest.raises(R1Error, match="instruct format v1"):
         load_renderer(str(tmp_path))
+
+
+def test_hf_tokenizer_folder_renders_like_v3(v3_tokenizer_dir, ref_ids):
+    """A folder written by save_hf_tokenizer (bare tokenizer.model) is the v3 tokenizer."""
+    folder = str(v3_tokenizer_dir)
+    messages = CASES["system prompt"]
+    ids = load_renderer(folder).render(messages).input_ids
+    assert ids == load_renderer("v3").render(messages).input_ids == ref_ids(folder, messages)
