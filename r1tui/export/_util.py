@@ -95,12 +95,13 @@ def fingerprint(*paths: Path, extra: Any = None) -> str:
     for root in paths:
         root = Path(root)
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-        digest.update(str(root.resolve()).encode())
+        digest.update(root.name.encode())  # not the full path: a moved run folder stays up to date
         for file in files:
-            if any(part.startswith(".") for part in file.relative_to(root.parent).parts):
+            relative = file.relative_to(root) if file != root else Path(file.name)
+            if any(part.startswith(".") for part in relative.parts):
                 continue  # temp files and our own stamps
             stat = file.stat()
-            digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{relative.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

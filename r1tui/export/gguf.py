@@ -95,8 +95,12 @@ _CONVERT_TENSOR_LINE = re.compile(r"hf-to-gguf:(\S+?),\s+torch\.\w+ --> (\w+)")
 
 
 def convert_to_gguf(model_dir: Path, out_path: Path, converter_dir: Path, *, model_name: str | None = None,
-                    on_progress: ProgressFn | None = None, log_path: Path | None = None) -> Path:
-    """Convert a Hugging Face model folder to an F16 GGUF at `out_path` (atomically)."""
+                    on_progress: ProgressFn | None = None, log_path: Path | None = None,
+                    vocab_only: bool = False) -> Path:
+    """Convert a Hugging Face model folder to an F16 GGUF at `out_path` (atomically).
+
+    `vocab_only` writes only the tokenizer (what parity needs; no weights required).
+    """
     model_dir, out_path = Path(model_dir), Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(out_path)
@@ -105,6 +109,8 @@ def convert_to_gguf(model_dir: Path, out_path: Path, converter_dir: Path, *, mod
                "--outtype", "f16", "--outfile", str(tmp)]
     if model_name:
         command += ["--model-name", model_name]
+    if vocab_only:
+        command.append("--vocab-only")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(converter_dir / "gguf-py"), env.get("PYTHONPATH")]))
     env.pop("NO_LOCAL_GGUF", None)

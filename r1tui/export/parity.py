@@ -3,8 +3,8 @@
 Sample conversations (multi-turn, reasoning, accents, emoji, code, leading and repeated
 spaces, a system prompt, an inference prompt) are encoded two ways:
 
-- training side: Mistral's own encoding (mistral-common, the reference the training
-  renderer is tested equal to);
+- training side: the training renderer (``r1tui.data.render``, whose ids are tested
+  identical to Mistral's own encoding in mistral-common);
 - GGUF side: the same conversation rendered to text with the training chat template,
   tokenized by llama.cpp from the GGUF's vocabulary with special tokens parsed.
 
@@ -17,10 +17,7 @@ the file shows either, the report says so.
 from __future__ import annotations
 
 import ctypes
-import filecmp
 import logging
-import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -74,81 +71,58 @@ SAMPLE_CONVERSATIONS: list[tuple[str, Conversation]] = [
 # ---------------------------------------------------------------- the training side
 
 
-def _builtin_or_versioned(spec: str) -> Path:
-    """The tokenizer file with a name mistral-common reads the right version from.
-
-    mistral-common takes the version from the file name and treats a bare
-    ``tokenizer.model`` as v1. An exported folder holds the v3 file under that bare name
-    (the converter needs it), so such a file is read as v3 when it is the built-in v3
-    file or its id 3 is the ``[INST]`` control token.
-    """
-    from r1tui.data.tokenizer import tokenizer_file
-
-    path = tokenizer_file(spec)
-    if path.name != "tokenizer.model":
-        return path
-    builtin = tokenizer_file("v3")
-    if filecmp.cmp(path, builtin, shallow=False):
-        return builtin
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
-    if processor.get_piece_size() > 4 and processor.id_to_piece(3) == "[INST]" and processor.is_control(3):
-        copy = Path(tempfile.mkdtemp(prefix="r1tui-tok-")) / "tokenizer.model.v3"
-        shutil.copyfile(path, copy)
-        return copy
-    raise R1Error(f"{path}: cannot tell which Mistral tokenizer version this is; "
-                  "rename it tokenizer.model.vN (N its version) or pass --tokenizer v3 / tekken")
-
-
-@lru_cache(maxsize=8)
-def _reference(spec: str, finetuning: bool):
-    from mistral_common.protocol.instruct.validator import ValidationMode
-    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
-
-    mode = ValidationMode.finetuning if finetuning else ValidationMode.test
-    return MistralTokenizer.from_file(str(_builtin_or_versioned(spec)), mode=mode)
-
-
-def _request(messages: Conversation):
-    from mistral_common.protocol.instruct.messages import (
-        AssistantMessage,
-        SystemMessage,
-        UserMessage,
-    )
-    from mistral_common.protocol.instruct.request import ChatCompletionRequest
-
-    kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
-    return ChatCompletionRequest(messages=[kinds[m["role"]](content=m["content"]) for m in messages])
-
-
 def training_encoding(messages: Conversation, spec: str = "v3") -> tuple[list[int], str]:
     """(ids, text) of a conversation in the training format.
 
-    The text is exactly what the ids spell: for SentencePiece the pieces joined (control
-    tokens as their literal, byte pieces as bytes, "▁" as a space), for Tekken
-    mistral-common's own rendering. That is the text a client sends to llama.cpp, and
-    for every sample it equals the training chat template rendered (see
-    ``template_differences`` for where the template and Mistral's encoding part ways).
+    The ids come from the training renderer (``r1tui.data.render``, tested identical to
+    mistral-common's encoding); a conversation that ends with a user turn is rendered as
+    an inference prompt. The text is exactly what the ids spell (control tokens as their
+    literal, byte pieces as bytes, SentencePiece's "▁" as a space): the text a client
+    sends to llama.cpp. For every sample it equals the training chat template rendered;
+    ``template_differences`` reports where the Jinja template and the renderer part ways.
     """
-    finetuning = messages[-1]["role"] == "assistant"
-    tokenized = _reference(spec, finetuning).encode_chat_completion(_request(messages))
-    ids = list(tokenized.tokens)
-    if _is_tekken(spec):
-        return ids, tokenized.text
-    return ids, _spm_text(spec, ids)
+    from r1tui.data.render import RenderError, load_renderer
+
+    renderer = load_renderer(spec)
+    try:
+        if messages[-1]["role"] == "assistant":
+            ids = renderer.render(messages).input_ids
+        else:
+            ids = renderer.render_prompt(messages)
+    except RenderError as exc:
+        raise R1Error(f"sample conversation cannot be rendered with tokenizer {spec}: {exc}") from None
+    return ids, ids_to_text(ids, spec)
 
 
 @lru_cache(maxsize=4)
-def _spm(spec: str):
+def _spm(path: str):
     import sentencepiece
 
-    return sentencepiece.SentencePieceProcessor(model_file=str(_builtin_or_versioned(spec)))
+    return sentencepiece.SentencePieceProcessor(model_file=path)
 
 
-def _spm_text(spec: str, ids: list[int]) -> str:
-    processor = _spm(spec)
+@lru_cache(maxsize=4)
+def _tekken(path: str):
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+    return Tekkenizer.from_file(path)
+
+
+def ids_to_text(ids: list[int], spec: str) -> str:
+    """The exact text a list of training ids spells, special tokens written out."""
+    from r1tui.data.tokenizer import tokenizer_file
+
+    path = tokenizer_file(spec)
     out = bytearray()
+    if path.suffix == ".json":
+        tekken = _tekken(str(path))
+        for token in ids:
+            if token < tekken.num_special_tokens:
+                out += tekken.id_to_piece(token).encode("utf-8")
+            else:
+                out += tekken.id_to_byte_piece(token)
+        return out.decode("utf-8", errors="replace")
+    processor = _spm(str(path))
     for token in ids:
         piece = processor.id_to_piece(token)
         if processor.is_byte(token):
@@ -163,16 +137,12 @@ def _spm_text(spec: str, ids: list[int]) -> str:
 def template_differences(spec: str = "v3",
                          conversations: list[tuple[str, Conversation]] | None = None) -> list[str]:
     """Samples whose training-template text differs from the text Mistral's encoding spells."""
-    if _is_tekken(spec):
+    from r1tui.data.tokenizer import is_tekken
+
+    if is_tekken(spec):
         return []
     return [name for name, messages in conversations or SAMPLE_CONVERSATIONS
             if render_template(messages) != training_encoding(messages, spec)[1]]
-
-
-def _is_tekken(spec: str) -> bool:
-    from r1tui.data.tokenizer import is_tekken
-
-    return is_tekken(spec)
 
 
 @lru_cache(maxsize=1)
@@ -245,9 +215,10 @@ class GgufVocab:
 
 
 def _reference_piece(spec: str, token: int) -> str:
-    tokenizer = _reference(spec, True).instruct_tokenizer.tokenizer
+    from r1tui.data.render import load_renderer
+
     try:
-        return tokenizer.id_to_piece(token)
+        return load_renderer(spec).piece(token)
     except Exception:  # noqa: BLE001 - only for display
         return "?"
 
@@ -283,7 +254,7 @@ def check_parity(gguf_path: str | Path, tokenizer_spec: str = "v3",
         "ok": all(case["ok"] for case in cases),
         "gguf": str(gguf_path),
         "tokenizer": tokenizer_spec,
-        "reference": "mistral-common",
+        "reference": "r1tui.data.render (ids identical to mistral-common)",
         "cases": cases,
         "tokens_compared": sum(case["tokens"] for case in cases),
     }

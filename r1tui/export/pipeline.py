@@ -8,6 +8,7 @@ a step whose output exists with the same input fingerprint is skipped (stage sta
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def plan_export(config, run_dir: str | Path, quant_types: list[str] | None = Non
     f16 = gguf_path(run_dir, config, "F16")
     quantized = {q: gguf_path(run_dir, config, q) for q in quant_types if q != "F16"}
     base_inputs = [adapter_dir] + ([Path(base)] if Path(base).is_dir() else [])
-    merge_inputs = fingerprint(*base_inputs, extra={"base": base, "dtype": dtype, "tokenizer": spec})
+    base_name = os.path.relpath(base, run_dir) if Path(base).is_dir() and Path(base).resolve().is_relative_to(run_dir) else base
+    merge_inputs = fingerprint(*base_inputs, extra={"base": base_name, "dtype": dtype, "tokenizer": spec})
 
     # Predict which steps will run: a step runs when its output is missing or stale,
     # and everything after a step that runs runs too.
@@ -92,7 +94,7 @@ def plan_export(config, run_dir: str | Path, quant_types: list[str] | None = Non
     redo = not _is_fresh(merged_dir, merge_inputs)
     steps.append({"step": "merge", "output": str(merged_dir), "run": redo, "bytes": merged_bytes(arch, dtype)})
     if not redo:
-        redo = not _is_fresh(f16, fingerprint(merged_dir, extra={"converter": str(converter)}))
+        redo = not _is_fresh(f16, fingerprint(merged_dir))
     steps.append({"step": "gguf", "output": str(f16), "run": redo, "bytes": gguf_size_bytes(arch, "F16")})
     f16_inputs = fingerprint(f16) if f16.exists() else ""
     for quant, path in quantized.items():
@@ -154,7 +156,7 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
     result["merged"] = str(merged_dir)
 
     # ---- gguf (F16)
-    gguf_inputs = fingerprint(merged_dir, extra={"converter": str(converter)})
+    gguf_inputs = fingerprint(merged_dir)
     with stage(events, "gguf", model=str(merged_dir), converter=str(converter)) as out:
         if _is_fresh(f16, gguf_inputs):
             out["_status"] = "skipped"
