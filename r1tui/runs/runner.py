@@ -112,6 +112,8 @@ def start_run(config_path: str | Path | None, stages: Sequence[str] = ALL_STAGES
     unknown = [s for s in stages if s not in ALL_STAGES]
     if unknown:
         raise R1Error(f"unknown stage {unknown[0]!r}; stages are {', '.join(ALL_STAGES)}")
+    if dataset is not None and not Path(dataset).is_dir():
+        raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
     if resume_run is not None:
         run_dir = Path(resume_run)
         status = run_status(run_dir)
@@ -127,8 +129,6 @@ def start_run(config_path: str | Path | None, stages: Sequence[str] = ALL_STAGES
         run_dir = create_run(config, runs_dir)
         if config.source_path is not None:
             write_atomic(run_dir / "source", str(config.source_path) + "\n")
-    if dataset is not None and not Path(dataset).is_dir():
-        raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
     resume = resume_run is not None
     if not detach:
         if processes > 1:

@@ -1,0 +1,97 @@
+"""The training stage in-process with the hf backend: real peft + TRL steps on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r1tui.config import load_config
+from r1tui.runs.events import EventWriter, read_events
+from r1tui.train.collator import IGNORE_INDEX, PadCollator
+
+METRIC_KEYS = {"step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s", "samples_per_s",
+               "elapsed_s", "eta_s", "tokens_seen", "world_size"}
+
+
+def test_collator_pads_ids_and_keeps_labels_exactly():
+    rows = [{"input_ids": [1, 3, 10, 4, 20, 2], "labels": [-100, -100, -100, -100, 20, 2]},
+            {"input_ids": [1, 3, 11, 4], "labels": [-100, -100, -100, 7]}]
+    batch = PadCollator(pad_token_id=2)(rows)
+    assert batch["input_ids"].tolist() == [[1, 3, 10, 4, 20, 2], [1, 3, 11, 4, 2, 2]]
+    assert batch["labels"].tolist() == [[-100, -100, -100, -100, 20, 2], [-100, -100, -100, 7, IGNORE_INDEX, IGNORE_INDEX]]
+    assert batch["attention_mask"].tolist() == [[1] * 6, [1, 1, 1, 1, 0, 0]]
+    assert PadCollator(pad_token_id=0, pad_to_multiple_of=8)(rows)["input_ids"].shape == (2, 8)
+    with pytest.raises(ValueError, match="row 0: 2 input_ids but 1 labels"):
+        PadCollator(pad_token_id=0)([{"input_ids": [1, 2], "labels": [1]}])
+
+
+def test_hf_backend_trains_logs_checkpoints_and_saves_the_adapter(tmp_path, prepared_dataset, runs_helpers):
+    from r1tui.train import train_adapter
+
+    config = load_config(runs_helpers.write_config(tmp_path, tmp_path / "runs", model={"max_seq_length": 128},
+                                                   train={"max_steps": 6, "save_steps": 4, "backend": "hf"}))
+    run_dir = tmp_path / "runs" / "r"
+    with EventWriter(run_dir / "events.jsonl") as events:
+        adapter = train_adapter(config, prepared_dataset, run_dir, events)
+    written = read_events(run_dir / "events.jsonl")
+    metrics = [e.data for e in written if e.type == "metric"]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4, 5, 6]
+    assert all(METRIC_KEYS <= set(m) for m in metrics)
+    assert all(m["tokens_per_s"] > 0 and m["samples_per_s"] > 0 and m["max_steps"] == 6 for m in metrics)
+    assert metrics[-1]["eta_s"] == 0 and metrics[-1]["tokens_seen"] > metrics[0]["tokens_seen"]
+    assert "cuda_peak" not in metrics[0]  # CUDA memory only where there is CUDA
+    assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.3, [m["loss"] for m in metrics]
+    assert [e.data["available"] for e in written if e.type == "gpu"] == [False]
+    stage_events = [(e.type, e.data.get("status")) for e in written if e.type.startswith("stage_") and e.stage == "train"
+                    and e.type != "stage_progress"]
+    assert stage_events == [("stage_started", None), ("stage_finished", "finished")]
+    artifacts = {e.data["kind"]: e.data for e in written if e.type == "artifact"}
+    assert artifacts["adapter"]["path"] == str(adapter) and artifacts["adapter"]["bytes"] > 0
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+
+    adapter_config = json.loads((adapter / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str((run_dir / "base").resolve())
+    assert adapter_config["r"] == 16 and adapter_config["lora_alpha"] == 32
+    assert set(adapter_config["target_modules"]) == set(config.lora.target_modules)
+    assert (adapter / "tokenizer.model").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    assert json.loads((adapter / "tokenizer_config.json").read_text())["add_prefix_space"] is False
+    base_config = json.loads((run_dir / "base" / "config.json").read_text())
+    assert (base_config["hidden_size"], base_config["num_hidden_layers"], base_config["vocab_size"]) == (256, 2, 32768)
+
+
+def test_hf_backend_loads_the_base_in_nf4_when_asked(tmp_path, prepared_dataset, runs_helpers):
+    """bitsandbytes runs NF4 on the CPU: a QLoRA step for real, not a fallback to fp32."""
+    from r1tui.train import hf_backend
+    from r1tui.train.base import ensure_base_model
+
+    config = load_config(runs_helpers.write_config(
+        tmp_path, tmp_path / "runs", model={"max_seq_length": 128, "load_in_4bit": True},
+        train={"max_steps": 2, "save_steps": 100, "backend": "hf"}))
+    base = ensure_base_model(config, tmp_path / "run")
+    model, tokenizer = hf_backend.load_model(config, base)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Linear4bit" in kinds
+    quant = model.base_model.model.config.quantization_config
+    assert (quant.bnb_4bit_quant_type, quant.bnb_4bit_use_double_quant) == ("nf4", True)
+    from r1tui.train.trainer import load_training_dataset
+
+    batch = PadCollator(pad_token_id=tokenizer.eos_token_id)([load_training_dataset(prepared_dataset)[i] for i in range(2)])
+    loss = model(**batch).loss
+    loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "lora_" in n and p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+    assert 9.0 < loss.item() < 11.5  # ln(32768) = 10.4 for a random model
+
+
+def test_a_dataset_without_labels_is_refused(tmp_path):
+    import datasets
+
+    from r1tui.errors import R1Error
+    from r1tui.train.trainer import load_training_dataset
+
+    datasets.Dataset.from_dict({"input_ids": [[1, 2]]}).save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(R1Error, match="lacks labels"):
+        load_training_dataset(tmp_path / "ds")
+    with pytest.raises(R1Error, match="no prepared dataset there"):
+        load_training_dataset(tmp_path / "missing")
