@@ -32,13 +32,15 @@ class LineBuffer:
         level = GGML_LEVELS.get(level_number, "info")
         if level != "cont" and not self._parts:
             self._level = level
-        self._parts.append(text)
-        if "\n" in text:
-            joined = "".join(self._parts)
-            *lines, rest = joined.split("\n")
-            self._parts = [rest] if rest else []
-            for line in lines:
-                self.on_line(self._level, line)
+        *complete, rest = text.split("\n")
+        for piece in complete:
+            self._parts.append(piece)
+            line, self._parts = "".join(self._parts), []
+            self.on_line(self._level, line)
+            if level != "cont":
+                self._level = level  # what follows in this fragment is at its own level
+        if rest:
+            self._parts.append(rest)
 
     def flush(self) -> None:
         if self._parts:

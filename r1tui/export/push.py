@@ -69,6 +69,7 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
     for name, path in (("Modelfile", run_dir / "gguf" / "Modelfile"), ("parity.json", run_dir / "gguf" / "parity.json")):
         if path.is_file():
             files.append({"path_in_repo": name, "local": str(path), "bytes": path.stat().st_size})
+    parity = _read_json(run_dir / "gguf" / "parity.json")
     repo_id = config.hub_repo_id
     card_path = run_dir / "card" / "README.md"
     files.append({"path_in_repo": "README.md", "local": str(card_path), "bytes": _card_bytes(config, run_dir, repo_id),
@@ -80,7 +81,17 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
         "token": _token_source(),
+        "parity_ok": parity.get("ok") if isinstance(parity, dict) else None,
     }
+
+
+def _read_json(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _scrub(text: str, token: str | None) -> str:
@@ -125,6 +136,10 @@ def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) ->
     plan = plan_push(config, run_dir)
     if dry_run:
         return {**plan, "dry_run": True}
+    if plan["parity_ok"] is not True:
+        state = "failed" if plan["parity_ok"] is False else "was not checked"
+        raise R1Error(f"tokenizer parity {state} for {run_dir.name}: a GGUF that tokenizes unlike training is "
+                      f"not published; run `r1tui export {run_dir.name}` and fix what it reports")
     if not plan["repo_id"]:
         raise R1Error("no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID (e.g. your-name/mistral-small-r1)")
     token = _token()

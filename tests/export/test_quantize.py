@@ -1,0 +1,84 @@
+"""Quantizing through llama-cpp-python: progress per tensor, atomic files, read-back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from r1tui.errors import R1Error
+from r1tui.runs.events import StageCancelled
+
+STEM = "tiny-mistral-random-r1"
+
+
+@pytest.fixture(scope="module")
+def f16(exported_run) -> Path:
+    return exported_run[0] / "gguf" / f"{STEM}-F16.gguf"
+
+
+@pytest.mark.parametrize("quant", ["Q8_0", "Q5_K_M", "Q6_K"])
+def test_each_quant_type_reads_back_as_the_calculator_says(f16, tmp_path, quant, converter_dir):
+    from r1tui.calculator import PRESETS
+    from r1tui.export.gguf import compare_with_calculator, quantize_gguf, read_gguf
+
+    calls = []
+    target = quantize_gguf(f16, tmp_path / f"model-{quant}.gguf", quant,
+                           on_progress=lambda done, total, message: calls.append((done, total, message)))
+    assert [c[0] for c in calls] == list(range(1, 22)) and {c[1] for c in calls} == {21}
+    report = compare_with_calculator(read_gguf(target, converter_dir), PRESETS["tiny"], quant)
+    assert report["types_match_calculator"], report["type_differences"]
+    assert report["tensor_bytes"] == report["calculator_bytes"]
+    assert report["file_bytes"] == target.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_failed_quantization_leaves_no_file(f16, tmp_path):
+    from r1tui.export.gguf import quantize_gguf
+
+    broken = tmp_path / "broken-F16.gguf"
+    broken.write_bytes(f16.read_bytes()[:2_000_000])  # a truncated file: a header and half a tensor
+    with pytest.raises(R1Error, match="quantizing broken-F16.gguf to Q4_K_M failed"):
+        quantize_gguf(broken, tmp_path / "out-Q4_K_M.gguf", "Q4_K_M")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-F16.gguf"]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, StageCancelled])
+def test_a_cancel_mid_quantization_leaves_no_partial_file(f16, tmp_path, interrupt):
+    from r1tui.export.gguf import quantize_gguf
+
+    def cancel_at_third_tensor(done, total, message):
+        if done == 3:
+            raise interrupt()
+
+    with pytest.raises(interrupt):
+        quantize_gguf(f16, tmp_path / "out-Q4_K_M.gguf", "Q4_K_M", on_progress=cancel_at_third_tensor)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_input_and_bad_quant_are_one_line(tmp_path):
+    from r1tui.export.gguf import quantize_gguf
+
+    with pytest.raises(R1Error, match="GGUF not found"):
+        quantize_gguf(tmp_path / "none.gguf", tmp_path / "out.gguf", "Q4_K_M")
+    with pytest.raises(R1Error, match="cannot quantize to 'F16'"):
+        quantize_gguf(tmp_path / "none.gguf", tmp_path / "out.gguf", "F16")
+
+
+def test_llama_log_lines_are_joined_from_fragments():
+    from r1tui.export._llama_log import LineBuffer
+
+    lines = []
+    buffer = LineBuffer(lambda level, line: lines.append((level, line)))
+    buffer.feed(2, "[   1/  21] output.weight - [256, 32768], type = f16, ")
+    buffer.feed(5, "converting to q6_K .. ")
+    buffer.feed(5, "size = 16.00 MiB ->  6.56 MiB\n[   2/  21] output_norm")
+    buffer.feed(4, " failed\nsecond error\n")
+    buffer.feed(3, "no newline yet")
+    buffer.flush()
+    assert lines == [
+        ("info", "[   1/  21] output.weight - [256, 32768], type = f16, converting to q6_K .. size = 16.00 MiB ->  6.56 MiB"),
+        ("info", "[   2/  21] output_norm failed"),
+        ("error", "second error"),
+        ("warn", "no newline yet"),
+    ]
