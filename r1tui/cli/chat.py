@@ -86,7 +86,7 @@ def repl(chat, out, settings: dict, read=input) -> None:
 
     out.print(f"[bold]r1tui chat[/] · {chat.gguf_path.name} · tokenizer {chat.tokenizer_spec} · "
               f"temperature {settings['temperature']}")
-    out.print(f"[dim]{COMMANDS_HELP}[/]")
+    out.print(f"[dim]{COMMANDS_HELP}[/]", highlight=False)
     history: list[dict[str, str]] = []
     while True:
         try:
@@ -101,13 +101,13 @@ def repl(chat, out, settings: dict, read=input) -> None:
             return
         if text == "/reset":
             history.clear()
-            out.print("[dim]conversation cleared[/]")
+            out.print("[dim]conversation cleared[/]", highlight=False)
             continue
         if text == "/help":
-            out.print(f"[dim]{COMMANDS_HELP}[/]")
+            out.print(f"[dim]{COMMANDS_HELP}[/]", highlight=False)
             continue
         if text.startswith("/"):
-            out.print(f"[yellow]unknown command {text.split()[0]}[/] [dim]{COMMANDS_HELP}[/]")
+            out.print(f"[yellow]unknown command {text.split()[0]}[/] [dim]{COMMANDS_HELP}[/]", highlight=False)
             continue
         messages = ([{"role": "system", "content": settings["system"]}] if settings["system"] else [])
         messages += history + [{"role": "user", "content": text}]
@@ -122,7 +122,7 @@ def repl(chat, out, settings: dict, read=input) -> None:
         except KeyboardInterrupt:
             stop.set()
             _show(out, splitter.flush())
-            out.print("\n[yellow]stopped[/] [dim](this turn is not kept)[/]")
+            out.print("\n[yellow]stopped[/] [dim](this turn is not kept)[/]", highlight=False)
             continue
         except R1Error as exc:
             out.print(f"[red]error:[/] {exc}", highlight=False)
@@ -131,7 +131,7 @@ def repl(chat, out, settings: dict, read=input) -> None:
         stats = chat.last
         out.print()
         out.print(f"[dim]{stats.completion_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
-                  f"finished by {stats.finish_reason}[/]")
+                  f"finished by {stats.finish_reason}[/]", highlight=False)
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": "".join(reply)}]
 
 

@@ -15,35 +15,32 @@ def summary_text(results: dict[str, Any]) -> str:
 
 
 def results_table(results: dict[str, Any], title: str | None = None):
-    """Per domain and overall: count, accuracy, depth, steps and format compliance."""
+    """Per domain and overall: correct answers, accuracy, depth, steps and format compliance.
+
+    Fits 80 columns: the format rates (think block, answer line, ended by EOS, all
+    three) are whole percentages.
+    """
     from rich.table import Table
 
     model = results.get("model", {})
     table = Table(title=title or f"eval: {model.get('name', '?')} ({model.get('backend', '?')})",
                   title_justify="left", show_edge=False)
-    table.add_column("domain")
-    table.add_column("n", justify="right")
-    table.add_column("accuracy", justify="right")
-    table.add_column("depth", justify="right")
-    table.add_column("steps", justify="right")
-    table.add_column("think", justify="right")
-    table.add_column("answer", justify="right")
-    table.add_column("eos", justify="right")
-    table.add_column("format ok", justify="right")
+    for name in ("domain", "correct", "accuracy", "depth", "steps", "think", "answer", "eos", "format"):
+        table.add_column(name, justify="left" if name == "domain" else "right")
     groups = list(results.get("domains", {}).items()) + [("all", results["summary"])]
     for index, (name, stats) in enumerate(groups):
         if not stats.get("count"):
             continue
         table.add_row(
             f"[bold]{name}[/]" if name == "all" else name,
-            str(stats["count"]),
-            f"{_percent(stats['accuracy'])} ({stats['correct']}/{stats['count']})",
+            f"{stats['correct']}/{stats['count']}",
+            _percent(stats["accuracy"]),
             f"{stats['avg_depth']:.4f}",
             f"{stats['avg_steps']:.1f}",
-            _percent(stats["think_rate"]),
-            _percent(stats["answer_line_rate"]),
-            _percent(stats["eos_rate"]),
-            _percent(stats["compliance_rate"]),
+            _whole_percent(stats["think_rate"]),
+            _whole_percent(stats["answer_line_rate"]),
+            _whole_percent(stats["eos_rate"]),
+            _whole_percent(stats["compliance_rate"]),
             end_section=index == len(groups) - 2,
         )
     return table
@@ -71,6 +68,10 @@ def comparison_table(comparison: dict[str, Any]):
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _whole_percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
 
 
 def _value(metric: str, value: float | None) -> str:

@@ -303,7 +303,7 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for group in groups:
         stats_a = a["summary"] if group == "all" else a["domains"][group]
         stats_b = b["summary"] if group == "all" else b["domains"][group]
-        for metric in COMPARED_METRICS:
+        for metric in COMPARED_METRICS if group == "all" else COMPARED_METRICS[:-1]:  # speed: overall only
             value_a, value_b = stats_a.get(metric), stats_b.get(metric)
             delta = None if value_a is None or value_b is None else round(value_b - value_a, 4)
             rows.append({"group": group, "metric": metric, "a": value_a, "b": value_b, "delta": delta})
