@@ -1,0 +1,134 @@
+"""Model card metadata and text, the Ollama Modelfile, run resolution, import hygiene."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from r1tui.errors import R1Error
+
+
+def front_matter(card: str) -> dict:
+    _, front, _ = card.split("---\n", 2)
+    return yaml.safe_load(front)
+
+
+@pytest.mark.parametrize(("architecture", "name", "expected"), [
+    ("mistral-small-2409", "mistralai/Mistral-Small-Instruct-2409",
+     {"license": "other", "license_name": "mrl", "license_link": "https://mistral.ai/licenses/MRL-0.1.md"}),
+    ("mistral-small-24b", "mistralai/Mistral-Small-24B-Instruct-2501", {"license": "apache-2.0"}),
+])
+def test_card_carries_the_base_models_licence(exported_run, architecture, name, expected):
+    from r1tui.config import parse_config
+    from r1tui.export.card import render_card
+
+    config = parse_config({"model": {"architecture": architecture, "name": name},
+                           "data": {"source": "hf:open-r1/OpenR1-Math-220k"}})
+    card = render_card(config, exported_run[0], "alice/r1")
+    meta = front_matter(card)
+    assert {k: meta[k] for k in expected} == expected
+    assert meta["base_model"] == name and meta["datasets"] == ["open-r1/OpenR1-Math-220k"]
+    assert "gguf" in meta["tags"] and "lora" in meta["tags"]
+    if expected["license"] == "other":
+        assert "Mistral Research License" in card
+
+
+def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_path):
+    import shutil
+
+    from r1tui.calculator import PRESETS, count_lora
+    from r1tui.config import load_config
+    from r1tui.export.card import render_card
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run[0], run_dir, ignore=shutil.ignore_patterns("base", "merged"))
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "results.json").write_text(json.dumps(
+        {"summary": {"accuracy": 0.5, "format_ok": 0.83}, "samples": [{"id": 1}]}))
+    config = load_config(run_dir / "config.toml")
+    card = render_card(config, run_dir, "alice/tiny-r1")
+    meta = front_matter(card)
+    assert meta["license"] == "apache-2.0" and "base_model" not in meta  # a random init has no Hub base
+    lora = count_lora(PRESETS["tiny"], 16, config.lora.target_modules).trainable
+    assert f"**{lora:,}** trainable parameters" in card
+    assert "| `masked_fraction` | 0.6003 |" in card
+    assert "| `summary.accuracy` | 0.5 |" in card
+    assert "identical ids: 8 sample conversations" in card
+    assert 'hf_hub_download("alice/tiny-r1", "tiny-mistral-random-r1-Q4_K_M.gguf")' in card
+    assert "ollama create" in card and "ollama run hf.co/alice/tiny-r1:Q4_K_M" in card
+    assert "13.3 MB" in card and "F32 ×5, Q4_K ×13, Q6_K ×3" in card
+    assert "```toml\n[model]" in card and str(run_dir) not in card  # no local paths leak into the card
+
+
+def test_modelfile_matches_the_training_format(exported_run):
+    from r1tui.export.modelfile import render_modelfile
+
+    text = (exported_run[0] / "gguf" / "Modelfile").read_text()
+    assert "FROM ./tiny-mistral-random-r1-Q4_K_M.gguf" in text
+    assert (exported_run[0] / "gguf" / "tiny-mistral-random-r1-Q4_K_M.gguf").is_file()
+    assert 'PARAMETER stop "</s>"' in text and 'PARAMETER stop "[INST]"' in text
+    assert "PARAMETER num_ctx 512" in text
+    # the pieces of the v3 format, as the training template writes them
+    assert "[INST] {{ .Content }}[/INST]" in text and "[INST] {{ $.System }}\n\n{{ .Content }}[/INST]" in text
+    assert '{{- else if eq .Role "assistant" }} {{ .Content }}</s>' in text
+    with_system = render_modelfile("m.gguf", num_ctx=64, system="Think step by step.")
+    assert 'SYSTEM """Think step by step."""' in with_system
+
+
+def test_run_is_found_by_id_path_or_latest(tmp_path):
+    import os
+
+    from r1tui.export.rundir import resolve_run_dir
+
+    for name, age in (("old", 100), ("new", 0)):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+    assert resolve_run_dir("old", tmp_path) == (tmp_path / "old").resolve()
+    assert resolve_run_dir(str(tmp_path / "new"), Path("/nonexistent")) == (tmp_path / "new").resolve()
+    assert resolve_run_dir("latest", tmp_path) == (tmp_path / "new").resolve()
+    with pytest.raises(R1Error, match="run 'nope' not found"):
+        resolve_run_dir("nope", tmp_path)
+
+
+def test_export_dry_run_plans_without_writing(exported_run, capsys, monkeypatch):
+    from r1tui.cli import main
+
+    run_dir = exported_run[0]
+    size = (run_dir / "events.jsonl").stat().st_size
+    monkeypatch.setenv("DRY_RUN", "1")
+    assert main(["export", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "up to date" in out and "quantize Q4_K_M" in out
+    assert (run_dir / "events.jsonl").stat().st_size == size
+
+
+def test_export_command_reports_sizes_next_to_the_calculator(exported_run, tmp_path, capsys):
+    import shutil
+
+    from r1tui.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run[0], run_dir)
+    assert main(["export", str(run_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["skipped"] == ["merge", "gguf", "quantize", "parity"]
+    assert result["gguf"]["Q4_K_M"]["calculator_bytes"] == result["gguf"]["Q4_K_M"]["tensor_bytes"]
+
+
+def test_export_modules_import_nothing_heavy():
+    code = (
+        "import sys\n"
+        "import r1tui.export, r1tui.export.pipeline, r1tui.export.push, r1tui.export.parity, r1tui.export.gguf\n"
+        "import r1tui.export.merge, r1tui.export.card, r1tui.export.modelfile\n"
+        "import r1tui.cli.export, r1tui.cli.parity, r1tui.cli.push\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'llama_cpp', 'huggingface_hub', 'textual', 'unsloth')"
+        " if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
