@@ -54,7 +54,7 @@ def load_eval_set(config: Config, source: str | None = None, num_samples: int | 
         rows = _adapter_rows(config, str(path), limit)
     else:
         raise R1Error(f"eval source {path}: unknown format {path.suffix!r}; use .jsonl, .json or .parquet")
-    return {"source": str(path), "seed": None, "rows": rows[:limit]}
+    return {"source": str(path.resolve()), "seed": None, "rows": rows[:limit]}
 
 
 def synthetic_rows(config: Config, n: int, seed: int) -> list[dict[str, Any]]:
