@@ -26,7 +26,7 @@ from r1tui.config import Config
 from r1tui.errors import R1Error
 from r1tui.eval.answers import check_answer, extract_answer, split_response
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, summarize
-from r1tui.runs.events import stage
+from r1tui.runs.events import StageCancelled, stage
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,25 @@ def evaluate_model(chat, rows: Sequence[dict[str, Any]], config: Config, events=
     ``progress`` = (samples done before this model, samples in the whole stage), so
     that two models evaluated in one stage count up once.
     """
-    settings = config.eval
     evaluator = ReasoningQualityEvaluator()
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     done_before, total = progress or (0, len(rows))
+    try:
+        _generate_all(chat, rows, config, records, evaluator, events, on_sample, stop_event, label,
+                      done_before, total)
+    except (KeyboardInterrupt, StageCancelled) as exc:
+        # keep what was measured: the caller saves it (complete: false) before stopping
+        exc.partial_results = build_results(records, evaluator, config, model_info or {}, eval_set or {},
+                                            elapsed_s=time.perf_counter() - started, complete=False)
+        raise
+    return build_results(records, evaluator, config, model_info or {}, eval_set or {},
+                         elapsed_s=time.perf_counter() - started, complete=len(records) == len(rows))
+
+
+def _generate_all(chat, rows, config, records, evaluator, events, on_sample, stop_event, label,
+                  done_before, total) -> None:
+    settings = config.eval
     for index, row in enumerate(rows):
         if stop_event is not None and stop_event.is_set():
             break
@@ -139,8 +153,6 @@ def evaluate_model(chat, rows: Sequence[dict[str, Any]], config: Config, events=
                                 f"depth {record['depth']:.2f}, {record['steps']} steps")
         if on_sample is not None:
             on_sample(done_before + index + 1, total, record)
-    return build_results(records, evaluator, config, model_info or {}, eval_set or {},
-                         elapsed_s=time.perf_counter() - started, complete=len(records) == len(rows))
 
 
 def build_results(records: list[dict[str, Any]], evaluator: ReasoningQualityEvaluator, config: Config,
@@ -258,18 +270,31 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
             raise R1Error(f"eval set {eval_set['source']} is empty; check eval.source and eval.num_samples")
         two = vs is not None or vs_model_dir is not None
         total = len(rows) * (2 if two else 1)
-        results = evaluate_one(config, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
-                               on_sample=on_sample, stop_event=stop_event, label=model_path.name if two else "",
-                               progress=(0, total))
+        try:
+            results = evaluate_one(config, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
+                                   on_sample=on_sample, stop_event=stop_event,
+                                   label=model_path.name if two else "", progress=(0, total))
+        except (KeyboardInterrupt, StageCancelled) as exc:
+            partial = getattr(exc, "partial_results", None)
+            if partial is not None and partial["samples"]:
+                outputs["results"] = str(write_json(out_dir / RESULTS_FILE, partial))
+            raise
         if run_dir is not None:
             results["run"] = run_dir.name
         if two:
-            other = evaluate_one(config, rows, eval_set, gguf=vs, model_dir=vs_model_dir, events=events,
-                                 on_sample=on_sample, stop_event=stop_event, label=Path(vs or vs_model_dir).name,
-                                 progress=(len(rows), total))
+            other_path = out_dir / f"vs-{_safe_name(Path(vs or vs_model_dir))}.json"
+            try:
+                other = evaluate_one(config, rows, eval_set, gguf=vs, model_dir=vs_model_dir, events=events,
+                                     on_sample=on_sample, stop_event=stop_event,
+                                     label=Path(vs or vs_model_dir).name, progress=(len(rows), total))
+            except (KeyboardInterrupt, StageCancelled) as exc:
+                outputs["results"] = str(write_json(out_dir / RESULTS_FILE, results))
+                partial = getattr(exc, "partial_results", None)
+                if partial is not None and partial["samples"]:
+                    outputs["vs_results"] = str(write_json(other_path, partial))
+                raise
             comparison = compare_results(results, other)
             results["comparison"] = comparison
-            other_path = out_dir / f"vs-{_safe_name(Path(vs or vs_model_dir))}.json"
             write_json(other_path, other)
             write_json(out_dir / COMPARISON_FILE, comparison)
             outputs["vs_results"] = str(other_path)

@@ -170,3 +170,50 @@ def test_chat_repl_in_a_real_terminal_process(scripted_run, scripted_reply):
     assert done.stdout.count(scripted_reply) == 2
     assert done.stdout.count("finished by eos") == 2 and "37 tokens" in done.stdout
     assert "conversation cleared" in done.stdout
+
+
+def test_stop_event_and_cancel_keep_the_samples_measured(scripted_run, random_gguf, eval_jsonl, tmp_path):
+    import threading
+
+    from r1tui.config import load_config
+    from r1tui.eval import evaluate_run
+    from r1tui.runs.events import EventWriter, StageCancelled
+
+    config = load_config(scripted_run / "config.toml")
+
+    # a stop event (the dashboard's way): ends after the sample in flight, results say incomplete
+    stop = threading.Event()
+    events_path = tmp_path / "events.jsonl"
+    with EventWriter(events_path) as events:
+        results = evaluate_run(config, scripted_run, events=events, source=str(eval_jsonl), out_dir=tmp_path / "a",
+                               on_sample=lambda done, total, record: stop.set() if done == 2 else None,
+                               stop_event=stop)
+    saved = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))
+    assert saved["complete"] is False and len(saved["samples"]) == 2 == results["summary"]["count"]
+    assert read_events(events_path)[-1].data["status"] == "cancelled"
+
+    # a cancel signal (r1tui cancel raises StageCancelled): the samples so far are saved, then it stops
+    def cancel_at_third(done, total, record):
+        if done == 3:
+            raise StageCancelled("cancel requested")
+
+    with EventWriter(tmp_path / "events2.jsonl") as events, pytest.raises(StageCancelled):
+        evaluate_run(config, scripted_run, events=events, source=str(eval_jsonl), out_dir=tmp_path / "b",
+                     on_sample=cancel_at_third)
+    saved = json.loads((tmp_path / "b" / "results.json").read_text(encoding="utf-8"))
+    assert saved["complete"] is False and len(saved["samples"]) == 3
+    finished = read_events(tmp_path / "events2.jsonl")[-1]
+    assert finished.data["status"] == "cancelled" and finished.data["outputs"]["results"].endswith("results.json")
+
+    # cancelled while evaluating the second model: the first model's results are complete and kept
+    def cancel_in_second_model(done, total, record):
+        if done == len(ROWS) + 1:
+            raise StageCancelled("cancel requested")
+
+    with pytest.raises(StageCancelled):
+        evaluate_run(config, scripted_run, source=str(eval_jsonl), out_dir=tmp_path / "c", vs=random_gguf,
+                     on_sample=cancel_in_second_model)
+    first = json.loads((tmp_path / "c" / "results.json").read_text(encoding="utf-8"))
+    second = json.loads((tmp_path / "c" / "vs-random-Q4_K_M.json").read_text(encoding="utf-8"))
+    assert first["complete"] and len(first["samples"]) == len(ROWS)
+    assert second["complete"] is False and len(second["samples"]) == 1
