@@ -30,6 +30,13 @@ def vocab_only_gguf(tmp_path: Path, model_config: Path, converter_dir: Path, tra
     return gguf, read_gguf(gguf, converter_dir)
 
 
+@pytest.fixture(scope="module")
+def space_prefix_gguf(tmp_path_factory, exported_run, converter_dir) -> tuple[Path, dict]:
+    run_dir, _, _ = exported_run
+    return vocab_only_gguf(tmp_path_factory.mktemp("trap"), run_dir / "merged" / "config.json", converter_dir,
+                           "space-prefix")
+
+
 def test_exported_ggufs_tokenize_every_sample_like_training(exported_run):
     from r1tui.export.parity import SAMPLE_CONVERSATIONS, check_parity, training_encoding
 
@@ -60,11 +67,10 @@ def test_sample_texts_are_the_training_chat_template(exported_run):
     assert set(differences) <= {"leading and repeated spaces"}
 
 
-def test_space_prefix_trap_fails_with_the_first_differing_tokens(tmp_path, exported_run, converter_dir):
+def test_space_prefix_trap_fails_with_the_first_differing_tokens(space_prefix_gguf):
     from r1tui.export.parity import check_parity, describe_failure
 
-    run_dir, _, _ = exported_run
-    gguf, info = vocab_only_gguf(tmp_path, run_dir / "merged" / "config.json", converter_dir, "space-prefix")
+    gguf, info = space_prefix_gguf
     assert info["metadata"]["add_space_prefix"] is True
     report = check_parity(gguf, "v3", gguf_info=info)
     assert not report["ok"]
@@ -88,7 +94,7 @@ def test_tokenizer_json_fallback_trap_is_caught(tmp_path, exported_run, converte
     assert not report["ok"] and "every token score is -1000" in report["hints"][0]
 
 
-def test_parity_command_passes_and_fails_in_one_line(exported_run, tmp_path, capsys, converter_dir):
+def test_parity_command_passes_and_fails_in_one_line(exported_run, tmp_path, capsys, space_prefix_gguf):
     from r1tui.cli import main
 
     run_dir, _, _ = exported_run
@@ -98,7 +104,7 @@ def test_parity_command_passes_and_fails_in_one_line(exported_run, tmp_path, cap
     assert main(["parity", "--gguf", str(good), "--tokenizer", str(run_dir / "merged")]) == 0
     capsys.readouterr()
 
-    bad, _ = vocab_only_gguf(tmp_path, run_dir / "merged" / "config.json", converter_dir, "space-prefix")
+    bad, _ = space_prefix_gguf
     assert main(["parity", "--gguf", str(bad)]) == 1
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if line.strip()]
