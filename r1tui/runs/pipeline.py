@@ -227,6 +227,10 @@ def run_pipeline(run_dir: str | Path, stages: Sequence[str] = ALL_STAGES, *, res
 
 def _run_stages(config: Any, run_dir: Path, stages: Sequence[str], events: Any, *, resume: bool,
                 dataset: Path | None, main: bool, world_size: int) -> None:
+    if dataset is None and resume:
+        # A run started on an already prepared dataset resumes on the same one.
+        recorded = read_state(run_dir).get("prepare", {}).get("dataset")
+        dataset = Path(recorded) if recorded else None
     data_dir = dataset.resolve() if dataset is not None else run_dir / DATA_DIR
     if "prepare" in stages:
         _prepare(config, run_dir, data_dir, events, resume=resume, external=dataset is not None, main=main,
@@ -249,6 +253,7 @@ def _prepare(config: Any, run_dir: Path, data_dir: Path, events: Any, *, resume:
     if external:
         if main:
             _skip(events, "prepare", f"using the prepared dataset {data_dir}")
+            _record(run_dir, "prepare", dataset=str(data_dir), inputs=_dataset_fingerprint(data_dir), status="external")
         return
     inputs = prepare_inputs(config)
     if resume and read_state(run_dir).get("prepare", {}).get("inputs") == inputs and (data_dir / "stats.json").is_file():

@@ -188,6 +188,9 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
         backend_module = _backend_module(backend)
         base = _ensure_base(config, run_dir)
         started = time.monotonic()
+        from transformers import set_seed
+
+        set_seed(config.train.seed)  # the LoRA init draws from the RNG: seed it, or no two runs match
         model, tokenizer = backend_module.load_model(config, base)
         events.emit("log", stage="train", level="info", message=_trainable_summary(model, backend, base))
         cancel.raise_if_requested()
