@@ -150,7 +150,8 @@ class MetricsCallback(TrainerCallback):
                 data[key] = logs[key]
         if self._cuda is not None:
             data.update(cuda_allocated=self._cuda.memory_allocated(), cuda_reserved=self._cuda.memory_reserved(),
-                        cuda_peak=self._cuda.max_memory_allocated())
+                        cuda_peak=self._cuda.max_memory_allocated(),
+                        cuda_peak_reserved=self._cuda.max_memory_reserved())
         self._last_time, self._last_step, self._last_tokens = now, step, tokens
         return data
 
