@@ -136,39 +136,47 @@ def main() -> None:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (rehearsal)"
+    archs = {}
     for layers in args.layers:
         arch_json = args.work / f"arch-{layers}.json"
         base = args.work / f"base-{layers}"
         t = time.time()
         build_base(layers, base, arch_json)
         print(f"base {layers} layers built in {time.time() - t:.0f}s", flush=True)
-        arch = calculator.resolve_architecture(str(arch_json))
-        for backend in args.backends:
-            for seq in args.seqs:
-                if layers != max(args.layers) and seq != max(args.seqs):
-                    continue  # the slope needs only the longest sequence
-                cfg = args.work / f"{backend}-{layers}-{seq}.toml"
-                runs = args.work / f"runs-{backend}-{layers}-{seq}"
-                write_config(cfg, arch_json=arch_json, base=base, data=data, backend=backend, seq=seq,
-                             steps=args.steps, runs=runs)
-                t = time.time()
-                proc = subprocess.run([sys.executable, "-m", "r1tui", "train", "--config", str(cfg), "--foreground"],
-                                      capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
-                run_dirs = sorted(runs.glob("*")) if runs.exists() else []
-                row = {"backend": backend, "layers": layers, "seq": seq, "wall_s": round(time.time() - t, 1),
-                       "returncode": proc.returncode}
-                if run_dirs:
-                    row.update(measure(run_dirs[-1]))
-                estimate = calculator.estimate_training_vram(
-                    arch, rank=64, target_modules=MODULES, seq_len=seq, batch_size=1, gpu_memory_gb=24,
-                    backend=backend)
-                row["estimate_total"] = estimate.total
-                row["estimate_parts"] = estimate.parts()
-                if proc.returncode:
-                    row["stderr_tail"] = proc.stderr[-1500:]
-                results.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "estimate_parts"}), flush=True)
-                (args.out / "gpu_vram.json").write_text(json.dumps({"gpu": gpu, "results": results}, indent=2))
+        archs[layers] = (arch_json, base, calculator.resolve_architecture(str(arch_json)))
+    top_layers, top_seq = max(args.layers), max(args.seqs)
+    # most informative first, in case the time runs out: each backend at the longest
+    # sequence on the most layers, then the slope partner, then the shorter sequences
+    plan = [(b, top_layers, top_seq) for b in args.backends]
+    plan += [(b, layers, top_seq) for b in args.backends for layers in args.layers if layers != top_layers]
+    plan += [(b, top_layers, seq) for b in args.backends for seq in args.seqs if seq != top_seq]
+    for backend, layers, seq in plan:
+        arch_json, base, arch = archs[layers]
+        cfg = args.work / f"{backend}-{layers}-{seq}.toml"
+        runs = args.work / f"runs-{backend}-{layers}-{seq}"
+        write_config(cfg, arch_json=arch_json, base=base, data=data, backend=backend, seq=seq,
+                     steps=args.steps, runs=runs)
+        t = time.time()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "r1tui", "train", "--config", str(cfg), "--foreground"],
+                                  capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
+            returncode, stderr = proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            returncode, stderr = "timeout", (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        run_dirs = sorted(runs.glob("*")) if runs.exists() else []
+        row = {"backend": backend, "layers": layers, "seq": seq, "wall_s": round(time.time() - t, 1),
+               "returncode": returncode}
+        if run_dirs:
+            row.update(measure(run_dirs[-1]))
+        estimate = calculator.estimate_training_vram(
+            arch, rank=64, target_modules=MODULES, seq_len=seq, batch_size=1, gpu_memory_gb=24, backend=backend)
+        row["estimate_total"] = estimate.total
+        row["estimate_parts"] = estimate.parts()
+        if returncode:
+            row["stderr_tail"] = stderr[-2500:]
+        results.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "estimate_parts"}), flush=True)
+        (args.out / "gpu_vram.json").write_text(json.dumps({"gpu": gpu, "results": results}, indent=2))
     (args.out / "gpu_vram.md").write_text(render(gpu, results, args))
     print(render(gpu, results, args))
 
