@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise R1Error("nothing to check: pass --gguf PATH or a RUN (see `r1tui parity --help`)")
     run_dir = None
     if args.run:
-        from r1tui.export.card import published_ggufs
         from r1tui.export.rundir import resolve_run_dir, run_config
 
         run_dir = resolve_run_dir(args.run, config.runs.dir)
@@ -61,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         files = sorted(p for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith("."))
         if not files:
-            del published_ggufs
             raise R1Error(f"{run_dir}: no GGUF in gguf/; run `r1tui export {run_dir.name}` first")
     for file in files:
         if not file.is_file():
