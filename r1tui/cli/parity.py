@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
                 except R1Error:
                     info = None
                 reports.append(check_parity(file, spec, gguf_info=info))
+                if run_dir is not None:
+                    reports[-1]["gguf"] = file.name  # parity.json is published: no local paths in it
                 if writer is not None:
                     writer.emit("stage_progress", stage="parity", completed=index, total=len(files), unit="file",
                                 message=f"{file.name}: {'ok' if reports[-1]['ok'] else 'MISMATCH'}")

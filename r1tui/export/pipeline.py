@@ -219,13 +219,15 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
             reports = []
             for index, path in enumerate(checked, start=1):
                 quant = path.stem.rsplit("-", 1)[-1]
-                reports.append(check_parity(path, spec, gguf_info=result["gguf"].get(quant)))
+                report = check_parity(path, spec, gguf_info=result["gguf"].get(quant))
+                report["gguf"] = path.name  # parity.json is published: no local paths in it
+                reports.append(report)
                 events.emit("stage_progress", stage="parity", completed=index, total=len(checked),
                             unit="file", message=f"{path.name}: {'ok' if reports[-1]['ok'] else 'MISMATCH'}")
             parity = {
                 "ok": all(r["ok"] for r in reports),
                 "tokenizer": spec,
-                "files": {Path(r["gguf"]).name: r for r in reports},
+                "files": {r["gguf"]: r for r in reports},
                 "cases": reports[0]["cases"],
                 "tokens_compared": reports[0]["tokens_compared"],
                 "template_differences": template_differences(spec),
@@ -234,7 +236,7 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
             write_json_atomic(parity_path, parity)
             if not parity["ok"]:
                 failed = next(r for r in reports if not r["ok"])
-                raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}; details in {parity_path}")
+                raise R1Error(f"{failed['gguf']}: {describe_failure(failed)}; details in {parity_path}")
         out.update(ok=parity["ok"], path=str(parity_path), tokens_compared=parity["tokens_compared"])
         events.emit("artifact", stage="parity", kind="parity", path=str(parity_path))
     result["parity"] = {"ok": parity["ok"], "path": str(parity_path), "tokens_compared": parity["tokens_compared"],

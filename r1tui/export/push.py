@@ -63,9 +63,13 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
     adapter_dir = run_dir / "adapter"
     for path in sorted(adapter_dir.rglob("*")) if adapter_dir.is_dir() else []:
         relative = path.relative_to(adapter_dir)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            files.append({"path_in_repo": f"adapter/{relative.as_posix()}", "local": str(path),
-                          "bytes": path.stat().st_size})
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts) or relative.name == "README.md":
+            continue  # peft's boilerplate card names the local base folder; the repo's card covers the adapter
+        entry = {"path_in_repo": f"adapter/{relative.as_posix()}", "local": str(path), "bytes": path.stat().st_size}
+        if relative.as_posix() == "adapter_config.json":
+            entry["bytes"] = len(adapter_config_for_hub(config, path))
+            entry["rewritten"] = True
+        files.append(entry)
     for name, path in (("Modelfile", run_dir / "gguf" / "Modelfile"), ("parity.json", run_dir / "gguf" / "parity.json")):
         if path.is_file():
             files.append({"path_in_repo": name, "local": str(path), "bytes": path.stat().st_size})
@@ -83,6 +87,18 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
         "token": _token_source(),
         "parity_ok": parity.get("ok") if isinstance(parity, dict) else None,
     }
+
+
+def adapter_config_for_hub(config, path: Path) -> bytes:
+    """adapter_config.json as published: a local base folder is replaced by the base's Hub id,
+    so the adapter loads from the Hub on someone else's machine (and no local path leaks)."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    named = str(data.get("base_model_name_or_path") or "")
+    if not named or Path(named).is_absolute() or Path(named).exists() or named.startswith("."):
+        data["base_model_name_or_path"] = config.model.name
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def _read_json(path: Path) -> Any:
@@ -168,8 +184,10 @@ def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) ->
 
                 write_card(config, run_dir, repo_id)
                 files = plan_push(config, run_dir)["files"]  # the card's size with the final repo id
-                operations = [CommitOperationAdd(path_in_repo=f["path_in_repo"], path_or_fileobj=f["local"])
-                              for f in files]
+                operations = [CommitOperationAdd(
+                    path_in_repo=f["path_in_repo"],
+                    path_or_fileobj=adapter_config_for_hub(config, Path(f["local"])) if f.get("rewritten") else f["local"],
+                ) for f in files]
                 total, done = sum(f["bytes"] for f in files), 0
                 for operation, file in zip(operations, files, strict=True):
                     api.preupload_lfs_files(repo_id, additions=[operation], repo_type="model")

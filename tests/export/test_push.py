@@ -54,7 +54,8 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
-def test_push_to_hub_standin_sends_every_file_with_the_token(hub_standin, push_ready_run, tmp_path):
+def test_push_to_hub_standin_sends_every_file_with_the_token(hub_standin, push_ready_run, tmp_path,
+                                                            tmp_path_factory):
     result = push(push_ready_run, tmp_path, endpoint=hub_standin.url)
     assert result.returncode == 0, result.stderr
 
@@ -66,6 +67,12 @@ def test_push_to_hub_standin_sends_every_file_with_the_token(hub_standin, push_r
     assert repo["files"]["adapter/adapter_model.safetensors"] == adapter.read_bytes()
     assert repo["files"]["Modelfile"] == (push_ready_run / "gguf" / "Modelfile").read_bytes()
     assert "tiny-mistral-random-r1-F16.gguf" not in repo["files"]  # F16 is not a configured quant type
+    published = json.loads(repo["files"]["adapter/adapter_config.json"])
+    assert published["base_model_name_or_path"] == "r1tui/tiny-mistral-random"  # not the local base folder
+    assert "adapter/README.md" not in repo["files"]  # peft's boilerplate; the repo card covers the adapter
+    assert json.loads(repo["files"]["parity.json"])["ok"] is True
+    for name, content in repo["files"].items():  # no local path of this machine is published
+        assert str(tmp_path_factory.getbasetemp()).encode() not in content, name
     card = repo["files"]["README.md"].decode()
     assert card.startswith("---\nlicense: \"apache-2.0\"") and "alice/tiny-r1" in card
     assert card == (push_ready_run / "card" / "README.md").read_text(encoding="utf-8")
