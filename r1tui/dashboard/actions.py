@@ -46,6 +46,7 @@ def plan_action(
     run_status: str = "none",
     python: str | None = None,
     quant_types: list[str] | None = None,
+    runs_dir: Path | None = None,
 ) -> ActionPlan:
     """What ``action`` would launch for this run. Pure: reads and writes nothing."""
     python = python or sys.executable
@@ -53,6 +54,7 @@ def plan_action(
     live = run_status == "running"
     if action == "start":
         args = ["run"] + (["--config", str(config_path)] if config_path else [])
+        args += ["--runs-dir", str(runs_dir)] if runs_dir is not None else []
         return ActionPlan(
             action, "Start a run", _cli(python, *args),
             ("runs every stage (prepare → train → merge → gguf → quantize → parity → eval) in a detached process",
@@ -89,7 +91,7 @@ def plan_action(
         )
     if action == "push":
         return ActionPlan(
-            action, "Push to the Hub", _cli(python, "push", run, "--yes"),
+            action, "Push to the Hub", _cli(python, "push", run),
             ("uploads the GGUFs, the adapter and the model card (see the Push panel for the plan)",),
             confirm=True, blocked="the run is still running" if live else "",
         )

@@ -234,7 +234,7 @@ class DashboardApp(App[None]):
         config_path = self.config_path or (self.config.source_path if self.config is not None else None)
         return plan_action(
             name, run_dir=self.run_ref.run_dir if self.run_ref else None, config_path=config_path,
-            run_status=self.state.status, python=self.python,
+            run_status=self.state.status, python=self.python, runs_dir=self.runs_dir,
             quant_types=list(self.config.export.quant_types) if self.config is not None else None,
         )
 

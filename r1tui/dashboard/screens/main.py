@@ -69,6 +69,9 @@ class MainScreen(Screen):
                     yield panel(id=f"panel-{panel.PANEL_ID}")
         yield Footer(compact=True)
 
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.dashboard.refresh_views)  # what arrived before the screen was there
+
     # -- panels ----------------------------------------------------------------
     @property
     def active_panel_id(self) -> str:

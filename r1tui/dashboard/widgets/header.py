@@ -40,4 +40,4 @@ class RunHeader(Static):
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
         grid.add_row(left, badge)
-        self.update(grid)
+        self.update(grid, layout=False)  # one fixed line: no relayout, no flicker

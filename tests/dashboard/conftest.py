@@ -1,0 +1,213 @@
+"""Fixtures for the dashboard tests: a run folder holding the log recorded from a real
+tiny run, the app built on it, and a launcher that records command lines."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from r1tui.dashboard.actions import ActionPlan, Launched, Launcher
+from r1tui.dashboard.source import RunRef
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "fixtures"
+RECORDED_LOG = FIXTURES / "tiny_run_events.jsonl"
+RECORDED_FILES = FIXTURES / "tiny_run"  # small result files of the same run
+REPO = HERE.parent.parent
+TINY_CONFIG = REPO / "configs" / "tiny.toml"
+
+
+def recorded_run_id() -> str:
+    first = json.loads(RECORDED_LOG.read_text(encoding="utf-8").splitlines()[0])
+    return first["data"]["run_id"]
+
+
+def recorded_end_ts() -> float:
+    last = json.loads(RECORDED_LOG.read_text(encoding="utf-8").splitlines()[-1])
+    return float(last["ts"])
+
+
+def make_run(runs_dir: Path, *, events: bool = True, results: bool = True, run_id: str | None = None) -> RunRef:
+    """A run folder like the runner's: frozen config, the recorded events, result files."""
+    from r1tui.config import dump_toml, load_config
+
+    run_dir = runs_dir / (run_id or recorded_run_id())
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text(dump_toml(load_config(TINY_CONFIG)), encoding="utf-8")
+    if events:
+        shutil.copy(RECORDED_LOG, run_dir / "events.jsonl")
+    if results:
+        for name, folder in (("stats.json", "data"), ("parity.json", "gguf"), ("results.json", "eval")):
+            (run_dir / folder).mkdir(exist_ok=True)
+            shutil.copy(RECORDED_FILES / name, run_dir / folder / name)
+    return RunRef(run_dir.name, run_dir)
+
+
+class RecordingLauncher(Launcher):
+    """The launch seam with the process start left out: records each command line.
+
+    Used where a test checks *which* command an action would start; one test
+    launches for real through the plain Launcher.
+    """
+
+    def __init__(self, log_dir: Path):
+        super().__init__(log_dir)
+        self.plans: list[ActionPlan] = []
+
+    def launch(self, plan: ActionPlan) -> Launched:
+        self.plans.append(plan)
+        launched = Launched(pid=0, argv=plan.argv, log_path=None)
+        self.launched.append(launched)
+        return launched
+
+    @property
+    def argvs(self) -> list[list[str]]:
+        return [list(plan.argv) for plan in self.plans]
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def recorded_run(runs_dir: Path) -> RunRef:
+    return make_run(runs_dir)
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> RecordingLauncher:
+    return RecordingLauncher(tmp_path / "launches")
+
+
+@pytest.fixture
+def make_app(runs_dir: Path, launcher: RecordingLauncher, monkeypatch):
+    """Build a DashboardApp the way `r1tui attach` does, with deterministic time."""
+    from r1tui.dashboard.app import DashboardApp
+
+    monkeypatch.chdir(REPO)  # paths shown relative to the cwd are then stable
+
+    def build(run: RunRef | None, **kwargs) -> DashboardApp:
+        kwargs.setdefault("sample_local_gpu", False)
+        kwargs.setdefault("clock", recorded_end_ts)
+        kwargs.setdefault("python", "python")
+        kwargs.setdefault("config_path", TINY_CONFIG if run is None else None)
+        return DashboardApp(run=run, runs_dir=runs_dir, launcher=launcher, **kwargs)
+
+    return build
+
+
+async def _settle(pilot, app, timeout: float = 15.0) -> None:
+    """Wait until the tail worker replayed the whole log and the screen caught up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not app.caught_up and loop.time() < deadline:
+        await pilot.pause(0.05)
+    assert app.caught_up, "the dashboard did not replay the log in time"
+    # ...and until the screen shows it: the header drawn, the footer composed.
+    while True:
+        lines = _screen_text(app).splitlines()
+        if lines and " r1tui " in lines[0] and "quit" in lines[-1]:
+            break
+        assert loop.time() < deadline, "the header and footer were not drawn in time"
+        await pilot.pause(0.05)
+
+
+async def _wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def settle():
+    return _settle
+
+
+@pytest.fixture
+def wait_for():
+    return _wait_for
+
+
+@pytest.fixture
+def new_run(runs_dir: Path):
+    def build(**kwargs) -> RunRef:
+        return make_run(runs_dir, **kwargs)
+
+    return build
+
+
+# ---- the real tiny GGUFs of tests/infer/tiny_gguf.py (one build per session, shared)
+
+_TINY_GGUF = "r1tui_test_tiny_gguf"
+
+
+def _load_tiny_gguf():
+    if _TINY_GGUF not in sys.modules:
+        path = REPO / "tests" / "infer" / "tiny_gguf.py"
+        spec = importlib.util.spec_from_file_location(_TINY_GGUF, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_TINY_GGUF] = module
+        spec.loader.exec_module(module)
+    return sys.modules[_TINY_GGUF]
+
+
+tiny_gguf = _load_tiny_gguf()
+scripted_gguf = tiny_gguf.scripted_gguf
+SCRIPT = tiny_gguf.SCRIPT
+
+
+@pytest.fixture
+def script() -> str:
+    """What the scripted GGUF answers to any prompt."""
+    return SCRIPT
+
+
+def _screen_text(app) -> str:
+    """What the terminal shows now, as plain text (one line per row)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+@pytest.fixture
+def screen_text():
+    return _screen_text
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory) -> Path:
+    """A real prepared dataset (r1tui.data.prepare on the tiny config, 12 examples)."""
+    from r1tui.config import load_config
+    from r1tui.data.prepare import prepare_dataset
+
+    config = load_config(TINY_CONFIG)
+    config.data.num_examples = 12
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    prepare_dataset(config, out)
+    return out
+
+
+@pytest.fixture
+def exported_run(new_run, prepared_data, scripted_gguf) -> RunRef:
+    """The recorded run with its prepared data and a real Q4_K_M GGUF in place."""
+    from r1tui.config import load_config
+    from r1tui.export.pipeline import gguf_path
+
+    run = new_run()
+    shutil.rmtree(run.run_dir / "data")
+    shutil.copytree(prepared_data, run.run_dir / "data")
+    target = gguf_path(run.run_dir, load_config(TINY_CONFIG), "Q4_K_M")
+    target.parent.mkdir(exist_ok=True)
+    shutil.copy(scripted_gguf, target)
+    return run

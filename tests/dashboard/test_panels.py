@@ -1,0 +1,258 @@
+"""Every panel under the Pilot, fed by the log recorded from a real tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import Sparkline, TabbedContent
+from textual_plotext import PlotextPlot
+
+from r1tui.dashboard.widgets.data import DataPanel
+from r1tui.dashboard.widgets.gpu import GpuPanel
+from r1tui.dashboard.widgets.push import PushPanel
+from r1tui.runs.events import EventWriter, read_events
+
+pytestmark = pytest.mark.anyio
+SIZE = (80, 24)
+
+
+def recorded(run):
+    return read_events(run.events_path)
+
+
+async def test_attach_replays_the_whole_log(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.state.events_seen == len(recorded(recorded_run))
+        text = screen_text(app)
+        header = text.splitlines()[0]
+        assert recorded_run.run_id in header and "finished" in header and "hf" in header
+        assert "dry run off" in header  # a run was found: dry run starts off
+        assert app.query_one(TabbedContent).active == "pipeline"
+
+
+async def test_pipeline_panel_lists_every_stage(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        text = screen_text(app)
+        for stage in ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval"):
+            line = next(line for line in text.splitlines() if line.strip().startswith(stage))
+            assert "✓ finished" in line, line
+            duration = app.state.stages[stage].duration_s
+            assert (f"{duration:.1f}s" if duration < 60 else "") in line
+        push_line = next(line for line in text.splitlines() if line.strip().startswith("push"))
+        assert "pending" in push_line
+        assert "adapter" in text and "eval/results.json" in text and "3 ckpt" in text
+        assert f"{len(recorded(recorded_run))} events" in text
+        assert "s start" in text and "r resume" in text and "x cancel" in text  # this panel's keys
+
+
+async def test_config_panel_shows_the_calculator(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "Training VRAM estimate" in screen_text(app), what="panel 2")
+        text = screen_text(app)
+        params = app.report["parameters"]
+        assert f"{params['total']:,}" in text and f"{params['lora_trainable']:,}" in text
+        assert "Training VRAM estimate" in text and "fits" in text
+        assert "Q4_K_M *" in text  # the configured quant is marked
+        assert f"runs/{recorded_run.run_id}/config.toml" in text
+
+
+async def test_dry_run_view_without_a_run(make_app, settle, screen_text, wait_for):
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.dry_run  # no run yet: the dry-run view starts with dry run on
+        assert app.query_one(TabbedContent).active == "config"
+        total = f"{app.report['parameters']['total']:,}"
+        await wait_for(pilot, lambda: total in screen_text(app), what="the calculator's tables")
+        text = screen_text(app)
+        assert "no run yet" in text and "DRY RUN" in text.splitlines()[0]
+        await wait_for(pilot, lambda: app.masking_stats is not None, what="masking stats")
+        assert app.masking_stats["dry_run"] and app.masking_stats["examples"] > 0
+        await pilot.press("1")
+        await wait_for(pilot, lambda: "No run yet" in screen_text(app), what="pipeline panel")
+
+
+async def test_data_panel_pages_through_real_examples(make_app, exported_run, settle, screen_text, wait_for):
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("3")
+        panel = app.query_one(DataPanel)
+        await wait_for(pilot, lambda: panel.examples is not None, what="examples")
+        stats = json.loads((exported_run.run_dir / "data" / "stats.json").read_text())
+        assert len(panel.examples) == stats["examples"]
+        await wait_for(pilot, lambda: "[INST]" in screen_text(app), what="token preview")
+        text = screen_text(app)
+        assert f"example 1/{stats['examples']}" in text
+        assert "token lengths vs max length 512" in text
+        assert "trained" in text and "masked" in text
+        first = panel.examples.example(0)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: f"example 2/{stats['examples']}" in screen_text(app), what="page 2")
+        assert panel.examples.example(1) != first
+        await pilot.press("b", "b")
+        await wait_for(pilot, lambda: f"example {stats['examples']}/{stats['examples']}" in screen_text(app),
+                       what="wrap to the last example")
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "ids shown" in screen_text(app), what="ids on")
+        assert panel.show_ids
+        ids = panel.examples.example(panel.index)[0]
+        subscript = str(ids[0]).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+        await wait_for(pilot, lambda: subscript in screen_text(app), what="token ids")
+
+
+async def test_data_panel_previews_from_the_config_before_prepare(make_app, settle, screen_text, wait_for):
+    app = make_app(None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "preview from config" in screen_text(app), what="config preview")
+        await wait_for(pilot, lambda: "dry-run estimate" in screen_text(app), what="dry-run stats")
+        assert "[INST]" in screen_text(app)
+
+
+async def test_training_panel_plots_the_recorded_metrics(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("4")
+        await wait_for(pilot, lambda: "checkpoints" in screen_text(app), what="panel 4")
+        metrics = [e.data for e in recorded(recorded_run) if e.type == "metric"]
+        text = screen_text(app)
+        assert f"step {metrics[-1]['step']}/{metrics[-1]['step']}" in text and "100%" in text
+        assert f"{metrics[-1]['tokens_per_s']:,.0f} tok/s" in text
+        assert "checkpoints step 10, step 20, step 30" in text
+        for key in ("loss", "grad_norm", "learning_rate"):
+            plot = app.query_one(f"#plot-{key}", PlotextPlot)
+            assert len(app.state.series(key)) == len(metrics)
+            assert "⠀" in plot.plt.build() or any(ch in plot.plt.build() for ch in "⡀⣀⠉⠒⠤")
+
+
+async def test_gpu_panel_says_clearly_there_is_no_gpu(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run, sample_local_gpu=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("5")
+        panel = app.query_one(GpuPanel)
+        await wait_for(pilot, lambda: panel.local.available is not None, what="a local NVML sample")
+        text = screen_text(app)
+        recorded_sample = next(e.data for e in recorded(recorded_run) if e.type == "gpu")
+        assert recorded_sample["available"] is False
+        assert text.count("no GPU") == 2  # the run's log and this machine (no NVIDIA driver here)
+        assert recorded_sample["reason"] in text
+
+
+async def test_gpu_panel_gauge_and_history_from_gpu_events(make_app, new_run, settle, screen_text, wait_for):
+    run = new_run()
+    with EventWriter(run.events_path) as writer:
+        for used in (4e9, 8e9, 12e9):
+            writer.emit("gpu", stage="train", available=True, name="NVIDIA H100", memory_used=used,
+                        memory_total=80e9, utilization=93, temperature=64)
+    app = make_app(run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "from the run's log" in screen_text(app), what="panel 5")
+        text = screen_text(app)
+        assert "NVIDIA H100" in text and "12.0 GB / 80.0 GB (15%)" in text
+        assert "93%" in text and "64 °C" in text
+        assert app.query_one("#gpu-run-history", Sparkline).data == [4e9, 8e9, 12e9]
+
+
+async def test_export_panel_sizes_and_parity(make_app, exported_run, settle, screen_text, wait_for):
+    app = make_app(exported_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("6")
+        await wait_for(pilot, lambda: "tokenizer parity" in screen_text(app), what="panel 6")
+        text = screen_text(app)
+        predicted = {row["quant"]: row["bytes"] for row in app.report["gguf"]}
+        from r1tui.dashboard.format import size
+
+        assert size(predicted["Q4_K_M"]) in text and size(predicted["F16"]) in text
+        actual = next(exported_run.run_dir.glob("gguf/*-Q4_K_M.gguf")).stat().st_size
+        q4_line = next(line for line in text.splitlines() if line.strip().startswith("Q4_K_M"))
+        assert size(actual) in q4_line and "100%" in q4_line
+        assert f"{100 * (actual - predicted['Q4_K_M']) / predicted['Q4_K_M']:+.1f}%" in q4_line
+        parity = json.loads((exported_run.run_dir / "gguf" / "parity.json").read_text())
+        assert parity["ok"] and f"✓ GGUF tokenizes exactly like training · {len(parity['cases'])} cases" in text
+
+
+async def test_evaluator_panel_per_domain_table(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("7")
+        await wait_for(pilot, lambda: "eval " in screen_text(app), what="panel 7")
+        text = screen_text(app)
+        results = json.loads((recorded_run.run_dir / "eval" / "results.json").read_text())
+        for domain, stats in results["domains"].items():
+            line = next(line for line in text.splitlines() if line.strip().startswith(domain))
+            assert f"{stats['avg_depth']:.4f}" in line and str(stats["count"]) in line
+        assert f"{results['summary']['count']}/{results['summary']['count']} samples" in text
+
+
+async def test_evaluator_panel_base_vs_tuned(make_app, recorded_run, settle, screen_text, wait_for):
+    results_path = recorded_run.run_dir / "eval" / "results.json"
+    results = json.loads(results_path.read_text())
+    from r1tui.eval.run import compare_results
+
+    base = json.loads(json.dumps(results))
+    base["model"]["name"] = "base-Q4_K_M.gguf"
+    base["summary"]["accuracy"] = 0.5
+    results["comparison"] = compare_results(results, base)
+    results_path.write_text(json.dumps(results))
+    app = make_app(recorded_run)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("7")
+        await wait_for(pilot, lambda: "eval " in screen_text(app), what="panel 7")
+        text = screen_text(app)
+        assert "base-Q4_K_M.gguf (B)" in text
+        assert "+50.0 pt" in text  # accuracy B − A, computed by r1tui.eval
+
+
+async def test_push_panel_plan(make_app, exported_run, settle, screen_text, wait_for, monkeypatch):
+    monkeypatch.setenv("HF_REPO_ID", "someone/tiny-r1")
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("9")
+        panel = app.query_one(PushPanel)
+        await wait_for(pilot, lambda: panel.plan is not None, what="the push plan")
+        text = screen_text(app)
+        assert "repo someone/tiny-r1 · private" in text
+        assert "tiny-mistral-random-r1-Q4_K_M.gguf" in text and "README.md" in text
+        from r1tui.dashboard.format import size
+
+        assert size(panel.plan["total_bytes"]) in text
+
+
+async def test_push_panel_progress_and_url(make_app, new_run, settle, screen_text, wait_for):
+    run = new_run()
+    with EventWriter(run.events_path) as writer:
+        writer.emit("stage_started", stage="push")
+        writer.emit("stage_progress", stage="push", completed=5_000_000, total=20_000_000, unit="byte")
+    app = make_app(run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("9")
+        await wait_for(pilot, lambda: "push " in screen_text(app), what="panel 9")
+        assert "5.0 MB / 20.0 MB" in screen_text(app)
+        with EventWriter(run.events_path) as writer:
+            writer.emit("artifact", stage="push", kind="hub", path="https://huggingface.co/me/tiny-r1", bytes=1)
+            writer.emit("stage_finished", stage="push", status="finished", duration_s=3.0,
+                        outputs={"url": "https://huggingface.co/me/tiny-r1"})
+        for _ in range(100):
+            if "https://huggingface.co/me/tiny-r1" in screen_text(app):
+                break
+            await pilot.pause(0.05)
+        assert "https://huggingface.co/me/tiny-r1" in screen_text(app)

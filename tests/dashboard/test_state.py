@@ -1,0 +1,133 @@
+"""The reducer, driven without a terminal: the recorded tiny run and hand-made logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r1tui.dashboard.state import HISTORY, STAGES, RunState, reduce
+from r1tui.runs.events import Event, EventWriter, read_events
+
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "tiny_run_events.jsonl"
+
+
+def ev(type: str, stage: str | None = None, ts: float = 0.0, **data) -> Event:
+    return Event(type=type, stage=stage, data=data, ts=ts)
+
+
+def test_recorded_run_folds_to_a_finished_pipeline():
+    events = read_events(RECORDED)
+    state = reduce(events)
+    assert state.events_seen == len(events)
+    assert state.status == "finished"
+    assert state.run_id == events[0].data["run_id"]
+    for name in ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval"):
+        assert state.stages[name].status == "finished", name
+        assert state.stages[name].duration_s is not None and state.stages[name].duration_s >= 0
+    assert state.stages["push"].status == "pending"
+    steps = [e.data["step"] for e in events if e.type == "metric"]
+    assert list(state.series("loss").xs) == steps
+    assert state.series("loss").last == [e.data["loss"] for e in events if e.type == "metric"][-1]
+    assert [c["step"] for c in state.checkpoints] == [e.data["step"] for e in events
+                                                      if e.type == "artifact" and e.data.get("kind") == "checkpoint"]
+    assert state.stages["train"].progress.fraction == 1.0
+    assert state.gpu.available is False  # recorded on a machine without a GPU
+    quant_artifacts = [e.data["quant"] for e in events if e.type == "artifact" and e.stage == "quantize"]
+    assert quant_artifacts and all(state.quant_progress[q].fraction == 1.0 for q in quant_artifacts)
+    assert state.elapsed(now=1e12) == events[-1].ts - events[0].ts
+
+
+def test_replay_in_any_batching_gives_the_same_state():
+    events = read_events(RECORDED)
+    whole = reduce(events)
+    chunked = RunState()
+    for start in range(0, len(events), 7):
+        chunked.apply_all(events[start:start + 7])
+    for attribute in ("status", "events_seen", "checkpoints", "last_metric", "artifacts"):
+        assert getattr(whole, attribute) == getattr(chunked, attribute)
+    assert {n: s.status for n, s in whole.stages.items()} == {n: s.status for n, s in chunked.stages.items()}
+
+
+def test_a_run_without_finish_event_is_crashed_once_its_process_is_gone():
+    state = reduce([ev("run_started", ts=10, run_id="r", pid=123, stages=["prepare", "train"]),
+                    ev("stage_started", "train", ts=11)])
+    assert state.status == "running"
+    state.set_process_alive(True)
+    assert state.status == "running" and state.is_live
+    state.set_process_alive(False)
+    assert state.status == "crashed"
+    assert state.stage_status("train") == "crashed"  # the stage that was running died with it
+    assert state.elapsed(now=1e9) == 1.0  # frozen at the last event, not growing
+
+
+def test_a_live_process_whose_log_went_silent_is_stuck():
+    state = reduce([ev("run_started", ts=100.0, run_id="r", pid=1, heartbeat_s=10.0)])
+    state.set_process_alive(True, now=130.0)
+    assert state.status == "running"
+    state.set_process_alive(True, now=100.0 + 61.0)
+    assert state.status == "crashed" and state.stuck
+
+
+def test_resume_starts_live_again_and_keeps_history():
+    state = reduce([
+        ev("run_started", ts=1, run_id="r", pid=1), ev("stage_started", "train", ts=2),
+        ev("metric", "train", ts=3, step=1, loss=10.0), ev("run_finished", ts=4, status="failed", error="boom"),
+    ])
+    assert state.status == "failed" and state.error == "boom"
+    state.apply_all([ev("run_started", ts=5, run_id="r", pid=2), ev("stage_started", "train", ts=6),
+                     ev("metric", "train", ts=7, step=2, loss=9.0)])
+    assert state.status == "running"
+    assert list(state.series("loss").ys) == [10.0, 9.0]
+    assert state.started_ts == 1  # elapsed counts from the first start
+
+
+def test_histories_are_capped():
+    state = RunState()
+    state.apply_all(ev("metric", "train", ts=i, step=i, loss=float(i)) for i in range(HISTORY + 50))
+    loss = state.series("loss")
+    assert len(loss) == HISTORY
+    assert loss.xs[0] == 50 and loss.last == HISTORY + 49
+    state.apply_all(ev("gpu", ts=i, available=True, memory_used=i, memory_total=10) for i in range(HISTORY + 5))
+    assert len(state.gpu.memory_history) == HISTORY
+
+
+def test_training_eta_comes_from_the_rate_in_the_log():
+    state = reduce([ev("stage_started", "train", ts=0)] + [
+        ev("stage_progress", "train", ts=10.0 + 2 * step, completed=step, total=50, unit="step")
+        for step in range(1, 11)
+    ])
+    assert state.stages["train"].eta_s() == 80.0  # 2 s per step, 40 steps left
+
+
+def test_quantize_progress_is_split_per_quant_type():
+    events = [ev("stage_started", "quantize", ts=0, inputs={"quant_types": ["Q4_K_M", "Q8_0"]})]
+    events += [ev("stage_progress", "quantize", ts=1, completed=i, total=20, unit="tensor") for i in range(1, 6)]
+    state = reduce(events)
+    assert state.quant_progress["Q4_K_M"].fraction == 0.5
+    assert "Q8_0" not in state.quant_progress
+    state.apply(ev("artifact", "quantize", ts=2, kind="gguf", quant="Q4_K_M", path="x-Q4_K_M.gguf", bytes=5))
+    state.apply_all(ev("stage_progress", "quantize", ts=3, completed=i, total=20, unit="tensor") for i in (11, 13))
+    assert state.quant_progress["Q4_K_M"].fraction == 1.0
+    assert state.quant_progress["Q8_0"].fraction == 0.3
+
+
+def test_unknown_event_types_and_stages_do_not_break_the_fold():
+    state = reduce([ev("something_new", ts=1, x=1), ev("stage_started", "distill", ts=2),
+                    ev("stage_finished", "distill", ts=3, status="finished")])
+    assert state.events_seen == 3
+    assert state.stages["distill"].status == "finished"
+    assert set(STAGES) <= set(state.stages)
+
+
+def test_writer_and_reducer_agree_on_the_contract(tmp_path):
+    """Events written with the pipeline's own EventWriter fold as the docs say."""
+    with EventWriter(tmp_path / "events.jsonl") as writer:
+        writer.emit("run_started", run_id="w", pid=1, stages=["prepare"], dry_run=False)
+        writer.emit("gpu", available=True, name="RTX 4090", memory_used=3e9, memory_total=24e9,
+                    utilization=97, temperature=71)
+        writer.emit("error", stage="prepare", message="disk full")
+        writer.emit("run_finished", status="failed", error="disk full")
+    state = reduce(read_events(tmp_path / "events.jsonl"))
+    assert state.status == "failed"
+    assert state.gpu.name == "RTX 4090" and state.gpu.utilization == 97
+    assert state.stages["prepare"].error == "disk full"
+    assert state.logs[-1].level == "error"
