@@ -115,11 +115,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     table = Table(title=f"GGUF files of {run_dir.name}")
-    for column in ("file", "size", "calculator (tensors)", "tensor types", "types as calculated"):
+    for column in ("file", "size", "tensor data", "calculator", "tensor types", "types as calculated"):
         table.add_column(column)
     for report in result["gguf"].values():
         table.add_row(Path(report["path"]).name, format_bytes(report["file_bytes"]),
-                      format_bytes(report["calculator_bytes"]),
+                      f"{report['tensor_bytes']:,} B", f"{report['calculator_bytes']:,} B",
                       ", ".join(f"{k}×{v}" for k, v in report["type_counts"].items()),
                       "yes" if report["types_match_calculator"] else "[yellow]no[/]")
     out.print(table)
