@@ -100,7 +100,8 @@ def make_app(runs_dir: Path, launcher: RecordingLauncher, monkeypatch):
         kwargs.setdefault("clock", recorded_end_ts)
         kwargs.setdefault("python", "python")
         kwargs.setdefault("config_path", TINY_CONFIG if run is None else None)
-        return DashboardApp(run=run, runs_dir=runs_dir, launcher=launcher, **kwargs)
+        kwargs.setdefault("launcher", launcher)
+        return DashboardApp(run=run, runs_dir=runs_dir, **kwargs)
 
     return build
 
