@@ -166,6 +166,7 @@ def _load_tiny_gguf():
 
 tiny_gguf = _load_tiny_gguf()
 scripted_gguf = tiny_gguf.scripted_gguf
+random_gguf = tiny_gguf.random_gguf
 SCRIPT = tiny_gguf.SCRIPT
 
 

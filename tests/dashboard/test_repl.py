@@ -1,0 +1,101 @@
+"""The REPL panel with real llama.cpp: a scripted tiny GGUF whose reply is known, and a
+random one that never stops by itself (to stop it)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from textual.widgets import Collapsible, Input, OptionList
+
+from r1tui.dashboard.screens.modals import GgufPicker
+from r1tui.dashboard.widgets.repl import ReplPanel, Turn
+
+pytestmark = pytest.mark.anyio
+
+
+async def ask(pilot, app, question: str) -> None:
+    await pilot.press("8")
+    await pilot.pause(0.05)
+    app.query_one("#prompt", Input).value = question
+    await pilot.press("enter")
+
+
+async def test_one_turn_streams_think_apart_from_the_answer(make_app, exported_run, settle, wait_for,
+                                                            screen_text, script):
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        await pilot.press("8")
+        await wait_for(pilot, lambda: "tiny-mistral-random-r1-Q4_K_M.gguf" in screen_text(app), what="the GGUF")
+        assert app.focused is app.query_one("#prompt", Input)
+        await ask(pilot, app, "What is 2+2?")
+        await wait_for(pilot, lambda: not panel.generating and panel.query(Turn), timeout=60, what="the reply")
+        turn = panel.query_one(Turn)
+        think, answer = script.split("</think>")
+        assert turn.think.replace("<think>", "").replace("</think>", "").strip() == think.replace("<think>", "")
+        assert turn.answer.strip() == answer.strip()
+        assert panel.messages == [{"role": "user", "content": "What is 2+2?"},
+                                  {"role": "assistant", "content": turn.raw}]
+        await wait_for(pilot, lambda: "tok/s" in screen_text(app), what="the speed")
+        text = screen_text(app)
+        assert "you What is 2+2?" in text
+        assert "Two plus two makes four." in text and "FINAL ANSWER: 4" in text
+        assert "thought for" in text and "eos" in text
+        think_line = next(line for line in text.splitlines() if "Two plus two" in line)
+        answer_line = next(line for line in text.splitlines() if "FINAL ANSWER" in line)
+        assert text.splitlines().index(think_line) < text.splitlines().index(answer_line)
+
+        await pilot.press("ctrl+t")  # fold the think block
+        await wait_for(pilot, lambda: turn.query_one(Collapsible).collapsed, what="folded")
+        await wait_for(pilot, lambda: "Two plus two" not in screen_text(app), what="think hidden")
+        assert "FINAL ANSWER: 4" in screen_text(app)
+
+        await pilot.press("ctrl+l")  # clear
+        await wait_for(pilot, lambda: not panel.query(Turn), what="cleared")
+        assert panel.messages == []
+
+
+async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, wait_for, random_gguf):
+    from r1tui.config import dump_toml, load_config
+
+    run = new_run(results=False)
+    frozen = load_config(run.run_dir / "config.toml")
+    frozen.eval.max_new_tokens = 3000
+    frozen.eval.n_ctx = 4096
+    (run.run_dir / "config.toml").write_text(dump_toml(frozen))
+    app = make_app(run, gguf=random_gguf)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        await ask(pilot, app, "Say something.")
+        await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
+                       what="the first tokens")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not panel.generating, timeout=30, what="the stop")
+        turn = panel.query_one(Turn)
+        assert "stopped" in str(turn.query_one(".turn-note").content)
+        assert panel._chat.last.completion_tokens < 3000
+
+
+async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text, random_gguf):
+    other = exported_run.run_dir.parent / "other" / "gguf"
+    other.mkdir(parents=True)
+    (other.parent / "config.toml").write_text((exported_run.run_dir / "config.toml").read_text())
+    shutil.copy(random_gguf, other / "random-Q4_K_M.gguf")
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        await pilot.press("8")
+        await wait_for(pilot, lambda: panel.gguf is not None, what="the default GGUF")
+        assert panel.gguf.parent == exported_run.run_dir / "gguf"
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, GgufPicker), what="the picker")
+        options = app.screen.query_one(OptionList)
+        assert options.option_count == 2
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, GgufPicker), what="the picker to close")
+        assert panel.gguf == other / "random-Q4_K_M.gguf"
+        await wait_for(pilot, lambda: "random-Q4_K_M.gguf" in screen_text(app), what="the status line")
