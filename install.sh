@@ -41,13 +41,19 @@ fi
 # 3. the project and its pinned dependencies, plus the test tools.
 "${PIP[@]}" -e ".[dev]"
 
-# 4. Unsloth: with its dependencies on a CUDA box; on a CPU box without them (triton,
-#    xformers and torchvision cannot be used there) - it imports and falls back to CPU.
+# 4. Unsloth. On a CUDA box with its dependencies (triton, xformers, bitsandbytes, ...),
+#    holding torch at the pin so no dependency can swap the build. On a CPU box without
+#    them: triton/xformers/torchvision cannot be used there, and Unsloth 2026.10 imports
+#    and trains on its CPU fallback with only what step 3 already installed (psutil, tqdm,
+#    packaging, pyyaml, regex, pillow, requests, protobuf, sentencepiece come with
+#    transformers, accelerate, peft and mistral-common). Its other listed extras are not
+#    needed there: tyro, json5, structlog and hf_transfer are imported nowhere in
+#    unsloth/unsloth_zoo, msgspec only by the vLLM path, einops only by vendored GPU
+#    kernels, nest_asyncio inside a try/except (checked for 2026.10.9; see docs/runs.md).
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-  "${PIP[@]}" -e ".[unsloth]"
+  "${PIP[@]}" -e ".[unsloth]" "torch==2.13.0"
 else
   "${PIP[@]}" --no-deps "unsloth==2026.10.9" "unsloth_zoo==2026.10.9"
-  "${PIP[@]}" tyro msgspec einops json5 structlog nest-asyncio hf_transfer
 fi
 
 # 5. the main job on its embedded default: a dry run of config.toml (no GPU, writes nothing).
