@@ -67,14 +67,16 @@ def timed_round(config, model, tokenizer, dataset, out: Path, steps: int, with_c
     from r1tui.train.collator import PadCollator
     from r1tui.train.trainer import training_arguments
 
-    starts: list[float] = []
+    starts: list[tuple[float, float]] = []
 
     class StepClock(TrainerCallback):
+        # wall time and this process's CPU time (all threads): the CPU time is far less
+        # sensitive to other processes competing for the same cores
         def on_step_begin(self, args, state, control, **kwargs):
-            starts.append(time.perf_counter())
+            starts.append((time.perf_counter(), time.process_time()))
 
         def on_train_end(self, args, state, control, **kwargs):
-            starts.append(time.perf_counter())
+            starts.append((time.perf_counter(), time.process_time()))
 
     config.train.max_steps = steps
     args = training_arguments(config, out / "checkpoints", hf_backend)
@@ -88,7 +90,7 @@ def timed_round(config, model, tokenizer, dataset, out: Path, steps: int, with_c
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     writer.close()
-    intervals = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    intervals = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(starts, starts[1:], strict=False)]
     return intervals[2:]  # the first steps include the dataloader and allocator warm-up
 
 
@@ -131,20 +133,29 @@ def main() -> None:
         tmp = Path(tmp_name)
         config, model, tokenizer, dataset = build(tmp, opts.seq)
         steps: dict[bool, list[float]] = {True: [], False: []}
-        per_round: list[tuple[int, bool, float]] = []
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        per_round: list[tuple[int, bool, float, float]] = []
         for round_index in range(opts.rounds):
             # alternate which arm goes first so drift in machine load hits both equally
             order = (False, True) if round_index % 2 == 0 else (True, False)
             for arm in order:
                 out = tmp / f"round{round_index}-{'with' if arm else 'without'}"
                 intervals = timed_round(config, model, tokenizer, dataset, out, opts.steps, arm)
-                steps[arm] += intervals
-                per_round.append((round_index, arm, statistics.median(intervals)))
+                steps[arm] += [wall for wall, _ in intervals]
+                cpu[arm] += [cpu_s for _, cpu_s in intervals]
+                per_round.append((round_index, arm, statistics.median(w for w, _ in intervals),
+                                  statistics.median(c for _, c in intervals)))
     without, with_ = statistics.median(steps[False]), statistics.median(steps[True])
     # Each round pairs the two arms back to back: a load spike from another process
     # spoils one pair, not the whole comparison. The headline is the median paired ratio.
-    paired = [next(m for r, a, m in per_round if r == i and a) / next(m for r, a, m in per_round if r == i and not a)
-              for i in range(opts.rounds)]
+    def pair(i: int, k: int) -> float:
+        with_arm = next(row[k] for row in per_round if row[0] == i and row[1])
+        without_arm = next(row[k] for row in per_round if row[0] == i and not row[1])
+        return with_arm / without_arm
+
+    paired = [pair(i, 2) for i in range(opts.rounds)]
+    paired_cpu = [pair(i, 3) for i in range(opts.rounds)]
+    cpu_without, cpu_with = statistics.median(cpu[False]), statistics.median(cpu[True])
     hook_us = hook_cost_us()
     result = {
         "device": "cuda" if torch.cuda.is_available() else "cpu",
@@ -154,6 +165,9 @@ def main() -> None:
         "overhead_median_ratio": with_ / without - 1,
         "overhead_paired_ratios": [p - 1 for p in paired],
         "overhead_paired_median": statistics.median(paired) - 1,
+        "median_step_cpu_s_without": cpu_without, "median_step_cpu_s_with": cpu_with,
+        "overhead_cpu_median_ratio": cpu_with / cpu_without - 1,
+        "overhead_cpu_paired_median": statistics.median(paired_cpu) - 1,
         "hook_us_per_step": hook_us,
         "hook_share_of_step": hook_us * 1e-6 / without,
     }
@@ -166,8 +180,12 @@ def main() -> None:
     print(f"  median step with callback    : {with_ * 1000:8.1f} ms   ({result['overhead_median_ratio']:+.2%})")
     print(f"  paired rounds, median ratio  : {result['overhead_paired_median']:+.2%}   "
           f"(per round: {', '.join(f'{r:+.1%}' for r in result['overhead_paired_ratios'])})")
-    for round_index, arm, median in per_round:
-        print(f"    round {round_index} {'with   ' if arm else 'without'} median {median * 1000:8.1f} ms")
+    print(f"  CPU time per step without    : {cpu_without * 1000:8.1f} ms")
+    print(f"  CPU time per step with       : {cpu_with * 1000:8.1f} ms   ({result['overhead_cpu_median_ratio']:+.2%}; "
+          f"paired median {result['overhead_cpu_paired_median']:+.2%})")
+    for round_index, arm, wall, cpu_s in per_round:
+        print(f"    round {round_index} {'with   ' if arm else 'without'} median wall {wall * 1000:8.1f} ms"
+              f"  cpu {cpu_s * 1000:8.1f} ms")
     print(f"  callback hooks per step      : {hook_us:8.1f} µs   ({result['hook_share_of_step']:.4%} of a step)")
 
 
