@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class ActionPlan:
     def command_line(self) -> str:
         return shlex.join(self.argv)
 
+    def shown(self, show_path: Callable[[str], str]) -> str:
+        """The command line with its path arguments shortened for reading (not for running)."""
+        return shlex.join([self.argv[0], *(show_path(a) if os.path.isabs(a) else a for a in self.argv[1:])])
+
 
 def _cli(python: str, *args: str) -> tuple[str, ...]:
     return (python, "-m", "r1tui", *args)
@@ -47,6 +52,7 @@ def plan_action(
     python: str | None = None,
     quant_types: list[str] | None = None,
     runs_dir: Path | None = None,
+    show_path: Callable[[str], str] = str,
 ) -> ActionPlan:
     """What ``action`` would launch for this run. Pure: reads and writes nothing."""
     python = python or sys.executable
@@ -58,7 +64,7 @@ def plan_action(
         return ActionPlan(
             action, "Start a run", _cli(python, *args),
             ("runs every stage (prepare → train → merge → gguf → quantize → parity → eval) in a detached process",
-             f"config: {config_path or 'the default lookup ($R1TUI_CONFIG, ./config.toml, built-in)'}",
+             f"config: {show_path(str(config_path)) if config_path else 'the default lookup ($R1TUI_CONFIG, ./config.toml, built-in)'}",
              "the dashboard switches to the new run when its folder appears"),
         )
     if run is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
-from r1tui.dashboard.format import size
+from r1tui.dashboard.format import display_path, size
 from r1tui.dashboard.screens.main import PANELS, MainScreen
 from r1tui.dashboard.source import (
     EventTail,
@@ -232,11 +233,17 @@ class DashboardApp(App[None]):
     # -- actions ---------------------------------------------------------------
     def plan(self, name: str) -> ActionPlan:
         config_path = self.config_path or (self.config.source_path if self.config is not None else None)
-        return plan_action(
+        plan = plan_action(
             name, run_dir=self.run_ref.run_dir if self.run_ref else None, config_path=config_path,
-            run_status=self.state.status, python=self.python, runs_dir=self.runs_dir,
+            run_status=self.state.status, python=self.python, runs_dir=self.runs_dir, show_path=self.show_path,
             quant_types=list(self.config.export.quant_types) if self.config is not None else None,
         )
+        if name == "push" and not plan.blocked and self.config is not None and not self.config.hub_repo_id:
+            plan = replace(plan, blocked="no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID")
+        return plan
+
+    def show_path(self, path: str) -> str:
+        return display_path(path, self.runs_dir)
 
     def request_action(self, name: str) -> None:
         """Show the plan (dry run, blocked, or needs confirming) or launch right away."""
@@ -251,7 +258,7 @@ class DashboardApp(App[None]):
             if confirmed and not self.dry_run and not plan.blocked:
                 self.launch(plan)
 
-        self.push_screen(PlanScreen(plan, self.dry_run, self.estimates(name)), answered)
+        self.push_screen(PlanScreen(plan, self.dry_run, self.estimates(name), self.show_path), answered)
 
     def estimates(self, name: str) -> str:
         """The numbers behind an action, for its plan (computed, never typed in)."""

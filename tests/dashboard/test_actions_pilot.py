@@ -58,7 +58,9 @@ async def test_dry_run_on_shows_the_plan_and_launches_nothing(action, make_app, 
         text = plan_text(app)
         assert text.startswith("Dry run — ")
         config = app.config.source_path
-        assert " ".join(expected_argv(action, recorded_run, config, app.runs_dir)) in text.replace("'", "")
+        assert list(app.last_plan.argv) == expected_argv(action, recorded_run, config, app.runs_dir)
+        shown = app.last_plan.shown(app.show_path)  # paths shortened for reading
+        assert shown in text and f"runs/{recorded_run.run_id}" in shown
         assert "nothing was launched" in text
         if action == "start":
             assert f"{app.report['parameters']['total']:,} parameters" in text  # the estimates, computed
@@ -82,7 +84,20 @@ async def test_dry_run_off_launches_the_cli_command(action, make_app, recorded_r
         assert not isinstance(app.screen, PlanScreen)
 
 
-async def test_push_asks_first(make_app, recorded_run, launcher, settle, wait_for):
+async def test_push_needs_a_repo(make_app, recorded_run, launcher, settle, wait_for, monkeypatch):
+    monkeypatch.delenv("HF_REPO_ID", raising=False)
+    app = make_app(recorded_run, dry_run=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "push")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the explanation")
+        assert "cannot run now: no Hub repo to push to" in plan_text(app)
+        await pilot.press("y", "escape")
+        assert launcher.plans == []
+
+
+async def test_push_asks_first(make_app, recorded_run, launcher, settle, wait_for, monkeypatch):
+    monkeypatch.setenv("HF_REPO_ID", "someone/tiny-r1")
     app = make_app(recorded_run, dry_run=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from r1tui.dashboard.actions import ActionPlan
@@ -24,11 +25,13 @@ class PlanScreen(ModalScreen[bool]):
         Binding("escape,n", "dismiss_plan", "close"),
     ]
 
-    def __init__(self, plan: ActionPlan, dry_run: bool, extra: str = "") -> None:
+    def __init__(self, plan: ActionPlan, dry_run: bool, extra: str = "",
+                 show_path: Callable[[str], str] = str) -> None:
         super().__init__()
         self.plan = plan
         self.dry_run = dry_run
         self.extra = extra
+        self.show_path = show_path
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -40,7 +43,7 @@ class PlanScreen(ModalScreen[bool]):
                 body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
             body.append("would launch:\n" if self.dry_run else "will launch (detached; quitting the dashboard does not stop it):\n",
                         style="bold")
-            body.append(f"  {plan.command_line}\n", style="cyan")
+            body.append(f"  {plan.shown(self.show_path)}\n", style="cyan")
             for line in plan.details:
                 body.append(f"• {line}\n")
             if self.extra:
@@ -53,6 +56,7 @@ class PlanScreen(ModalScreen[bool]):
                 if not self.dry_run and not plan.blocked:
                     yield Button("Launch (y)", variant="warning" if plan.confirm else "primary", id="launch")
                 yield Button("Close (esc)", id="close")
+        yield Footer(compact=True, show_command_palette=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm":
@@ -91,6 +95,7 @@ class GgufPicker(ModalScreen[Path | None]):
                        for i, p in enumerate(self.candidates)]
             yield OptionList(*options, id="gguf-options")
             yield Input(placeholder="or type a path to a .gguf and press enter", id="gguf-path")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         if self.candidates:
