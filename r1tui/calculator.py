@@ -203,7 +203,21 @@ def gguf_size_bytes(arch: Architecture, quant: str) -> int:
 
 NF4_BITS_PER_WEIGHT = 4 + 8 / 64 + 32 / (64 * 256)  # 4-bit codes, fp8 absmax per 64, fp32 per 256 absmax (double quant)
 OPTIMIZER_BYTES_PER_PARAM = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 8, "sgd": 0}
-CUDA_CONTEXT_BYTES = 0.5 * GIB  # CUDA context + allocator slack, measured order of magnitude
+CUDA_CONTEXT_BYTES = 0.5 * GIB  # CUDA context + cuBLAS workspaces, outside torch's allocator
+
+# Calibrated on an H100 with bench/gpu_vram.py (2409-sized layers, 2 and 4 of them,
+# seq 8192, r=64 on all seven projections; results in bench/results/gpu_vram_h100.json).
+# LoRA adapters: Unsloth keeps them in bf16 (weights + grads 2 + 2 bytes), peft in fp32
+# (4 + 4): the measured per-layer slope (0.242 GB vs 0.430 GB) matches that split.
+LORA_BYTES = {"unsloth": (2, 2), "hf": (4, 4)}
+# Checkpointed activations kept per layer, bytes per hidden element: Unsloth offloads them
+# to CPU RAM; the hf path keeps a bf16 hidden state plus fp32 copies (measured 3.2 B).
+CHECKPOINT_BYTES_PER_HIDDEN = {"unsloth": 0.0, "hf": 3.2}
+# Logits per token x vocab entry: hf materialises bf16 logits, an fp32 upcast, fp32
+# log-softmax and its fp32 gradient (2+4+4+4 = 14 B); Unsloth's fused loss about 5.3 B.
+LOGIT_BYTES = {"unsloth": 5.3, "hf": 14.0}
+# torch's caching allocator reserved 10-13 % more than it handed out at the peak.
+ALLOCATOR_SLACK = 0.12
 
 
 @dataclass(frozen=True)
@@ -218,9 +232,15 @@ class VramEstimate:
     gpu_bytes: int
 
     @property
-    def total(self) -> int:
+    def allocated(self) -> int:
+        """What torch.cuda.max_memory_allocated would report at the peak."""
         return (self.weights + self.lora_weights + self.lora_gradients + self.optimizer_states
-                + self.activations + self.logits + self.overhead)
+                + self.activations + self.logits)
+
+    @property
+    def total(self) -> int:
+        """Allocated + allocator slack + CUDA context: what the card must hold."""
+        return self.allocated + self.overhead
 
     @property
     def fits(self) -> bool:
@@ -248,13 +268,15 @@ def estimate_training_vram(
     """Peak training memory, by part. Assumes bf16 compute and flash/SDPA attention (no s^2).
 
     - weights: decoder linears in NF4 (or bf16), embeddings and lm_head in bf16.
-    - LoRA weights, gradients: fp32 (peft keeps adapters in fp32 for stability).
-    - activations: with checkpointing, one bf16 hidden state per layer boundary is kept
-      (Unsloth offloads these to CPU RAM, so it keeps only the layer being recomputed);
-      the recomputed layer's own intermediates (q/k/v, MLP gate/up/act) are live once.
-    - logits: fp32 logits and their gradient over the whole sequence for hf; Unsloth's
-      chunked cross-entropy keeps a fraction.
+    - LoRA weights and gradients: bf16 under Unsloth, fp32 under peft (``LORA_BYTES``).
+    - optimizer: bytes per LoRA parameter (2 for 8-bit Adam, 8 for AdamW).
+    - activations: with checkpointing, what each layer keeps (``CHECKPOINT_BYTES_PER_HIDDEN``)
+      plus the recomputed layer's own live intermediates (q/k/v/o, MLP gate/up/act/product).
+    - logits: ``LOGIT_BYTES`` per token and vocabulary entry.
+    - overhead: allocator slack on top of the allocated peak, plus the CUDA context.
+    The per-backend constants were measured (see above); everything else is arithmetic.
     """
+    backend = backend if backend in LORA_BYTES else "hf"
     params = count_parameters(arch)
     tokens = seq_len * batch_size
     bf16 = 2
@@ -264,11 +286,7 @@ def estimate_training_vram(
         weights = params.decoder_linear * bf16
     weights += (params.embedding + params.lm_head + params.norms) * bf16
     lora = count_lora(arch, rank, target_modules).trainable
-    lora_weights = lora * 4
-    lora_gradients = lora * 4
-    optimizer_states = lora * OPTIMIZER_BYTES_PER_PARAM[optimizer]
-
-    hidden_state = tokens * arch.hidden_size * bf16
+    weight_bytes, grad_bytes = LORA_BYTES[backend]
     q_width = arch.num_attention_heads * arch.head_dim
     kv_width = arch.num_key_value_heads * arch.head_dim
     # one layer's live intermediates during (re)computation and backward
@@ -276,22 +294,21 @@ def estimate_training_vram(
         3 * arch.hidden_size + q_width + 2 * kv_width + 4 * arch.intermediate_size
     )
     if gradient_checkpointing:
-        kept = 0 if backend == "unsloth" else arch.num_hidden_layers * hidden_state
+        kept = int(arch.num_hidden_layers * tokens * arch.hidden_size * CHECKPOINT_BYTES_PER_HIDDEN[backend])
         activations = kept + layer_intermediates
     else:
         activations = arch.num_hidden_layers * layer_intermediates
-    full_logits = tokens * arch.vocab_size * 4 * 2  # fp32 logits + their gradient
-    logits = full_logits // 8 if backend == "unsloth" else full_logits
-    return VramEstimate(
+    parts = dict(
         weights=weights,
-        lora_weights=lora_weights,
-        lora_gradients=lora_gradients,
-        optimizer_states=optimizer_states,
+        lora_weights=lora * weight_bytes,
+        lora_gradients=lora * grad_bytes,
+        optimizer_states=lora * OPTIMIZER_BYTES_PER_PARAM[optimizer],
         activations=activations,
-        logits=logits,
-        overhead=int(CUDA_CONTEXT_BYTES),
-        gpu_bytes=int(gpu_memory_gb * GB),
+        logits=int(tokens * arch.vocab_size * LOGIT_BYTES[backend]),
     )
+    allocated = sum(parts.values())
+    return VramEstimate(**parts, overhead=int(allocated * ALLOCATOR_SLACK + CUDA_CONTEXT_BYTES),
+                        gpu_bytes=int(gpu_memory_gb * GB))
 
 
 def max_fitting_seq_len(arch: Architecture, upper: int = 131072, **kwargs) -> int:

@@ -111,3 +111,22 @@ def test_inference_memory_is_weights_plus_kv_cache():
     # 2 (K,V) x 56 layers x 4096 tokens x 8 heads x 128 dims x 2 bytes
     assert memory.kv_cache == 2 * 56 * 4096 * 8 * 128 * 2
     assert memory.total == memory.kv_cache + gguf_size_bytes(arch, "Q4_K_M")
+
+
+def test_vram_estimate_within_ten_percent_of_the_h100_measurements(repo_root):
+    """bench/gpu_vram.py on an H100 (2409-sized layers, seq 8192): the estimate must track it."""
+    measured = json.loads((repo_root / "bench" / "results" / "gpu_vram_h100.json").read_text())
+    assert measured["results"], "no measurements recorded"
+    for row in measured["results"]:
+        arch = calculator.Architecture("2409-shape", 6144, 16384, row["layers"], 48, 8, 128, 32768)
+        estimate = calculator.estimate_training_vram(arch, rank=64, target_modules=ALL, seq_len=row["seq"],
+                                                     batch_size=1, gpu_memory_gb=80, backend=row["backend"])
+        assert abs(estimate.allocated - row["peak_allocated"]) / row["peak_allocated"] < 0.10, row
+        assert abs(estimate.allocated * (1 + calculator.ALLOCATOR_SLACK) - row["peak_reserved"]) / row["peak_reserved"] < 0.10, row
+
+
+def test_22b_at_8192_fits_24_gb_with_unsloth_but_not_hf():
+    arch = PRESETS["mistral-small-2409"]
+    kwargs = dict(rank=64, target_modules=ALL, seq_len=8192, batch_size=1, gpu_memory_gb=24)
+    assert calculator.estimate_training_vram(arch, backend="unsloth", **kwargs).fits
+    assert not calculator.estimate_training_vram(arch, backend="hf", **kwargs).fits
