@@ -44,7 +44,7 @@ CHAT_TEMPLATE = (
     "{%- if loop.index0 == ns.last_user and system_message is defined %}"
     "{{- '[INST] ' + system_message + '\\n\\n' + m['content'] + '[/INST]' }}"
     "{%- else %}{{- '[INST] ' + m['content'] + '[/INST]' }}{%- endif %}"
-    "{%- elif m['role'] == 'assistant' %}{{- ' ' + m['content'] + eos_token }}"
+    "{%- elif m['role'] == 'assistant' %}{{- ' ' + m['content'].rstrip(' ') + eos_token }}"
     "{%- endif %}"
     "{%- endfor %}"
 )

@@ -51,8 +51,8 @@ def test_exported_ggufs_tokenize_every_sample_like_training(exported_run):
 
 
 def test_sample_texts_are_the_training_chat_template(exported_run):
-    """The text handed to llama.cpp is the Jinja template the GGUF embeds, sample by sample,
-    except where the renderer strips an assistant's trailing spaces (reported, not hidden)."""
+    """The text handed to llama.cpp is the Jinja template the GGUF embeds, sample by sample
+    (the template strips an assistant's trailing spaces as Mistral's encoding does)."""
     from r1tui.export.parity import (
         SAMPLE_CONVERSATIONS,
         render_template,
@@ -60,11 +60,9 @@ def test_sample_texts_are_the_training_chat_template(exported_run):
         training_encoding,
     )
 
-    differences = template_differences("v3")
-    for name, messages in SAMPLE_CONVERSATIONS:
-        if name not in differences:
-            assert render_template(messages) == training_encoding(messages)[1]
-    assert set(differences) <= {"leading and repeated spaces"}
+    assert template_differences("v3") == []
+    for _name, messages in SAMPLE_CONVERSATIONS:
+        assert render_template(messages) == training_encoding(messages)[1]
 
 
 def test_space_prefix_trap_fails_with_the_first_differing_tokens(space_prefix_gguf):
