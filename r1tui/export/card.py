@@ -107,6 +107,22 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> str:
     return "\n".join(out)
 
 
+def _eval_table(results: dict[str, Any]) -> str:
+    """Per-domain accuracy and reasoning quality (no local paths or settings)."""
+    rows = [*sorted((results.get("domains") or {}).items()), ("all", results.get("summary") or {})]
+    out = ["| domain | samples | accuracy | avg depth | avg steps | format compliance |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for domain, row in rows:
+        if not row:
+            continue
+        out.append(f"| {domain} | {row.get('count', 0)} | {row.get('accuracy', 0) * 100:.1f} % | "
+                   f"{row.get('avg_depth', 0):.4f} | {row.get('avg_steps', 0):.1f} | "
+                   f"{row.get('compliance_rate', 0) * 100:.1f} % |")
+    if results.get("complete") is False:
+        out.append("\n_Evaluation was stopped early: these rows cover the samples done._")
+    return "\n".join(out)
+
+
 def render_card(config, run_dir: Path, repo_id: str) -> str:
     from r1tui.calculator import count_lora, resolve_architecture
 
@@ -153,7 +169,7 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
     parts += ["## Masking statistics", ""]
     parts += [_table(_flatten(stats), ("statistic", "value")) if stats else "Not recorded for this run.", ""]
     parts += ["## Evaluation", ""]
-    parts += [_table(_flatten(results), ("metric", "value")) if results else "Not evaluated yet (`r1tui eval RUN`).", ""]
+    parts += [_eval_table(results) if results else "Not evaluated yet (`r1tui eval RUN`).", ""]
     parts += ["## Tokenizer parity", ""]
     if parity:
         status = "identical ids" if parity.get("ok") else "**MISMATCH**"

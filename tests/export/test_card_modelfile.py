@@ -49,7 +49,9 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
     shutil.copytree(exported_run[0], run_dir, ignore=shutil.ignore_patterns("base", "merged"))
     (run_dir / "eval").mkdir()
     (run_dir / "eval" / "results.json").write_text(json.dumps(
-        {"summary": {"accuracy": 0.5, "format_ok": 0.83}, "samples": [{"id": 1}]}))
+        {"summary": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0},
+         "domains": {"math": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0}},
+         "model": "/home/someone/secret/path.gguf", "samples": [{"id": 1}]}))
     config = load_config(run_dir / "config.toml")
     card = render_card(config, run_dir, "alice/tiny-r1")
     meta = front_matter(card)
@@ -57,7 +59,9 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
     lora = count_lora(PRESETS["tiny"], 16, config.lora.target_modules).trainable
     assert f"**{lora:,}** trainable parameters" in card
     assert "| `masked_fraction` | 0.6003 |" in card
-    assert "| `summary.accuracy` | 0.5 |" in card
+    assert "| math | 2 | 50.0 % | 0.6100 | 5.5 | 100.0 % |" in card
+    assert "| all | 2 | 50.0 % |" in card
+    assert "/home/someone" not in card  # the eval's local paths stay out of a published card
     assert "identical ids: 8 sample conversations" in card
     assert 'hf_hub_download("alice/tiny-r1", "tiny-mistral-random-r1-Q4_K_M.gguf")' in card
     assert "ollama create" in card and "ollama run hf.co/alice/tiny-r1:Q4_K_M" in card
