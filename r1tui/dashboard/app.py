@@ -38,7 +38,7 @@ from r1tui.dashboard.state import RunState
 from r1tui.dashboard.widgets.base import Panel
 from r1tui.runs.events import Event
 
-REFRESH_SECONDS = 0.05  # redraw at most this often while events pour in
+REFRESH_SECONDS = 0.1  # redraw at most this often while events pour in
 ALIVE_CHECK_SECONDS = 1.0
 NEW_RUN_WAIT_SECONDS = 120.0
 
@@ -55,7 +55,7 @@ class EventsBatch(Message):
 
 
 class DashboardApp(App[None]):
-    CSS_PATH = "dashboard.tcss"
+    CSS_PATH = Path(__file__).with_name("dashboard.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "r1tui"
 
     dry_run = reactive(False)

@@ -3,6 +3,7 @@ checkpoints."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -16,6 +17,7 @@ from r1tui.dashboard.state import RunState, Series
 from r1tui.dashboard.widgets.base import Panel
 
 PLOTS = (("loss", "loss"), ("grad_norm", "grad norm"), ("learning_rate", "learning rate"))
+PLOT_SECONDS = 0.5  # plots redraw at most twice a second (a plotext build costs ~10 ms each)
 
 
 def thin(series: Series, points: int) -> tuple[list[float], list[float]]:
@@ -62,6 +64,8 @@ class TrainingPanel(Panel):
     TITLE = "Training"
 
     _drawn: tuple[int, int] | None = None
+    _plotted_at = 0.0
+    _plot_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="train-progress")
@@ -74,10 +78,7 @@ class TrainingPanel(Panel):
     def refresh_view(self) -> None:
         state = self.dashboard.state
         self.query_one("#train-progress", Static).update(progress_line(state, self.size.width or 80))
-        if (id(state), state.version) != self._drawn:
-            self._drawn = (id(state), state.version)
-            for key, title in PLOTS:
-                self._draw(key, title, state.series(key))
+        self._draw_plots()
         checkpoints = Text(no_wrap=True, overflow="ellipsis")
         checkpoints.append("checkpoints ", style="bold")
         if state.checkpoints:
@@ -85,6 +86,27 @@ class TrainingPanel(Panel):
         else:
             checkpoints.append("none yet", style="dim")
         self.query_one("#train-checkpoints", Static).update(checkpoints)
+
+    def _draw_plots(self) -> None:
+        """Redraw the plots if the state moved, but not more often than PLOT_SECONDS;
+        a redraw held back is done when the interval is over (the last state is drawn)."""
+        state = self.dashboard.state
+        if (id(state), state.version) == self._drawn:
+            return
+        wait = PLOT_SECONDS - (time.monotonic() - self._plotted_at)
+        if wait > 0:
+            if not self._plot_pending:
+                self._plot_pending = True
+                self.set_timer(wait, self._held_back_plots)
+            return
+        self._drawn = (id(state), state.version)
+        self._plotted_at = time.monotonic()
+        for key, title in PLOTS:
+            self._draw(key, title, state.series(key))
+
+    def _held_back_plots(self) -> None:
+        self._plot_pending = False
+        self._draw_plots()
 
     def _draw(self, key: str, title: str, series: Series) -> None:
         widget = self.query_one(f"#plot-{key}", PlotextPlot)
