@@ -21,6 +21,8 @@ from typing import Any
 from r1tui.runs.events import Event
 
 STAGES = ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval", "push")
+# The runner plans in coarser steps (r1tui.runs.runner.ALL_STAGES); export is four stages.
+PLAN_GROUPS = {"export": ("merge", "gguf", "quantize", "parity")}
 HISTORY = 2000  # points kept per plotted series
 LOG_LINES = 500  # log lines kept for the pipeline panel
 FINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
@@ -139,7 +141,8 @@ class RunState:
         self.run_id: str | None = None
         self.config_path: str | None = None
         self.pid: int | None = None
-        self.planned_stages: list[str] = []
+        self.planned_stages: list[str] = []  # stage names, export expanded to its four
+        self.backend: str | None = None
         self.dry_run = False
         self.started_ts: float | None = None
         self.finished_ts: float | None = None
@@ -246,7 +249,9 @@ def _run_started(state: RunState, event: Event) -> None:
     state.run_id = data.get("run_id") or state.run_id
     state.config_path = data.get("config_path") or state.config_path
     state.pid = data.get("pid") if isinstance(data.get("pid"), int) else state.pid
-    state.planned_stages = list(data.get("stages") or state.planned_stages)
+    if data.get("stages"):
+        state.planned_stages = [name for step in data["stages"] for name in PLAN_GROUPS.get(step, (step,))]
+    state.backend = data.get("backend") or state.backend
     state.dry_run = bool(data.get("dry_run", False))
     state.heartbeat_s = _number(data.get("heartbeat_s")) or state.heartbeat_s
     if state.started_ts is None:

@@ -165,3 +165,30 @@ async def test_cancel_a_live_run_for_real(make_app, new_run, settle, wait_for, s
         if victim.poll() is None:
             victim.kill()
             victim.wait()
+
+
+async def test_every_action_is_in_the_command_palette(make_app, recorded_run, launcher, settle, wait_for):
+    from textual.command import CommandPalette
+
+    app = make_app(recorded_run, dry_run=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Start a run", "Resume the run", "Cancel the run", "Export GGUF", "Evaluate", "Push to the Hub",
+                "Toggle dry run", "Show Training", f"Open run {recorded_run.run_id}"} <= titles
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"Export GGUF")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the export plan")
+        assert plan_text(app).startswith("Dry run — Export GGUF")
+        assert launcher.plans == []
+
+
+def test_attach_names_a_missing_run_in_one_line(runs_dir, repo_root):
+    result = subprocess.run([sys.executable, "-m", "r1tui", "attach", "nope", "--runs-dir", str(runs_dir)],
+                            capture_output=True, text=True, cwd=repo_root, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: no run 'nope' in {runs_dir}; known runs: none yet "
+                                                  "(pass a run id or a run folder)"]

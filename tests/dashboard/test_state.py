@@ -131,3 +131,10 @@ def test_writer_and_reducer_agree_on_the_contract(tmp_path):
     assert state.gpu.name == "RTX 4090" and state.gpu.utilization == 97
     assert state.stages["prepare"].error == "disk full"
     assert state.logs[-1].level == "error"
+
+
+def test_the_runners_export_step_plans_four_stages():
+    state = reduce([ev("run_started", ts=1, run_id="r", pid=1, stages=["prepare", "train", "export"],
+                       backend="unsloth")])
+    assert state.planned_stages == ["prepare", "train", "merge", "gguf", "quantize", "parity"]
+    assert state.backend == "unsloth"

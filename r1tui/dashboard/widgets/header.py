@@ -32,7 +32,7 @@ class RunHeader(Static):
             left.append(f" │ {duration(state.elapsed(app.clock()))}")
         config = app.config
         if config is not None:
-            left.append(f" │ {config.train.backend}", style="cyan")
+            left.append(f" │ {state.backend or config.train.backend}", style="cyan")
             left.append(f" │ {config.model.name}")
         badge = (Text(" DRY RUN ", style="bold black on yellow") if app.dry_run
                  else Text(" dry run off ", style="dim"))
