@@ -342,6 +342,10 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------- files
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (a temp file in the same folder, then os.replace)."""
     path = Path(path)
@@ -351,6 +355,7 @@ def write_json(path: str | Path, data: Any) -> Path:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2, ensure_ascii=False, default=str)
             file.write("\n")
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone the umask allows
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
