@@ -12,7 +12,6 @@ import argparse
 import importlib
 import logging
 import os
-import sys
 
 from r1tui.errors import R1Error
 

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from r1tui.config import (LORA_TARGET_MODULES, QUANT_TYPES, Config, dump_toml, load_config,
-                          parse_config)
+from r1tui.config import (
+    LORA_TARGET_MODULES,
+    QUANT_TYPES,
+    Config,
+    dump_toml,
+    load_config,
+    parse_config,
+)
 from r1tui.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
