@@ -213,7 +213,10 @@ class DashboardApp(App[None]):
         main = self.main
         if main is None or not main.is_mounted:
             return
-        main.query_one("#header").refresh_view()
+        # query, not query_one: an event batch can land while the screen's children are
+        # still being mounted (or already removed at exit); then there is nothing to draw
+        for header in main.query("#header"):
+            header.refresh_view()
         panel = main.active_panel()
         if panel is not None:
             panel.refresh_view()
@@ -226,7 +229,8 @@ class DashboardApp(App[None]):
 
     def watch_dry_run(self, dry_run: bool) -> None:
         if self.main is not None and self.main.is_mounted:
-            self.main.query_one("#header").refresh_view()
+            for header in self.main.query("#header"):
+                header.refresh_view()
             self.notify("dry run on: actions show their plan and launch nothing" if dry_run
                         else "dry run off: actions launch detached processes", timeout=3)
 

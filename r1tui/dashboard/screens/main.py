@@ -78,8 +78,10 @@ class MainScreen(Screen):
         return self.query_one("#panels", TabbedContent).active
 
     def active_panel(self) -> Panel | None:
-        active = self.active_panel_id
-        return self.query_one(f"#panel-{active}", Panel) if active else None
+        """The visible panel; None while the screen is still composing or shutting down."""
+        tabs = self.query("#panels").results(TabbedContent)
+        active = next((t.active for t in tabs), "")
+        return next(iter(self.query(f"#panel-{active}").results(Panel)), None) if active else None
 
     def panel(self, panel_id: str) -> Panel:
         return self.query_one(f"#panel-{panel_id}", Panel)
