@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--data", metavar="PATH", default=None,
                         help="a local .jsonl/.parquet file to use instead of data.source")
-    parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the dataset to (replaced if present)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the dataset to: a new or empty folder, or an earlier prepared dataset (replaced)")
     parser.add_argument("--preview", metavar="N", type=int, default=0,
                         help="show the first N examples token by token (masked dim, trained highlighted)")
     parser.add_argument("--ids", action="store_true", help="with --preview: show each token's id")

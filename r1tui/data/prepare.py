@@ -88,6 +88,7 @@ def _with_system_prompt(messages: list[dict[str, str]], system_prompt: str) -> l
 def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path: str | Path | None = None) -> dict[str, Any]:
     """Render and mask the configured data (or ``data_path``) into ``out_dir``; returns the stats."""
     out_dir = Path(out_dir)
+    _refuse_foreign_folder(out_dir)
     source = str(Path(data_path).expanduser().resolve()) if data_path else config.data.source
     emit = events.emit if events is not None else (lambda *args, **kwargs: None)
     with stage(events, "prepare", source=source, out_dir=str(out_dir)) as outputs:
@@ -111,6 +112,16 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
                        trained_tokens=result["trained_tokens"], dropped=result["dropped_total"],
                        truncated=result["truncated_total"])
     return result
+
+
+def _refuse_foreign_folder(out_dir: Path) -> None:
+    """Only an earlier prepared dataset may be replaced: never a folder of other things."""
+    if out_dir.is_file():
+        raise R1Error(f"--out {out_dir}: is a file; name a new folder (or an earlier prepared dataset)")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not ((out_dir / STATS_FILE).is_file() and (out_dir / "dataset_info.json").is_file()):
+            raise R1Error(f"--out {out_dir}: this folder holds other files and is not a prepared dataset; "
+                          "name a new or empty folder")
 
 
 def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> None:

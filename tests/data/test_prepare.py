@@ -62,6 +62,21 @@ def test_prepare_replaces_an_existing_folder(tmp_path, tiny_config_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_prepare_refuses_a_folder_that_is_not_a_prepared_dataset(tmp_path, tiny_config_path):
+    from r1tui.errors import R1Error
+
+    notes = tmp_path / "work"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("keep me")
+    with pytest.raises(R1Error, match="not a prepared dataset"):
+        prepare_dataset(tiny(tiny_config_path, num_examples=6), notes)
+    assert (notes / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in notes.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(R1Error, match="is a file"):
+        prepare_dataset(tiny(tiny_config_path, num_examples=6), tmp_path / "file")
+
+
 def test_length_policy_drop_and_truncate(tmp_path, tiny_config_path):
     from datasets import load_from_disk
 
