@@ -176,7 +176,9 @@ class DashboardApp(App[None]):
                 while not self._applied.wait(0.2):
                     if worker.is_cancelled:
                         return
-            if caught_up:
+            if caught_up or not events:
+                # not events: nothing new, or only a torn last line (a writer cut off
+                # mid-line); wait for more rather than spinning on it
                 time.sleep(self.poll_s)
 
     def on_events_batch(self, batch: EventsBatch) -> None:

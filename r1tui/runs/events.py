@@ -84,6 +84,11 @@ class EventWriter:
         self._lock = threading.Lock()
         self._seq = _last_seq(self.path)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+        if _ends_mid_line(self.path):
+            # A writer was cut off mid-line (killed, disk full): end that torn line so our
+            # first event starts on a line of its own instead of being glued to it.
+            self._file.write("\n")
+            self._file.flush()
 
     def emit(self, type: str, stage: str | None = None, **data: Any) -> Event:
         if type not in EVENT_TYPES:
@@ -107,6 +112,17 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def _last_seq(path: Path) -> int:
