@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
     from r1tui.cli.evaluate import resolve_run_and_config
 
-    config, run_dir = resolve_run_and_config(args)
+    config, run_dir = resolve_run_and_config(args, writes=False)
     if args.gguf:
         gguf = Path(args.gguf).expanduser().resolve()
     elif run_dir is not None:

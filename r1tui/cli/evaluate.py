@@ -129,15 +129,17 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-def resolve_run_and_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+def resolve_run_and_config(args: argparse.Namespace, writes: bool = True) -> tuple[Config, Path | None]:
     """The run folder named by args.run (if any) and the config to use: the run's frozen copy
-    unless --config was given."""
-    from r1tui.export.rundir import resolve_run_dir, run_config
+    unless --config was given. ``writes``: refuse a run that is still running."""
+    from r1tui.export.rundir import refuse_if_running, resolve_run_dir, run_config
 
     config = load_cli_config(args)
     if not getattr(args, "run", None):
         return config, None
     run_dir = resolve_run_dir(args.run, Path(config.runs.dir))
+    if writes:
+        refuse_if_running(run_dir, "evaluate it")
     if not getattr(args, "config", None):
         config = run_config(run_dir, config)
     return config, run_dir

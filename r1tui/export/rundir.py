@@ -30,3 +30,13 @@ def run_config(run_dir: Path, fallback):
 
     frozen = Path(run_dir) / "config.toml"
     return load_config(frozen) if frozen.is_file() else fallback
+
+
+def refuse_if_running(run_dir: Path, doing: str) -> None:
+    """A command that writes into a run folder must not race the run's own pipeline."""
+    from r1tui.runs.runner import run_status
+
+    status = run_status(run_dir)
+    if status.status == "running":
+        raise R1Error(f"run {Path(run_dir).name} is still running (pid {status.pid}); {doing} when it has "
+                      f"finished, or stop it first with `r1tui cancel {Path(run_dir).name}`")

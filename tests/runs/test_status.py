@@ -131,3 +131,14 @@ def test_events_read_as_one_line_each():
                      stage="prepare")
     assert format_event(finished).endswith("skipped in 0:00: up to date")
     assert "run failed: boom" in format_event(Event("run_finished", {"status": "failed", "error": "boom"}))
+
+
+@pytest.mark.parametrize("command", ["export", "push", "eval", "parity"])
+def test_commands_that_write_into_a_run_refuse_a_running_one(tmp_path, command):
+    """A live pipeline (this test process's pid, a fresh heartbeat) owns its folder."""
+    run_dir = make_run(tmp_path, "20261127-000000-live", os.getpid(), STARTED, ("heartbeat", {}))
+    result = subprocess.run([sys.executable, "-m", "r1tui", command, str(run_dir)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "is still running" in result.stderr and "r1tui cancel" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
