@@ -198,7 +198,22 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
         config.model.tokenizer = str((base / config.model.tokenizer).resolve())
     if config.model.architecture.endswith(".json"):
         config.model.architecture = str((base / config.model.architecture).resolve())
+        _check_architecture_file(config.model.architecture, origin)
     return config
+
+
+def _check_architecture_file(path: str, origin: str) -> None:
+    from r1tui.calculator import Architecture
+
+    try:
+        Architecture.from_config_json(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{origin}: model.architecture = {path!r}: no such file; name a model's config.json "
+                          "or a preset (mistral-small-2409, mistral-small-24b, tiny)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{origin}: model.architecture = {path!r}: not a usable config.json "
+                          f"({type(exc).__name__}: {exc}); it needs hidden_size, intermediate_size, "
+                          "num_hidden_layers, num_attention_heads and vocab_size") from None
 
 
 def _is_local_path(source: str) -> bool:

@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # huggingface_hub logs every retry of an unreachable Hub; our own error says it in one line
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     module = getattr(args, "_module", None)
     if module is None:
         module = _command_module("attach")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config, default_config_path, load_config, parse_config
+from r1tui.errors import ConfigError
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,8 @@ def load_cli_config(args: argparse.Namespace) -> Config:
     if getattr(args, "config", None):
         return load_config(args.config)
     path = default_config_path()
+    if os.environ.get("R1TUI_CONFIG") and not path.is_file():
+        raise ConfigError(f"R1TUI_CONFIG={path}: no such config file; fix the variable or unset it")
     if path.is_file():
         return load_config(path)
     return parse_config({}, origin="built-in defaults")

@@ -112,3 +112,23 @@ def test_cli_prints_one_line_and_exits_nonzero(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "lora.r = 0" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_architecture_json_must_exist_and_be_usable(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[model]\narchitecture = "missing/config.json"\n')
+    with pytest.raises(ConfigError, match="model.architecture = .*no such file"):
+        load_config(path)
+    (tmp_path / "bad.json").write_text('{"hidden_size": 64}')
+    path.write_text('[model]\narchitecture = "bad.json"\n')
+    with pytest.raises(ConfigError, match="not a usable config.json"):
+        load_config(path)
+
+
+def test_r1tui_config_naming_a_missing_file_is_an_error(tmp_path):
+    import os
+
+    env = {**os.environ, "R1TUI_CONFIG": str(tmp_path / "nope.toml")}
+    result = subprocess.run([sys.executable, "-m", "r1tui", "dry-run"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=60)
+    assert result.returncode == 1 and "R1TUI_CONFIG=" in result.stderr and "no such config file" in result.stderr
