@@ -95,6 +95,13 @@ def _flatten(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any
     return rows
 
 
+def _public_value(value: Any) -> Any:
+    """A local absolute path cut to its last part (a card is published)."""
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return ".../" + value.rstrip("/").rsplit("/", 1)[-1]
+    return value
+
+
 def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -167,7 +174,8 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
               f"{lora.share_of_base * 100:.2f} % of the base's {lora.base_total:,} "
               f"({lora.share_of_all * 100:.2f} % of base + adapter).", ""]
     parts += ["## Masking statistics", ""]
-    parts += [_table(_flatten(stats), ("statistic", "value")) if stats else "Not recorded for this run.", ""]
+    public_stats = [(name, _public_value(value)) for name, value in _flatten(stats)] if stats else []
+    parts += [_table(public_stats, ("statistic", "value")) if stats else "Not recorded for this run.", ""]
     parts += ["## Evaluation", ""]
     parts += [_eval_table(results) if results else "Not evaluated yet (`r1tui eval RUN`).", ""]
     parts += ["## Tokenizer parity", ""]

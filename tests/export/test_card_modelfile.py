@@ -52,8 +52,12 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
         {"summary": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0},
          "domains": {"math": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0}},
          "model": "/home/someone/secret/path.gguf", "samples": [{"id": 1}]}))
+    stats = json.loads((run_dir / "data" / "stats.json").read_text())
+    stats.update(source="/home/alice/private/traces.jsonl", tokenizer="/home/alice/models/tok")
+    (run_dir / "data" / "stats.json").write_text(json.dumps(stats))
     config = load_config(run_dir / "config.toml")
     card = render_card(config, run_dir, "alice/tiny-r1")
+    assert "/home/alice" not in card and "| `source` | .../traces.jsonl |" in card
     meta = front_matter(card)
     assert meta["license"] == "apache-2.0" and "base_model" not in meta  # a random init has no Hub base
     lora = count_lora(PRESETS["tiny"], 16, config.lora.target_modules).trainable
