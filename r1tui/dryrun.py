@@ -91,11 +91,9 @@ def _effective_backend(config: Config) -> str:
     return "unsloth" if config.train.backend == "auto" else config.train.backend
 
 
-def _masking_stats(config: Config) -> dict[str, Any] | None:
-    try:
-        from r1tui.data.stats import dry_run_masking_stats
-    except ImportError:
-        return None
+def _masking_stats(config: Config) -> dict[str, Any]:
+    from r1tui.data.stats import dry_run_masking_stats
+
     return dry_run_masking_stats(config)
 
 

@@ -47,8 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = _command_module(module_name)
-        if module is None:
-            continue
         command_parser = sub.add_parser(
             name,
             help=module.HELP,
@@ -63,12 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_module(module_name: str):
-    try:
-        return importlib.import_module(f"r1tui.cli.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"r1tui.cli.{module_name}":
-            return None  # command not built yet
-        raise
+    return importlib.import_module(f"r1tui.cli.{module_name}")
 
 
 def dry_run_requested() -> bool:
@@ -86,9 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     module = getattr(args, "_module", None)
     if module is None:
         module = _command_module("attach")
-        if module is None:
-            parser.print_help()
-            return 0
         args = parser.parse_args(["attach"])
     try:
         return int(module.run(args) or 0)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from r1tui.runs.display import format_event
     from r1tui.runs.events import EVENTS_FILE, EventReader
-    from r1tui.runs.runner import resolve_run, run_status
+    from r1tui.runs.runner import pid_alive, read_pid, resolve_run
 
     runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
     run_dir = resolve_run(runs_dir, args.run)
@@ -73,14 +73,21 @@ def run(args: argparse.Namespace) -> int:
     finished = show(reader.read_new())
     if not args.follow:
         return 0
+    next_check = 0.0
     while not finished:
         events = reader.read_new()
         if events:
             finished = show(events)
             continue
-        if run_status(run_dir).status != "running":
-            show(reader.read_new())  # whatever landed just before the process went away
-            return 0
+        now = time.monotonic()
+        if now >= next_check:
+            # A cheap liveness check (pid file + /proc), not a re-read of the whole log:
+            # a week-long run's log is large and this loop polls four times a second.
+            next_check = now + 2.0
+            pid = read_pid(run_dir)
+            if pid is None or not pid_alive(pid):
+                show(reader.read_new())  # whatever landed just before the process went away
+                return 0
         time.sleep(0.25)
     return 0
 

@@ -156,6 +156,21 @@ def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume
 
 
 def run(args: argparse.Namespace) -> int:
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else \
-        ["prepare", "train", "export", "eval"]
+    if args.stages:
+        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    elif args.resume:
+        stages = _stages_of(args) or ["prepare", "train", "export", "eval"]
+    else:
+        stages = ["prepare", "train", "export", "eval"]
     return start(args, stages)
+
+
+def _stages_of(args: argparse.Namespace) -> list[str] | None:
+    """A resumed run keeps the stages it was started with (a `train` run does not grow export)."""
+    from r1tui.runs.events import EVENTS_FILE, read_events
+    from r1tui.runs.runner import resolve_run
+
+    run_dir = resolve_run(_runs_dir(args, load_cli_config(args)), args.resume)
+    started = [e for e in read_events(run_dir / EVENTS_FILE) if e.type == "run_started"]
+    stages = started[-1].data.get("stages") if started else None
+    return list(stages) if isinstance(stages, list) and stages else None

@@ -342,8 +342,16 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------- files
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -355,7 +363,7 @@ def write_json(path: str | Path, data: Any) -> Path:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2, ensure_ascii=False, default=str)
             file.write("\n")
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone the umask allows
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone the umask allows
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "stages.json"
 DATA_DIR = "data"
-EXPORT_STAGES = ("merge", "gguf", "quantize", "parity")
 # Knobs that change how a run is watched, not what it computes: never a reason to redo work.
 _WATCH_ONLY = {"train": {"logging_steps", "save_steps", "gpu_sample_seconds"}}
 
@@ -303,22 +302,15 @@ def _train(config: Any, run_dir: Path, data_dir: Path, events: Any, *, resume: b
 
 
 def _export(config: Any, run_dir: Path, events: Any) -> None:
-    try:
-        from r1tui.export import export_run
-    except ImportError as exc:
-        for name in EXPORT_STAGES:
-            _skip(events, name, f"the export stage is not available ({exc})")
-        return
+    from r1tui.export import export_run
+
     # export_run keeps its own freshness stamps: on a resume it skips what is up to date.
     export_run(config, run_dir, events)
 
 
 def _eval(config: Any, run_dir: Path, events: Any, *, resume: bool) -> None:
-    try:
-        from r1tui.eval import evaluate_run
-    except ImportError as exc:
-        _skip(events, "eval", f"the eval stage is not available ({exc})")
-        return
+    from r1tui.eval import evaluate_run
+
     inputs = eval_inputs(config, run_dir)
     if resume and read_state(run_dir).get("eval", {}).get("inputs") == inputs and (run_dir / "eval" / "results.json").is_file():
         _skip(events, "eval", "up to date: eval/results.json exists for these GGUFs and eval settings")

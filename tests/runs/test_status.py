@@ -142,3 +142,18 @@ def test_commands_that_write_into_a_run_refuse_a_running_one(tmp_path, command):
     assert result.returncode == 1
     assert "is still running" in result.stderr and "r1tui cancel" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_resume_keeps_the_stages_the_run_was_started_with(tmp_path, tiny_config_path):
+    """`run --resume` of a `train` run (prepare, train) must not grow export and eval."""
+    run_dir = make_run(tmp_path, "20261127-000000-abcd", None,
+                       ("run_started", {"run_id": "x", "stages": ["prepare", "train"], "pid": 1}),
+                       ("run_finished", {"status": "cancelled"}))
+    (run_dir / "config.toml").write_text(tiny_config_path.read_text(), encoding="utf-8")
+    env = {**os.environ, "DRY_RUN": "1"}
+    result = subprocess.run([sys.executable, "-m", "r1tui", "run", "--resume", run_dir.name, "--runs-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    plan = result.stdout.split("Model and LoRA")[0]
+    assert "│ prepare" in plan and "│ train" in plan
+    assert "│ export" not in plan and "│ eval" not in plan

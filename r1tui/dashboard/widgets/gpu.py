@@ -79,11 +79,8 @@ class GpuPanel(Panel):
 
     @work(thread=True, exclusive=True, group="nvml", exit_on_error=False)
     def sample_local(self) -> None:
-        try:
-            from r1tui.gpu import sample as nvml_sample
-        except ImportError:
-            def nvml_sample() -> dict[str, Any]:
-                return {"available": False, "reason": "r1tui.gpu is missing from this build"}
+        from r1tui.gpu import sample as nvml_sample
+
         while not self._stop.is_set():
             sample = nvml_sample()
             self.app.call_from_thread(self._local_sample, sample)
