@@ -158,6 +158,33 @@ def load_training_dataset(dataset_dir: Path) -> Any:
     return dataset.remove_columns(extra) if extra else dataset
 
 
+def check_dataset_fits(dataset: Any, config: Config, dataset_dir: Path) -> None:
+    """A dataset prepared for another tokenizer or a longer context must not train silently."""
+    import json
+
+    import pyarrow.compute as pc
+
+    from r1tui.calculator import resolve_architecture
+
+    stats_file = dataset_dir / "stats.json"
+    if stats_file.is_file():
+        prepared_with = json.loads(stats_file.read_text(encoding="utf-8")).get("tokenizer")
+        if prepared_with and prepared_with != config.model.tokenizer:
+            raise R1Error(f"{dataset_dir}: prepared with tokenizer {prepared_with!r} but model.tokenizer is "
+                          f"{config.model.tokenizer!r}; prepare it again with this config")
+    table = getattr(dataset.data, "table", dataset.data)
+    ids = table.column("input_ids")
+    longest = pc.max(pc.list_value_length(ids)).as_py() or 0
+    if longest > config.model.max_seq_length:
+        raise R1Error(f"{dataset_dir}: rows up to {longest} tokens but model.max_seq_length is "
+                      f"{config.model.max_seq_length}; prepare it again with this config (or raise the limit)")
+    vocab = resolve_architecture(config.model.architecture).vocab_size
+    top = pc.max(pc.list_flatten(ids)).as_py() or 0
+    if top >= vocab:
+        raise R1Error(f"{dataset_dir}: token id {top} is outside the model's vocabulary of {vocab}; "
+                      "the dataset was prepared with another tokenizer")
+
+
 def _pad_id(tokenizer: Any) -> int:
     for attr in ("pad_token_id", "eos_token_id"):
         value = getattr(tokenizer, attr, None)
@@ -195,6 +222,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
         events.emit("log", stage="train", level="info", message=_trainable_summary(model, backend, base))
         cancel.raise_if_requested()
         dataset = load_training_dataset(dataset_dir)
+        check_dataset_fits(dataset, config, Path(dataset_dir))
         skip_through = last_logged_step(getattr(events, "path", None)) if resume else 0
         if checkpoint is not None or skip_through:
             first = checkpoint_step(checkpoint) + 1 if checkpoint else 1

@@ -95,3 +95,25 @@ def test_a_dataset_without_labels_is_refused(tmp_path):
         load_training_dataset(tmp_path / "ds")
     with pytest.raises(R1Error, match="no prepared dataset there"):
         load_training_dataset(tmp_path / "missing")
+
+
+def test_a_dataset_for_another_tokenizer_or_a_longer_context_is_refused(tmp_path, tiny_config_path):
+    import datasets
+
+    from r1tui.config import load_config
+    from r1tui.errors import R1Error
+    from r1tui.train.trainer import check_dataset_fits, load_training_dataset
+
+    config = load_config(tiny_config_path)  # v3, vocab 32768, max_seq_length 512
+    datasets.Dataset.from_dict({"input_ids": [[1, 3, 100_000, 4, 2]], "labels": [[-100] * 4 + [2]]}).save_to_disk(
+        str(tmp_path / "tekken"))
+    with pytest.raises(R1Error, match="outside the model's vocabulary of 32768"):
+        check_dataset_fits(load_training_dataset(tmp_path / "tekken"), config, tmp_path / "tekken")
+    datasets.Dataset.from_dict({"input_ids": [[1] * 600], "labels": [[1] * 600]}).save_to_disk(str(tmp_path / "long"))
+    with pytest.raises(R1Error, match="rows up to 600 tokens but model.max_seq_length is 512"):
+        check_dataset_fits(load_training_dataset(tmp_path / "long"), config, tmp_path / "long")
+    datasets.Dataset.from_dict({"input_ids": [[1, 3, 4, 2]], "labels": [[-100] * 3 + [2]]}).save_to_disk(str(tmp_path / "ok"))
+    check_dataset_fits(load_training_dataset(tmp_path / "ok"), config, tmp_path / "ok")
+    (tmp_path / "ok" / "stats.json").write_text('{"tokenizer": "tekken"}')
+    with pytest.raises(R1Error, match="prepared with tokenizer 'tekken'"):
+        check_dataset_fits(load_training_dataset(tmp_path / "ok"), config, tmp_path / "ok")
