@@ -164,7 +164,7 @@ def test_converter_from_environment_is_used(fresh_run, monkeypatch, converter_di
         find_converter()
 
 
-def test_not_enough_disk_is_refused_up_front(fresh_run, monkeypatch):
+def test_not_enough_disk_is_refused_up_front_with_simulated_free_space(fresh_run, monkeypatch):
     """Free space is faked (a full disk cannot be made here); the check itself is real."""
     from r1tui.config import load_config
     from r1tui.export import _util, export_run
