@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,23 @@ def v3_tokenizer_dir(tmp_path_factory) -> Path:
     from r1tui.data.tokenizer import save_hf_tokenizer
 
     return save_hf_tokenizer("v3", tmp_path_factory.mktemp("v3_tokenizer"))
+
+
+# ---- the real tiny GGUFs of tests/tiny_gguf.py (built once per session, shared by
+# the eval, infer and dashboard tests). Loaded by path: tests are not a package.
+
+def _load_tiny_gguf():
+    name = "r1tui_test_tiny_gguf"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("tiny_gguf.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+tiny_gguf = _load_tiny_gguf()
+scripted_gguf = tiny_gguf.scripted_gguf
+random_gguf = tiny_gguf.random_gguf
+scripted_model_dir = tiny_gguf.scripted_model_dir
+scripted_reply = tiny_gguf.scripted_reply

@@ -20,10 +20,10 @@ from r1tui.errors import R1Error
 from r1tui.infer.prompt import Message, decode, render_prompt_ids, special_ids
 from r1tui.infer.stream import (
     FINISH_EOS,
-    FINISH_LENGTH,
     FINISH_STOPPED,
     Generation,
     GenerationStats,
+    token_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,7 @@ class HFChat:
         import torch
 
         prompt = self.prompt_ids(messages)
-        room = self.n_ctx - len(prompt)
-        if room <= 0:
-            raise R1Error(f"the prompt is {len(prompt)} tokens but the context holds {self.n_ctx}; "
-                          "start a new conversation (/reset) or raise n_ctx")
-        budget = min(max_tokens, room)
-        stats = GenerationStats(finish_reason=FINISH_LENGTH, prompt_tokens=len(prompt))
+        budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
         self.last = stats
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         generated: list[int] = []

@@ -24,6 +24,7 @@ from r1tui.infer.stream import (
     Generation,
     GenerationStats,
     TextAssembler,
+    token_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,7 @@ class LlamaChat:
                stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
         """Yield the reply as text chunks; afterwards ``self.last`` says how it ended."""
         prompt = self.prompt_ids(messages)
-        room = self.n_ctx - len(prompt)
-        if room <= 0:
-            raise R1Error(f"the prompt is {len(prompt)} tokens but the context holds {self.n_ctx}; "
-                          "start a new conversation (/reset) or raise n_ctx")
-        budget = min(max_tokens, room)
-        stats = GenerationStats(finish_reason=FINISH_LENGTH, prompt_tokens=len(prompt))
+        budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
         self.last = stats
         assembler = TextAssembler()
         with self._lock:

@@ -34,6 +34,17 @@ class GenerationStats:
         return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
 
 
+def token_budget(prompt_tokens: int, n_ctx: int, max_tokens: int) -> tuple[int, GenerationStats]:
+    """How many tokens a reply may have, and its stats record (finish: length until told otherwise)."""
+    from r1tui.errors import R1Error
+
+    room = n_ctx - prompt_tokens
+    if room <= 0:
+        raise R1Error(f"the prompt is {prompt_tokens} tokens but the context holds {n_ctx}; "
+                      "start a new conversation (/reset) or raise n_ctx")
+    return min(max_tokens, room), GenerationStats(finish_reason=FINISH_LENGTH, prompt_tokens=prompt_tokens)
+
+
 @dataclass
 class Generation:
     text: str

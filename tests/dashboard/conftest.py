@@ -4,7 +4,6 @@ tiny run, the app built on it, and a launcher that records command lines."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import shutil
 import sys
@@ -149,25 +148,9 @@ def new_run(runs_dir: Path):
     return build
 
 
-# ---- the real tiny GGUFs of tests/infer/tiny_gguf.py (one build per session, shared)
+# ---- the real tiny GGUFs (scripted_gguf, random_gguf) come from tests/conftest.py
 
-_TINY_GGUF = "r1tui_test_tiny_gguf"
-
-
-def _load_tiny_gguf():
-    if _TINY_GGUF not in sys.modules:
-        path = REPO / "tests" / "infer" / "tiny_gguf.py"
-        spec = importlib.util.spec_from_file_location(_TINY_GGUF, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_TINY_GGUF] = module
-        spec.loader.exec_module(module)
-    return sys.modules[_TINY_GGUF]
-
-
-tiny_gguf = _load_tiny_gguf()
-scripted_gguf = tiny_gguf.scripted_gguf
-random_gguf = tiny_gguf.random_gguf
-SCRIPT = tiny_gguf.SCRIPT
+SCRIPT = sys.modules["r1tui_test_tiny_gguf"].SCRIPT
 
 
 @pytest.fixture

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from r1tui.runs.events import EVENT_VERSION, EventReader, EventWriter, StageCancelled, read_events, stage
+from r1tui.runs.events import (
+    EVENT_VERSION,
+    EventReader,
+    EventWriter,
+    StageCancelled,
+    read_events,
+    stage,
+)
 
 
 def test_round_trip_with_envelope_and_sequence(tmp_path):

@@ -14,7 +14,7 @@ in .venv/share/r1tui/llama.cpp) and quantized with llama_cpp.llama_model_quantiz
   tokens, so every chain token is distinct.
 
 Builds are cached per folder, so the eval and infer test folders share one build:
-both conftest.py files load this module and re-export its session fixtures.
+tests/conftest.py loads this module and re-exports its session fixtures.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def build_gguf(folder: Path, kind: str = "random") -> Path:
     return q4
 
 
-# ---- session fixtures (re-exported by tests/eval/conftest.py and tests/infer/conftest.py)
+# ---- session fixtures (re-exported by tests/conftest.py)
 
 
 def _shared_folder(tmp_path_factory) -> Path:
