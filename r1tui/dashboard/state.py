@@ -137,6 +137,11 @@ class LogLine:
 class RunState:
     """Everything the panels show about one run, folded from its events."""
 
+    @property
+    def gpu(self) -> GpuState:
+        """The first device (the one the gauge and history show); empty before any sample."""
+        return self.gpus[min(self.gpus)] if self.gpus else GpuState()
+
     def __init__(self) -> None:
         self.run_id: str | None = None
         self.config_path: str | None = None
@@ -156,7 +161,8 @@ class RunState:
         self.metrics: dict[str, Series] = {}
         self.last_metric: dict[str, Any] = {}
         self.checkpoints: list[dict[str, Any]] = []
-        self.gpu = GpuState()
+        # one state per device index: under --processes N every rank's GPU reports
+        self.gpus: dict[int, GpuState] = {}
         self.logs: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.quant_progress: dict[str, Progress] = {}
         # quantize runs its quant types one after another under one stage progress
@@ -400,7 +406,9 @@ def _error(state: RunState, event: Event) -> None:
 
 
 def _gpu(state: RunState, event: Event) -> None:
-    state.gpu.apply_sample(event.data, event.ts)
+    index = event.data.get("index")
+    index = index if isinstance(index, int) else 0
+    state.gpus.setdefault(index, GpuState()).apply_sample(event.data, event.ts)
 
 
 _HANDLERS = {

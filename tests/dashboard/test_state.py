@@ -138,3 +138,16 @@ def test_the_runners_export_step_plans_four_stages():
                        backend="unsloth")])
     assert state.planned_stages == ["prepare", "train", "merge", "gguf", "quantize", "parity"]
     assert state.backend == "unsloth"
+
+
+def test_gpu_samples_stay_per_device():
+    """Under --processes N each rank's GPU reports with its index: one gauge must not mix them."""
+    events = [
+        Event("gpu", {"available": True, "index": 0, "name": "A", "memory_used": 10e9, "memory_total": 24e9}, ts=1),
+        Event("gpu", {"available": True, "index": 1, "name": "B", "memory_used": 20e9, "memory_total": 48e9}, ts=2),
+        Event("gpu", {"available": True, "index": 0, "name": "A", "memory_used": 11e9, "memory_total": 24e9}, ts=3),
+    ]
+    state = reduce(events)
+    assert sorted(state.gpus) == [0, 1]
+    assert state.gpu.name == "A" and list(state.gpu.memory_history) == [10e9, 11e9]
+    assert state.gpus[1].memory_total == 48e9 and list(state.gpus[1].memory_history) == [20e9]

@@ -97,7 +97,11 @@ class GpuPanel(Panel):
     def refresh_view(self) -> None:
         state = self.dashboard.state
         empty = "no gpu samples in this run's log" if self.dashboard.run_ref else "no run yet"
-        self.query_one("#gpu-run-text", Static).update(gpu_text(state.gpu, "from the run's log", empty))
+        run_text = gpu_text(state.gpu, "from the run's log", empty)
+        for index, other in sorted(state.gpus.items())[1:]:
+            run_text.append(f"\nGPU {index} {other.name}: {size(other.memory_used)} / {size(other.memory_total)}"
+                            + (f" · {other.utilization:.0f}%" if other.utilization is not None else ""))
+        self.query_one("#gpu-run-text", Static).update(run_text)
         self._history("#gpu-run-history", state.gpu)
         local_empty = "sampling NVML…" if self.dashboard.sample_local_gpu else "local sampling off"
         self.query_one("#gpu-local-text", Static).update(gpu_text(self.local, "this machine now (NVML)", local_empty))
