@@ -15,6 +15,7 @@ Status of a run:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -284,6 +285,17 @@ def resolve_run(runs_dir: str | Path, ref: str | None) -> Path:
 # ---------------------------------------------------------------- cancelling
 
 
+def _group_members(leader: int) -> set[int]:
+    """Live processes in the process group the run's leader started (its own session)."""
+    members = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry.name)) == leader and pid_alive(int(entry.name)):
+                    members.add(int(entry.name))
+    return members
+
+
 def cancel_run(run_dir: str | Path, wait: float = 0.0) -> RunStatus:
     """Ask a running pipeline to stop (SIGTERM): it checkpoints, then writes cancelled.
 
@@ -293,8 +305,17 @@ def cancel_run(run_dir: str | Path, wait: float = 0.0) -> RunStatus:
     status = run_status(run_dir)
     if status.status != "running" or status.pid is None:
         raise R1Error(f"run {run_dir.name} is not running (status: {status.status}); nothing to cancel")
+    workers = _group_members(status.pid) - {status.pid}
     try:
-        os.kill(status.pid, signal.SIGTERM)
+        if workers:
+            # --processes N: the pid is accelerate's launcher, which on SIGTERM gives its
+            # workers 30 s before SIGKILL; signal the workers themselves so each rank
+            # checkpoints at its own pace and the launcher ends when they do.
+            for worker in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGTERM)
+        else:
+            os.kill(status.pid, signal.SIGTERM)
     except ProcessLookupError:
         return run_status(run_dir)
     deadline = time.monotonic() + wait

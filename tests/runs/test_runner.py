@@ -168,6 +168,24 @@ def test_two_processes_under_accelerate_train_one_adapter(tmp_path, prepared_dat
     assert state["train_batch_size"] == 4 and state["global_step"] == 4
 
 
+def test_cancel_of_a_two_process_run_checkpoints_on_every_rank(tmp_path, prepared_dataset, runs_helpers):
+    """The workers get SIGTERM themselves (not only accelerate's launcher, which would
+    SIGKILL them after 30 s): the run saves a checkpoint and ends cancelled."""
+    h = runs_helpers
+    config_path = h.write_config(tmp_path, tmp_path / "runs", model={"max_seq_length": 128},
+                                 train={"max_steps": 500, "save_steps": 1000})
+    info, run_dir = start_detached(h, "train", "--config", str(config_path), "--dataset", str(prepared_dataset),
+                                   "--processes", "2")
+    wait_for_step(h, run_dir, 2, timeout=400)
+    cancelled = json.loads(h.r1tui("cancel", info["run_id"], "--runs-dir", str(tmp_path / "runs"), "--wait", "180",
+                                   "--json").stdout)
+    assert cancelled["status"] == "cancelled", (run_dir / "pipeline.log").read_text()[-3000:]
+    last_step = max(m["step"] for m in metrics(run_dir))
+    assert (run_dir / "checkpoints" / f"checkpoint-{last_step}" / "adapter_model.safetensors").is_file()
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1].type == "run_finished" and events[-1].data["status"] == "cancelled"
+
+
 def test_unsloth_backend_trains_on_the_cpu(tmp_path, prepared_dataset, runs_helpers):
     """The unsloth backend's own code (FastLanguageModel, get_peft_model, Unsloth's
     trainer) on Unsloth's CPU fallback, in a pipeline process with HOME in a temp dir."""
