@@ -16,8 +16,11 @@ import logging
 from collections.abc import Callable, Iterator
 
 GGML_LEVELS = {0: "none", 1: "debug", 2: "info", 3: "warn", 4: "error", 5: "cont"}
+# llama.cpp's own warnings and errors go to INFO: every failure they announce is also
+# raised as one R1Error line, so the terminal shows it once; pipeline.log (INFO) and
+# --debug keep the llama.cpp lines.
 _LOGGING_LEVELS = {"none": logging.DEBUG, "debug": logging.DEBUG, "info": logging.DEBUG,
-                   "warn": logging.WARNING, "error": logging.ERROR}
+                   "warn": logging.INFO, "error": logging.INFO}
 
 
 class LineBuffer:
