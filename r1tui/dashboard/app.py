@@ -18,6 +18,7 @@ from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -221,7 +222,10 @@ class DashboardApp(App[None]):
             header.refresh_view()
         panel = main.active_panel()
         if panel is not None:
-            panel.refresh_view()
+            try:
+                panel.refresh_view()
+            except NoMatches:
+                pass  # the panel's widgets are still mounting, or already gone at exit
 
     def _tick(self) -> None:
         self.launcher.reap()
