@@ -80,12 +80,9 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
     from r1tui.cli._common import progress
     from r1tui.export._util import format_bytes
-    from r1tui.export.rundir import refuse_if_running, resolve_run_dir, run_config
+    from r1tui.export.rundir import run_for_writing
 
-    base_config = load_cli_config(args)
-    run_dir = resolve_run_dir(args.run, base_config.runs.dir)
-    refuse_if_running(run_dir, "export it")
-    config = run_config(run_dir, base_config)
+    run_dir, config = run_for_writing(args.run, load_cli_config(args), "export it")
     out = console()
     if args.dry_run or dry_run_requested():
         from r1tui.export.pipeline import plan_export

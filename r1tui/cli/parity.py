@@ -50,12 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise R1Error("nothing to check: pass --gguf PATH or a RUN (see `r1tui parity --help`)")
     run_dir = None
     if args.run:
-        from r1tui.export.rundir import refuse_if_running, resolve_run_dir, run_config
+        from r1tui.export.rundir import run_for_writing
 
-        run_dir = resolve_run_dir(args.run, config.runs.dir)
-
-        refuse_if_running(run_dir, "check it")
-        config = run_config(run_dir, config)
+        run_dir, config = run_for_writing(args.run, config, "check it")
     spec = args.tokenizer or config.model.tokenizer
     if args.gguf:
         files = [Path(args.gguf)]

@@ -40,12 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.cli.export import EventProgress
     from r1tui.export._util import format_bytes
     from r1tui.export.push import push_run
-    from r1tui.export.rundir import refuse_if_running, resolve_run_dir, run_config
+    from r1tui.export.rundir import run_for_writing
 
-    base_config = load_cli_config(args)
-    run_dir = resolve_run_dir(args.run, base_config.runs.dir)
-    refuse_if_running(run_dir, "push it")
-    config = run_config(run_dir, base_config)
+    run_dir, config = run_for_writing(args.run, load_cli_config(args), "push it")
     out = console()
     if args.dry_run or dry_run_requested():
         plan = push_run(config, run_dir, dry_run=True)

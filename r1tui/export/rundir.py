@@ -40,3 +40,10 @@ def refuse_if_running(run_dir: Path, doing: str) -> None:
     if status.status == "running":
         raise R1Error(f"run {Path(run_dir).name} is still running (pid {status.pid}); {doing} when it has "
                       f"finished, or stop it first with `r1tui cancel {Path(run_dir).name}`")
+
+
+def run_for_writing(run: str | Path, fallback_config, doing: str):
+    """(run folder, its frozen config) for a command that writes into the run; refuses a live one."""
+    run_dir = resolve_run_dir(run, fallback_config.runs.dir)
+    refuse_if_running(run_dir, doing)
+    return run_dir, run_config(run_dir, fallback_config)
