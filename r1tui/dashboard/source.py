@@ -10,13 +10,13 @@ offers it, else from the ``pid`` file.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from r1tui.errors import R1Error
 from r1tui.runs.events import EVENTS_FILE, Event, EventReader
+from r1tui.runs.runner import pid_alive, read_pid  # noqa: F401 - pid_alive re-exported for the panels
 
 REPLAY_CHUNK_BYTES = 1 << 20  # one message per MiB while replaying a long log
 
@@ -67,30 +67,6 @@ def resolve_run(run: str | None, runs_dir: Path) -> RunRef | None:
             return RunRef(path.name, path)
     known = ", ".join(ref.run_id for ref in find_runs(runs_dir)[:5]) or "none yet"
     raise R1Error(f"no run {run!r} in {runs_dir}; known runs: {known} (pass a run id or a run folder)")
-
-
-def read_pid(run_dir: Path) -> int | None:
-    try:
-        return int((run_dir / "pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid: int) -> bool:
-    """True while a process with this pid exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def process_alive(run_dir: Path, pid_from_events: int | None = None) -> bool | None:

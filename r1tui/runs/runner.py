@@ -186,6 +186,8 @@ def read_pid(run_dir: str | Path) -> int | None:
 
 def pid_alive(pid: int) -> bool:
     """True when the process exists and is not a zombie."""
+    if pid <= 0:
+        return False  # os.kill(0, ...) would signal our own process group
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
