@@ -16,7 +16,7 @@ template training used (not llama.cpp's guess), replies stream as they are
 generated, the <think> block is shown dim and apart from the final answer, and each
 reply ends with its token count, tokens/s and why it stopped (eos or the limit).
 
-RUN is a run id, run folder or `latest` (its Q4_K_M GGUF and tokenizer are used);
+RUN is a run id (or a unique prefix), a run folder or `latest` (its Q4_K_M GGUF and tokenizer are used);
 --gguf PATH chats with any GGUF. Ctrl-C stops a reply; Ctrl-D or /exit quits.
 
 Commands inside the REPL:
@@ -33,7 +33,7 @@ COMMANDS_HELP = "/reset forget the conversation · /exit quit · /help this line
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("run", nargs="?", metavar="RUN", help="run id, run folder or `latest`")
+    parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--gguf", metavar="PATH", help="the GGUF to chat with (default: the run's Q4_K_M)")
     parser.add_argument("--tokenizer", metavar="SPEC", help="v3, tekken or a folder (default: model.tokenizer)")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="reply budget (default: eval.max_new_tokens)")

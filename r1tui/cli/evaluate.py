@@ -20,7 +20,7 @@ Generate an answer for every row of the eval set and score it:
   format       think block present and non-empty, answer line present, ended by EOS
                rather than by the token limit
 
-RUN is a run id under runs.dir (or a run folder, or `latest`); its Q4_K_M GGUF is
+RUN is a run id under runs.dir (or a unique prefix, a run folder, or `latest`); its Q4_K_M GGUF is
 evaluated with llama.cpp and results go to RUN/eval/results.json. --gguf evaluates
 any GGUF instead (results in ./eval/<name>/ unless it belongs to a run or --out is
 given); --hf a merged or adapter folder through transformers. --vs adds a second
@@ -38,7 +38,7 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("run", nargs="?", metavar="RUN", help="run id, run folder or `latest`")
+    parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--gguf", metavar="PATH", help="evaluate this GGUF (default: the run's Q4_K_M)")
     parser.add_argument("--hf", metavar="DIR", help="evaluate a merged model or adapter folder with transformers")
     parser.add_argument("--vs", metavar="PATH", help="a second model (GGUF or folder) to compare against")
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
+    from r1tui.runs.runner import is_run_dir
 
     config, run_dir = resolve_run_and_config(args)
     if args.num_samples is not None and args.num_samples <= 0:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     for path, flag in ((gguf, "--gguf"), (model_dir, "--hf")):
         if path is not None and not path.exists():
             raise R1Error(f"{flag} {path}: not found")
-    if run_dir is None and gguf is not None and gguf.parent.name == "gguf" and _is_run(gguf.parent.parent):
+    if run_dir is None and gguf is not None and gguf.parent.name == "gguf" and is_run_dir(gguf.parent.parent):
         run_dir = gguf.parent.parent  # a run's own GGUF: its results and events belong to that run
         if (run_dir / "config.toml").is_file() and not args.config:
             config = _with_overrides(load_config(run_dir / "config.toml"), args)
@@ -132,21 +133,18 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
 def resolve_run_and_config(args: argparse.Namespace, writes: bool = True) -> tuple[Config, Path | None]:
     """The run folder named by args.run (if any) and the config to use: the run's frozen copy
     unless --config was given. ``writes``: refuse a run that is still running."""
-    from r1tui.export.rundir import refuse_if_running, resolve_run_dir, run_config
+    from r1tui.export.rundir import refuse_if_running, run_config
+    from r1tui.runs.runner import resolve_run
 
     config = load_cli_config(args)
     if not getattr(args, "run", None):
         return config, None
-    run_dir = resolve_run_dir(args.run, Path(config.runs.dir))
+    run_dir = resolve_run(config.runs.dir, args.run)
     if writes:
         refuse_if_running(run_dir, "evaluate it")
     if not getattr(args, "config", None):
         config = run_config(run_dir, config)
     return config, run_dir
-
-
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and ((path / "events.jsonl").is_file() or (path / "config.toml").is_file())
 
 
 def _split_model(path: str | None) -> tuple[Path | None, Path | None]:

@@ -16,7 +16,7 @@ the training format exactly like the training tokenizer (gguf/parity.json), and 
 an Ollama Modelfile and a model card. Steps whose outputs are up to date are skipped,
 so running it again after a failure resumes. Events go to the run's events.jsonl.
 
-RUN is a run id under runs.dir, a run folder, or "latest". The run's own config.toml
+RUN is a run id under runs.dir (or a unique prefix), a run folder, or "latest". The run's own config.toml
 is used when it has one.
 
 Examples:
@@ -29,7 +29,7 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from r1tui.config import QUANT_TYPES
 
-    parser.add_argument("run", metavar="RUN", help="run id under runs.dir, a run folder, or 'latest'")
+    parser.add_argument("run", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--quant", nargs="+", action="extend", choices=QUANT_TYPES, metavar="TYPE",
                         help=f"quant types to write (default: export.quant_types); one or more of {', '.join(QUANT_TYPES)}")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (steps, sizes, disk) and write nothing")

@@ -26,7 +26,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", nargs="?", help="check every GGUF of this run (id, folder or 'latest')")
+    parser.add_argument("run", metavar="RUN", nargs="?", help="check every GGUF of this run (id, id prefix, folder or 'latest')")
     parser.add_argument("--gguf", metavar="PATH", help="the GGUF file to check")
     parser.add_argument("--tokenizer", metavar="v3|tekken|DIR", default=None,
                         help="training tokenizer: v3, tekken or a folder with tokenizer.model(.v3)/tekken.json "

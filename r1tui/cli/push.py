@@ -26,7 +26,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run id under runs.dir, a run folder, or 'latest'")
+    parser.add_argument("run", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and touch no network")
     parser.add_argument("--json", action="store_true", help="print the plan or result as JSON")
     add_config_argument(parser)

@@ -1,10 +1,10 @@
 """Finding runs and reading what they left on disk (no Textual, no torch).
 
-A run is a folder ``runs/<id>/`` (see docs/HELPERS.md); the dashboard reads its
-``events.jsonl`` through ``r1tui.runs.events.EventReader`` and a few result files
-(``data/stats.json``, ``gguf/parity.json``, ``eval/results.json``). Whether the run's
-process is still alive comes from ``r1tui.runs.runner.run_status`` when the runner
-offers it, else from the ``pid`` file.
+A run is a folder ``runs/<id>/`` (see docs/runs.md), found the way every command finds
+it (``r1tui.runs.runner.resolve_run``). The dashboard reads its ``events.jsonl`` through
+``r1tui.runs.events.EventReader`` and a few result files (``data/stats.json``,
+``gguf/parity.json``, ``eval/results.json``); whether its process is alive comes from the
+``pid`` file and the process table.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1tui.errors import R1Error
 from r1tui.runs.events import EVENTS_FILE, Event, EventReader
-from r1tui.runs.runner import pid_alive, read_pid  # noqa: F401 - pid_alive re-exported for the panels
+from r1tui.runs.runner import pid_alive, read_pid, run_folders  # noqa: F401 - pid_alive re-exported for the panels
+from r1tui.runs.runner import resolve_run as resolve_run_path
 
 REPLAY_CHUNK_BYTES = 1 << 20  # one message per MiB while replaying a long log
 
@@ -31,42 +31,18 @@ class RunRef:
         return self.run_dir / EVENTS_FILE
 
 
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / EVENTS_FILE).is_file() or (path / "config.toml").is_file())
-
-
-def _started_at(run_dir: Path) -> float:
-    """When a run started: its first event's timestamp, else the folder's mtime."""
-    try:
-        with open(run_dir / EVENTS_FILE, "rb") as f:
-            first = f.readline()
-        return float(json.loads(first)["ts"])
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            return run_dir.stat().st_mtime
-        except OSError:
-            return 0.0
-
-
 def find_runs(runs_dir: Path) -> list[RunRef]:
     """Runs under ``runs_dir``, newest first."""
-    if not runs_dir.is_dir():
-        return []
-    refs = [RunRef(p.name, p) for p in runs_dir.iterdir() if is_run_dir(p)]
-    return sorted(refs, key=lambda ref: (_started_at(ref.run_dir), ref.run_id), reverse=True)
+    return [RunRef(p.name, p) for p in run_folders(runs_dir)]
 
 
 def resolve_run(run: str | None, runs_dir: Path) -> RunRef | None:
-    """A run named on the command line (an id under runs_dir or a folder), else the newest."""
-    if not run:
-        runs = find_runs(runs_dir)
-        return runs[0] if runs else None
-    for candidate in (Path(run).expanduser(), runs_dir / run):
-        if is_run_dir(candidate):
-            path = candidate.resolve()
-            return RunRef(path.name, path)
-    known = ", ".join(ref.run_id for ref in find_runs(runs_dir)[:5]) or "none yet"
-    raise R1Error(f"no run {run!r} in {runs_dir}; known runs: {known} (pass a run id or a run folder)")
+    """The run named on the command line (as every command resolves it), else the newest;
+    None when there is no run yet (the dashboard then starts empty)."""
+    if not run and not run_folders(runs_dir):
+        return None
+    path = resolve_run_path(runs_dir, run)
+    return RunRef(path.name, path)
 
 
 def process_alive(run_dir: Path, pid_from_events: int | None = None) -> bool | None:

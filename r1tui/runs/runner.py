@@ -256,32 +256,49 @@ def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
     return info
 
 
-def list_runs(runs_dir: str | Path) -> list[RunStatus]:
-    """Every run folder under ``runs_dir``, newest first."""
+def is_run_dir(path: str | Path) -> bool:
+    """A run folder holds its frozen config (written first) or its event log."""
+    path = Path(path)
+    return path.is_dir() and ((path / CONFIG_FILE).is_file() or (path / EVENTS_FILE).is_file())
+
+
+def run_folders(runs_dir: str | Path) -> list[Path]:
+    """Run folders under ``runs_dir``, newest first (ids start with the UTC start time)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    folders = [p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
-    return [run_status(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+    return sorted((p for p in runs_dir.iterdir() if is_run_dir(p)), key=lambda p: p.name, reverse=True)
 
 
-def resolve_run(runs_dir: str | Path, ref: str | None) -> Path:
-    """A run folder from an id, a unique id prefix, a path, or "latest"/None for the newest."""
+def list_runs(runs_dir: str | Path) -> list[RunStatus]:
+    """Every run folder under ``runs_dir``, newest first."""
+    return [run_status(p) for p in run_folders(runs_dir)]
+
+
+def resolve_run(runs_dir: str | Path, ref: str | Path | None) -> Path:
+    """The one way every command finds a run: a run folder's path, an id under ``runs_dir``,
+    a unique id prefix, or "latest"/"last"/None for the newest."""
     runs_dir = Path(runs_dir)
-    if ref and Path(ref).is_dir() and (Path(ref) / CONFIG_FILE).is_file():
-        return Path(ref).resolve()
-    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()),
-                  key=lambda p: p.name) if runs_dir.is_dir() else []
+    text = str(ref) if ref is not None else ""
+    path = Path(text).expanduser()
+    if text and path.is_dir():
+        if is_run_dir(path):
+            return path.resolve()
+        raise R1Error(f"{text} is a folder but not a run (no {CONFIG_FILE} or {EVENTS_FILE} in it); "
+                    f"pass a run id or a folder that `r1tui run` made")
+    runs = run_folders(runs_dir)
     if not runs:
         raise R1Error(f"no runs in {runs_dir}; start one with `r1tui run` (or pass --config for another runs.dir)")
-    if ref in (None, "", "latest", "last"):
-        return runs[-1]
-    matches = [p for p in runs if p.name == ref] or [p for p in runs if p.name.startswith(ref)]
+    if text in ("", "latest", "last"):
+        return runs[0].resolve()
+    matches = [p for p in runs if p.name == text] or [p for p in runs if p.name.startswith(text)]
     if len(matches) == 1:
-        return matches[0]
+        return matches[0].resolve()
     if not matches:
-        raise R1Error(f"no run {ref!r} in {runs_dir}; `r1tui runs` lists them")
-    raise R1Error(f"{ref!r} matches {len(matches)} runs ({', '.join(p.name for p in matches[:3])}…); give more of the id")
+        known = ", ".join(p.name for p in runs[:3]) + (", …" if len(runs) > 3 else "")
+        raise R1Error(f"no run {text!r} in {runs_dir} (newest: {known}); `r1tui runs` lists them all")
+    raise R1Error(f"{text!r} matches {len(matches)} runs ({', '.join(p.name for p in matches[:3])}…); "
+                  f"give more of the id")
 
 
 # ---------------------------------------------------------------- cancelling

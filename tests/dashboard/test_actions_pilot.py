@@ -190,5 +190,5 @@ def test_attach_names_a_missing_run_in_one_line(runs_dir, repo_root):
     result = subprocess.run([sys.executable, "-m", "r1tui", "attach", "nope", "--runs-dir", str(runs_dir)],
                             capture_output=True, text=True, cwd=repo_root, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: no run 'nope' in {runs_dir}; known runs: none yet "
-                                                  "(pass a run id or a run folder)"]
+    assert result.stderr.strip().splitlines() == [f"error: no runs in {runs_dir}; start one with `r1tui run` "
+                                                  "(or pass --config for another runs.dir)"]

@@ -26,7 +26,7 @@ def test_find_runs_newest_first_and_resolve(runs_dir, new_run):
     assert resolve_run(None, runs_dir).run_id == young.name
     assert resolve_run(old.run_id, runs_dir).run_dir == old.run_dir
     assert resolve_run(str(old.run_dir), runs_dir).run_id == old.run_id
-    with pytest.raises(R1Error, match="no run 'nope'.*known runs: 20260101"):
+    with pytest.raises(R1Error, match="no run 'nope'.*newest: 20260101"):
         resolve_run("nope", runs_dir)
 
 

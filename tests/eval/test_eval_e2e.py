@@ -153,6 +153,9 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.strip().startswith("error: nothing to evaluate")
     (tmp_path / "runs" / "bare").mkdir(parents=True)
     assert main(["eval", str(tmp_path / "runs" / "bare")]) == 1
+    assert "bare is a folder but not a run" in capsys.readouterr().err
+    (tmp_path / "runs" / "bare" / "config.toml").write_text("")  # a run that was never exported
+    assert main(["eval", "bare"]) == 1
     error = capsys.readouterr().err.strip()
     assert "no GGUF" in error and "r1tui export" in error and "\n" not in error
     assert main(["eval", "--gguf", str(tmp_path / "missing.gguf")]) == 1

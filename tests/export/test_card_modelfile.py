@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-from r1tui.errors import R1Error
 
 
 def front_matter(card: str) -> dict:
@@ -86,21 +83,6 @@ def test_modelfile_matches_the_training_format(exported_run):
     assert '{{- else if eq .Role "assistant" }} {{ .Content }}</s>' in text
     with_system = render_modelfile("m.gguf", num_ctx=64, system="Think step by step.")
     assert 'SYSTEM """Think step by step."""' in with_system
-
-
-def test_run_is_found_by_id_path_or_latest(tmp_path):
-    import os
-
-    from r1tui.export.rundir import resolve_run_dir
-
-    for name, age in (("old", 100), ("new", 0)):
-        (tmp_path / name).mkdir()
-        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
-    assert resolve_run_dir("old", tmp_path) == (tmp_path / "old").resolve()
-    assert resolve_run_dir(str(tmp_path / "new"), Path("/nonexistent")) == (tmp_path / "new").resolve()
-    assert resolve_run_dir("latest", tmp_path) == (tmp_path / "new").resolve()
-    with pytest.raises(R1Error, match="run 'nope' not found"):
-        resolve_run_dir("nope", tmp_path)
 
 
 def test_export_dry_run_plans_without_writing(exported_run, capsys, monkeypatch):

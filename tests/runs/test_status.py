@@ -105,10 +105,34 @@ def test_run_ids_sort_by_time_and_resolve(tmp_path):
     assert resolve_run(tmp_path, str(tmp_path / "20260101-000000-aaaa")).name == "20260101-000000-aaaa"
     with pytest.raises(R1Error, match="matches 2 runs"):
         resolve_run(tmp_path, "20260102")
-    with pytest.raises(R1Error, match="no run 'nope'"):
+    with pytest.raises(R1Error, match=r"no run 'nope' in .* \(newest: 20260102-000000-bbcc, 20260102-000000-bbbb, "):
         resolve_run(tmp_path, "nope")
     with pytest.raises(R1Error, match="no runs in"):
         resolve_run(tmp_path / "empty", None)
+
+
+def test_every_command_finds_a_run_the_same_way(tmp_path):
+    """One resolver serves run/logs/cancel/export/push/eval/chat and the dashboard."""
+    from r1tui.dashboard.source import resolve_run as dashboard_resolve
+    from r1tui.export.rundir import run_for_writing
+
+    runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    for run_id in ("20260101-000000-aaaa", "20260102-000000-bbbb"):
+        make_run(runs, run_id, None, STARTED, ("run_finished", {"status": "finished"}))
+    moved = make_run(elsewhere, "20250101-000000-cccc", None, STARTED, ("run_finished", {"status": "finished"}))
+    (tmp_path / "plain").mkdir()
+    (runs / "not-a-run").mkdir()
+    for ref, expected in ((None, "20260102-000000-bbbb"), ("last", "20260102-000000-bbbb"),
+                          ("20260101", "20260101-000000-aaaa"), (str(moved), moved.name)):
+        assert resolve_run(runs, ref) == (runs if ref != str(moved) else elsewhere).resolve() / expected
+        assert dashboard_resolve(ref, runs).run_dir == resolve_run(runs, ref)
+    config = type("Config", (), {"runs": type("Runs", (), {"dir": runs})()})()
+    assert run_for_writing("20260101", config, "export it")[0] == resolve_run(runs, "20260101")
+    with pytest.raises(R1Error, match="plain is a folder but not a run"):
+        resolve_run(runs, str(tmp_path / "plain"))
+    with pytest.raises(R1Error, match="no run 'not-a-run'"):
+        resolve_run(runs, "not-a-run")
+    assert dashboard_resolve(None, tmp_path / "missing") is None
 
 
 def test_cancel_refuses_a_run_that_is_not_running(tmp_path):
