@@ -28,6 +28,7 @@ class Architecture:
     vocab_size: int
     tie_word_embeddings: bool = False
     licence: str = ""
+    tokenizer: str = ""  # the preset's Mistral tokenizer: "v3" or "tekken"
 
     @classmethod
     def from_config_json(cls, path: str | Path) -> Architecture:
@@ -68,12 +69,14 @@ class Architecture:
 
 PRESETS: dict[str, Architecture] = {
     "mistral-small-2409": Architecture(
-        "mistralai/Mistral-Small-Instruct-2409", 6144, 16384, 56, 48, 8, 128, 32768, licence="other (MRL)"
+        "mistralai/Mistral-Small-Instruct-2409", 6144, 16384, 56, 48, 8, 128, 32768, licence="other (MRL)", tokenizer="v3"
     ),
     "mistral-small-24b": Architecture(
-        "mistralai/Mistral-Small-24B-Instruct-2501", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0"
+        "mistralai/Mistral-Small-24B-Instruct-2501", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0",
+        tokenizer="tekken"
     ),
-    "tiny": Architecture("r1tui/tiny-mistral-random", 256, 768, 2, 4, 2, 64, 32768, licence="apache-2.0"),
+    "tiny": Architecture("r1tui/tiny-mistral-random", 256, 768, 2, 4, 2, 64, 32768, licence="apache-2.0",
+                         tokenizer="v3"),
 }
 
 

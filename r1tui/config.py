@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from r1tui.errors import ConfigError
+from r1tui.errors import ConfigError, R1Error
 
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 QUANT_TYPES = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
@@ -37,8 +37,9 @@ class ModelConfig(_Section):
     path: Path | None = None
     # Build a random-init model of `architecture` (the offline tiny model).
     random_init: bool = False
-    # "v3" (SentencePiece, 2409), "tekken" (24B models) or a folder holding tokenizer files.
-    tokenizer: str = "v3"
+    # "auto" (the tokenizer in `path`, else the preset's), "v3" (SentencePiece, 2409),
+    # "tekken" (24B models) or a folder holding tokenizer files.
+    tokenizer: str = "auto"
     max_seq_length: PositiveInt = 8192
     load_in_4bit: bool = True
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
@@ -192,14 +193,45 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
             setattr(getattr(config, section), key, (base / value).resolve())
     for local_source in ("data", "eval"):
         section = getattr(config, local_source)
-        if _is_local_path(section.source):
+        if is_local_source(section.source):
             section.source = str((base / section.source).resolve())
-    if config.model.tokenizer not in ("v3", "tekken"):
+    if config.model.tokenizer not in ("auto", "v3", "tekken"):
         config.model.tokenizer = str((base / config.model.tokenizer).resolve())
     if config.model.architecture.endswith(".json"):
         config.model.architecture = str((base / config.model.architecture).resolve())
         _check_architecture_file(config.model.architecture, origin)
+    config.model.tokenizer = _resolve_tokenizer(config.model, origin)
     return config
+
+
+def _resolve_tokenizer(model: ModelConfig, origin: str) -> str:
+    """model.tokenizer as a concrete spec: "auto" becomes the tokenizer shipped in model.path
+    (or next to an architecture config.json), else the preset's; a preset model refuses a
+    tokenizer of the other family (its ids would not match the model's embeddings)."""
+    from r1tui.calculator import PRESETS
+    from r1tui.data.tokenizer import find_tokenizer_file, is_tekken
+
+    preset = PRESETS.get(model.architecture)
+    if model.tokenizer == "auto":
+        folders = [model.path] if model.path is not None else []
+        if preset is None:
+            folders.append(Path(model.architecture).parent)
+        for folder in folders:
+            if find_tokenizer_file(folder) is not None:
+                return str(folder)
+        if preset is not None:
+            return preset.tokenizer
+        raise ConfigError(f"{origin}: model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "
+                          f"{' or '.join(str(f) for f in folders)}; set model.tokenizer to v3, tekken or a folder")
+    try:
+        tekken = is_tekken(model.tokenizer)
+    except R1Error as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if preset is not None and tekken != (preset.tokenizer == "tekken"):
+        raise ConfigError(f"{origin}: model.tokenizer = {model.tokenizer!r} is a {'Tekken' if tekken else 'SentencePiece'} "
+                          f"tokenizer but architecture {model.architecture!r} uses {preset.tokenizer}; "
+                          f"set model.tokenizer = \"auto\" or \"{preset.tokenizer}\"")
+    return model.tokenizer
 
 
 def _check_architecture_file(path: str, origin: str) -> None:
@@ -216,7 +248,7 @@ def _check_architecture_file(path: str, origin: str) -> None:
                           "num_hidden_layers, num_attention_heads and vocab_size") from None
 
 
-def _is_local_path(source: str) -> bool:
+def is_local_source(source: str) -> bool:
     return source not in ("synthetic",) and not source.startswith("hf:")
 
 

@@ -62,14 +62,19 @@ def tokenizer_file(spec: str) -> Path:
         if not path.is_file():
             raise R1Error(f"tokenizer file {path.name} is missing from mistral-common; reinstall mistral-common==1.13.1")
         return path
-    folder = Path(spec)
+    path = find_tokenizer_file(Path(spec))
+    if path is None:
+        raise R1Error(f"model.tokenizer = {spec!r}: no tokenizer.model or tekken.json there; "
+                      "use v3, tekken or a model folder")
+    return path
+
+
+def find_tokenizer_file(folder: Path) -> Path | None:
+    """The Mistral tokenizer file in a model folder, if it has one."""
     # Mistral's repos ship tekken.json or tokenizer.model.v<N>; a bare tokenizer.model is
     # what save_hf_tokenizer writes (a v3 file).
     candidates = [folder / "tekken.json", *sorted(folder.glob("tokenizer.model.v*")), folder / "tokenizer.model"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise R1Error(f"model.tokenizer = {spec!r}: no tokenizer.model or tekken.json there; use v3, tekken or a model folder")
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def is_tekken(spec: str) -> bool:

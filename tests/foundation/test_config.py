@@ -132,3 +132,37 @@ def test_r1tui_config_naming_a_missing_file_is_an_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "r1tui", "dry-run"], capture_output=True, text=True,
                             cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 1 and "R1TUI_CONFIG=" in result.stderr and "no such config file" in result.stderr
+
+
+def test_tokenizer_auto_takes_the_model_folders_own_then_the_presets(tmp_path):
+    import json
+    import shutil
+
+    from r1tui.data.tokenizer import tokenizer_file
+
+    model_dir = tmp_path / "Mistral-Small-Instruct-2409"
+    model_dir.mkdir()
+    shutil.copy(tokenizer_file("v3"), model_dir / "tokenizer.model.v3")  # as Mistral's repo ships it
+    assert parse_config({"model": {"path": str(model_dir)}}).model.tokenizer == str(model_dir)
+    assert parse_config({"model": {"path": str(tmp_path)}}).model.tokenizer == "v3"  # no file: the preset's
+    assert parse_config({"model": {"architecture": "mistral-small-24b"}}).model.tokenizer == "tekken"
+    # An architecture given as a config.json: the tokenizer next to it, else a one-line error.
+    (model_dir / "config.json").write_text(json.dumps({
+        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "vocab_size": 32768}))
+    arch = {"architecture": str(model_dir / "config.json")}
+    assert parse_config({"model": arch}).model.tokenizer == str(model_dir)
+    (model_dir / "tokenizer.model.v3").unlink()
+    with pytest.raises(ConfigError, match="model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "):
+        parse_config({"model": arch})
+    # The resolved spec is what a run freezes, so a reloaded run uses the same tokenizer.
+    frozen = tmp_path / "frozen.toml"
+    frozen.write_text(dump_toml(parse_config({"model": {"architecture": "mistral-small-24b"}})))
+    assert 'tokenizer = "tekken"' in frozen.read_text() and load_config(frozen).model.tokenizer == "tekken"
+
+
+@pytest.mark.parametrize(("architecture", "tokenizer", "family"), [
+    ("tiny", "tekken", "Tekken"), ("mistral-small-24b", "v3", "SentencePiece")])
+def test_tokenizer_of_the_other_family_is_refused(architecture, tokenizer, family):
+    with pytest.raises(ConfigError, match=f"is a {family} tokenizer but architecture '{architecture}' uses "):
+        parse_config({"model": {"architecture": architecture, "tokenizer": tokenizer}})
