@@ -16,7 +16,7 @@ from r1tui.cli._common import (
 
 HELP = "render and mask the data into an Arrow dataset with stats.json"
 DESCRIPTION = """\
-Turn the configured data (data.source, or --data PATH) into Mistral chat-format
+Turn the configured data (data.source, or --data SOURCE) into Mistral chat-format
 training rows: input_ids and labels built in one pass, labels -100 on every
 instruction token (<s>, [INST], the user text, [/INST]) and the token id on every
 response token including </s>. Rows longer than model.max_seq_length are dropped or
@@ -34,8 +34,8 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="a local .jsonl/.parquet file to use instead of data.source")
+    parser.add_argument("--data", metavar="SOURCE", default=None,
+                        help="use instead of data.source: a .jsonl/.parquet file, synthetic, or hf:<owner>/<name>[:<config>]")
     parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the dataset to: a new or empty folder, or an earlier prepared dataset (replaced)")
     parser.add_argument("--preview", metavar="N", type=int, default=0,
                         help="show the first N examples token by token (masked dim, trained highlighted)")
@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.preview < 0:
         raise R1Error(f"--preview {args.preview}: must be 0 or more")
     if args.data:
-        config.data.source = str(resolve_path(args.data))
+        from r1tui.config import is_local_source
+
+        config.data.source = str(resolve_path(args.data)) if is_local_source(args.data) else args.data
     out = console()
 
     if dry_run_requested():

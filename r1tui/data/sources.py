@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -318,8 +319,34 @@ def iter_local_rows(path: str | Path) -> Iterator[dict | MalformedRow]:
         yield from _iter_jsonl(path)
 
 
+def _hub_unresolvable() -> str | None:
+    """Why the Hub's host cannot be reached, found in milliseconds; None when its name resolves.
+
+    Without it, datasets retries its first request five times with back-off (about 24 s,
+    a "Retrying" line each) before failing on a machine with no network.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from datasets import config as datasets_config
+    from huggingface_hub import constants
+
+    if datasets_config.HF_HUB_OFFLINE:
+        return None  # datasets reads its cache and never asks the network
+    host = urlsplit(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"{host} cannot be resolved: {exc.strerror or exc}"
+    return None
+
+
 def iter_hf_rows(name: str, config: str | None, split: str) -> Iterator[dict]:
     """Stream a Hub dataset lazily: only the rows consumed are downloaded."""
+    unreachable = _hub_unresolvable()
+    if unreachable:
+        raise R1Error(f"data.source = hf:{name}: the Hub is not reachable ({unreachable}); check the network, set "
+                      "HF_HUB_OFFLINE=1 to use a cached copy, or point data.source at a local .jsonl/.parquet file")
     try:
         from datasets import load_dataset
 

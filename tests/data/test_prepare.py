@@ -213,3 +213,29 @@ def test_cli_prepare_dry_run_and_errors(tmp_path, tiny_config_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "missing.jsonl not found" in error_lines[0]
     assert result.stderr.strip().splitlines()[-1] == error_lines[0] and not out.exists()
+
+
+def test_cli_prepare_data_takes_any_source_and_an_unreachable_hub_fails_at_once(tmp_path, tiny_config_path):
+    """--data hf:... is a Hub source, not a file name; with the Hub's host unresolvable
+    (HF_ENDPOINT on the reserved .invalid domain, offline mode off) the error is one line,
+    with none of datasets' five "Retrying" warnings before it."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(DRY_RUN="", HF_ENDPOINT="https://hub.invalid", TERM="dumb")
+    out = tmp_path / "ds"
+    result = subprocess.run([sys.executable, "-m", "r1tui", "prepare", "--config", str(tiny_config_path),
+                             "--data", "hf:openai/gsm8k", "--out", str(out)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "Retrying" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: data.source = hf:openai/gsm8k: the Hub is not reachable (hub.invalid cannot "
+                            "be resolved: ")
+    assert error.endswith("); check the network, set HF_HUB_OFFLINE=1 to use a cached copy, or point "
+                          "data.source at a local .jsonl/.parquet file")
+    assert not out.exists()
+    result = subprocess.run([sys.executable, "-m", "r1tui", "prepare", "--config", str(tiny_config_path),
+                             "--data", "synthetic", "--out", str(out), "--json"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["examples"] == 200
