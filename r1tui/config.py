@@ -140,7 +140,7 @@ class EvalConfig(_Section):
     temperature: Annotated[float, Field(ge=0.0)] = 0.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     n_ctx: PositiveInt = 4096
-    numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-2
+    numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-3
 
 
 class RunsConfig(_Section):

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     from r1tui.infer.llama import LlamaChat
 
-    with LlamaChat(gguf, tokenizer_spec=settings["tokenizer"], n_ctx=settings["n_ctx"], seed=config.train.seed) as chat:
+    with LlamaChat(gguf, tokenizer_spec=settings["tokenizer"], n_ctx=settings["n_ctx"], seed=config.eval.seed) as chat:
         repl(chat, out, settings)
     return 0
 

@@ -14,7 +14,9 @@ answer (the last ``FINAL ANSWER:`` line after the think block, falling back to t
 - ``coding``: exact match of the output after trimming whitespace and code fences.
 - ``math``, ``physics`` and anything else: math-verify's symbolic/numeric equivalence,
   then several roots compared as sets (``x = 3 or x = 2/3`` equals ``3, \\frac{2}{3}``),
-  then a relative numeric tolerance (``0.6667`` equals ``\\frac{2}{3}`` at 1e-2).
+  then numbers: an integer reference exactly, a fractional one within a relative
+  tolerance or rounded to the digits the answer states (``0.67`` equals ``\\frac{2}{3}``);
+  an answer whose unit differs from the reference's is wrong (``12 kg`` is not ``12 N``).
 """
 
 from __future__ import annotations
@@ -31,10 +33,17 @@ EXACT_DOMAINS = frozenset({"coding"})
 # timeout only works on the main thread, and a bounded input keeps parsing bounded.
 MAX_PARSE_CHARS = 400
 
-_FINAL_ANSWER = re.compile(r"final[ \t]+answer[ \t*_]*[:：][ \t*_]*(.*)$", re.IGNORECASE | re.MULTILINE)
+# "FINAL ANSWER: 42", "**Final answer:** 42", "FINAL_ANSWER = 42", "Final answer - 42" …
+_FINAL_ANSWER = re.compile(r"final[ \t_]+answer[ \t*_]*(?:[:：=]|[-–—](?=[ \t]))[ \t*]*(?:__(?=[ \t]))?[ \t*]*(.*)$",
+                           re.IGNORECASE | re.MULTILINE)
+# … or a line that is only a heading ("### Final Answer", "**Final Answer**"): the value follows it.
+_FINAL_ANSWER_HEADING = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*final[ \t_]+answer[ \t]*[:：]?"
+                                   r"[ \t]*(?:\*\*|__)?[ \t]*[:：]?[ \t]*()$", re.IGNORECASE | re.MULTILINE)
 _VARIABLE_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_]*(?:\([^()]*\))?\s*=\s*(?=\S)")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_LEADING_NUMBER = re.compile(r"\s*\$?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(.*)$", re.DOTALL)
+_UNIT = re.compile(r"[A-Za-z°%ΩµμÅ][A-Za-z0-9°%ΩµμÅ/^*·.()-]*")
 _SET_SEPARATORS = re.compile(r"\s*(?:,|;|\\text\{\s*or\s*\}|\\text\{\s*and\s*\}|\bor\b|\band\b)\s*")
 
 
@@ -69,10 +78,13 @@ def extract_answer(text: str) -> ExtractedAnswer:
     """The last ``FINAL ANSWER:`` line after the think block, else the last ``\\boxed{}``.
 
     The marker is case-insensitive, may sit in bold (``**Final answer:**``) and needs
-    its colon; "the final answer is 12" in prose is not an answer line.
+    its colon (or ``=``, or a spaced dash), unless it is a heading on a line of its own
+    (``### Final Answer``) with the value below; "the final answer is 12" in prose is
+    not an answer line.
     """
     part = split_response(text).answer_part
-    matches = list(_FINAL_ANSWER.finditer(part))
+    matches = sorted([*_FINAL_ANSWER.finditer(part), *_FINAL_ANSWER_HEADING.finditer(part)],
+                     key=lambda match: match.start())
     if matches:
         last = matches[-1]
         value = last.group(1).strip()
@@ -109,8 +121,11 @@ def last_boxed(text: str) -> str | None:
 
 
 def _clean(value: str) -> str:
-    value = value.strip()
-    value = re.sub(r"^(?:\*\*|__)(.*)(?:\*\*|__)$", r"\1", value).strip()
+    value = value.strip().rstrip(" .")
+    if value.count("**") % 2:  # the closing half of bold opened before the marker: "**FINAL ANSWER: 21**"
+        value = value[:-2] if value.endswith("**") else value[2:] if value.startswith("**") else value
+    # Bold around the value; "__" is left alone: "__init__" is an answer, not markdown.
+    value = re.sub(r"^\*\*(.*)\*\*$", r"\1", value.strip().rstrip(" .")).strip()
     boxed = last_boxed(value)
     if boxed is not None and value.startswith(("\\boxed", "$\\boxed", "\\fbox")):
         value = boxed
@@ -128,7 +143,7 @@ class AnswerCheck:
 
 
 def check_answer(predicted: str | None, reference: str | None, domain: str,
-                 numeric_tolerance: float = 1e-2) -> AnswerCheck:
+                 numeric_tolerance: float = 1e-3) -> AnswerCheck:
     """Is ``predicted`` the ``reference`` answer, by the domain's rule?"""
     if reference is None or not str(reference).strip():
         return AnswerCheck(False, "no_reference")
@@ -140,13 +155,16 @@ def check_answer(predicted: str | None, reference: str | None, domain: str,
     gold, guess = _normalize_math(str(reference)), _normalize_math(predicted)
     if gold == guess:
         return AnswerCheck(True, "exact")
-    method = _equivalent(gold, guess, numeric_tolerance)
-    if method is not None:
-        return AnswerCheck(True, method)
     gold_parts, guess_parts = split_roots(gold), split_roots(guess)
-    if (len(gold_parts) > 1 or len(guess_parts) > 1) and _same_set(gold_parts, guess_parts, numeric_tolerance):
-        return AnswerCheck(True, "set")
-    return AnswerCheck(False, "mismatch")
+    if len(gold_parts) > 1 or len(guess_parts) > 1:
+        # Several values: equal as wholes (math-verify's sets) or root by root, never by one of them.
+        if _math_verify_equal(_parses(gold), _parses(guess)):
+            return AnswerCheck(True, "symbolic")
+        if _same_set(gold_parts, guess_parts, numeric_tolerance):
+            return AnswerCheck(True, "set")
+        return AnswerCheck(False, "mismatch")
+    method = _equivalent(gold, guess, numeric_tolerance)
+    return AnswerCheck(method is not None, method or "mismatch")
 
 
 def normalize_exact(value: str) -> str:
@@ -217,27 +235,59 @@ def _same_set(gold_parts: list[str], guess_parts: list[str], tolerance: float) -
 
 
 def _equivalent(gold: str, guess: str, tolerance: float) -> str | None:
-    """"symbolic" or "numeric" when the two are equal, else None."""
+    """"symbolic" or "numeric" when the two single values are equal, else None."""
     if len(gold) > MAX_PARSE_CHARS or len(guess) > MAX_PARSE_CHARS:
         return None
+    gold_unit, guess_unit = unit_of(gold), unit_of(guess)
+    if gold_unit and guess_unit and gold_unit != guess_unit:
+        return None  # "12 kg" is not "12 N", whatever the number
     gold_parsed = _parses(gold)
     guess_parsed = _parses(guess)
     if _math_verify_equal(gold_parsed, guess_parsed):
         return "symbolic"
-    gold_numbers = _numbers(gold, gold_parsed)
-    guess_numbers = _numbers(guess, guess_parsed)
-    for target in gold_numbers:
-        for value in guess_numbers:
-            if within_tolerance(value, target, tolerance):
+    for target in _numbers(gold, gold_parsed):
+        for value in _numbers(guess, guess_parsed):
+            if numerically_equal(value, target, tolerance, stated=_lone_number(guess)):
                 return "numeric"
     return None
 
 
-def within_tolerance(value: float, target: float, tolerance: float) -> bool:
-    """Relative tolerance; for a zero target, absolute."""
-    if target == 0:
-        return abs(value) <= tolerance
-    return abs(value - target) <= tolerance * abs(target)
+def unit_of(value: str) -> str:
+    """The unit written after an answer's number ("9.8 m/s^2" -> "m/s^2"), else ""."""
+    split = _number_and_unit(value)
+    return split[1] if split else ""
+
+
+def _number_and_unit(value: str) -> tuple[str, str] | None:
+    """("9.8", "m/s^2") for "v = 9.8 \\text{ m/s^2}": a leading number, then nothing or a unit."""
+    match = _LEADING_NUMBER.match(_VARIABLE_PREFIX.sub("", value))
+    if match is None:
+        return None
+    unit = re.sub(r"\\(?:text|mathrm|,|;|!|\s)|[{}$\s~]", "", match.group(2)).replace("\\%", "%")
+    return (match.group(1), unit) if not unit or _UNIT.fullmatch(unit) else None
+
+
+def numerically_equal(value: float, target: float, tolerance: float, stated: str | None = None) -> bool:
+    """An integer reference must be met exactly. A fractional one is met within the relative
+    ``tolerance``, or by an answer that is the reference rounded to the digits it states
+    (``stated``, e.g. "9.8" for 9.81: half a unit in its last place), given at least two
+    significant digits, so "0.7" is not 2/3 but "0.67" is."""
+    if float(target).is_integer():
+        return value == target
+    if abs(value - target) <= tolerance * abs(target):
+        return True
+    if stated is None:
+        return False
+    digits = stated.lstrip("+-").split("e")[0].split("E")[0]
+    significant = len(digits.replace(".", "").lstrip("0"))
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    return significant >= 2 and abs(value - target) <= 0.5 * 10 ** -decimals * (1 + 1e-9)
+
+
+def _lone_number(text: str) -> str | None:
+    """The answer's number as written, when it is one number (with or without a unit)."""
+    split = _number_and_unit(text)
+    return split[0] if split else None
 
 
 def _timeout_s() -> int | None:
@@ -246,19 +296,22 @@ def _timeout_s() -> int | None:
 
 
 def _parses(value: str) -> list[list]:
-    """math-verify's reading of the text as written, and as LaTeX math (``$…$``)."""
+    """math-verify's reading of the answer as LaTeX math (``$…$``), else of the text as written.
+
+    The plain-text reading is only a fallback: it keeps the last number it finds, so it
+    would read "2, 5" as 5 and "(1, 2)" as 2.
+    """
     from math_verify import parse
 
     _quiet_math_verify()
-    readings = []
-    for text in (value, f"${value}$"):
+    for text in (f"${value}$", value):
         try:
             parsed = parse(text, parsing_timeout=_timeout_s())
         except Exception:  # noqa: BLE001 - an unparsable answer is just not equal
             parsed = []
         if parsed:
-            readings.append(parsed)
-    return readings
+            return [parsed]
+    return []
 
 
 def _math_verify_equal(gold_readings: list[list], guess_readings: list[list]) -> bool:
@@ -283,10 +336,8 @@ def _numbers(text: str, readings: list[list]) -> list[float]:
             number = _as_float(item)
             if number is not None:
                 values.append(number)
-    if not values:
-        found = _NUMBER.findall(_VARIABLE_PREFIX.sub("", text))
-        if len(found) == 1:  # "9.8 m/s^2": one number and a unit
-            values.append(float(found[0]))
+    if not values and _lone_number(text) is not None:  # "9.8 m/s^2": one number and a unit
+        values.append(float(_lone_number(text)))
     return values
 
 

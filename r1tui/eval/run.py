@@ -208,14 +208,14 @@ def open_model(config: Config, gguf: str | Path | None = None, model_dir: str | 
         from r1tui.infer.llama import LlamaChat
 
         path = Path(gguf).expanduser().resolve()
-        chat = LlamaChat(path, tokenizer_spec=tokenizer, n_ctx=settings.n_ctx, seed=config.train.seed)
+        chat = LlamaChat(path, tokenizer_spec=tokenizer, n_ctx=settings.n_ctx, seed=settings.seed)
         return chat, {"backend": "llama.cpp", "path": str(path), "name": path.name, "quant": quant_of(path),
                       "bytes": path.stat().st_size, "tokenizer": tokenizer}
     if model_dir is not None:
         from r1tui.infer.hf import HFChat
 
         path = Path(model_dir).expanduser().resolve()
-        chat = HFChat(path, tokenizer_spec=tokenizer, n_ctx=settings.n_ctx, seed=config.train.seed)
+        chat = HFChat(path, tokenizer_spec=tokenizer, n_ctx=settings.n_ctx, seed=settings.seed)
         kind = "adapter" if (path / "adapter_config.json").is_file() else "merged"
         return chat, {"backend": "transformers", "path": str(path), "name": path.name, "quant": kind,
                       "tokenizer": tokenizer}

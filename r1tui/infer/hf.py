@@ -68,11 +68,11 @@ class HFChat:
                 token = _pick(output.logits[0, -1].float().cpu(), temperature, top_p, generator)
                 now = time.perf_counter() - started
                 if stats.completion_tokens == 0:
-                    stats.first_token_s = now
-                stats.elapsed_s = now
+                    stats.first_token_s = stats.elapsed_s = now
                 if token == self.eos_id:
                     stats.finish_reason = FINISH_EOS
                     break
+                stats.elapsed_s = now  # the stop token is not a reply token: its step is not timed
                 generated.append(token)
                 stats.completion_tokens += 1
                 text = decode(generated, self.tokenizer_spec)

@@ -85,11 +85,11 @@ class LlamaChat:
                 for token in tokens:
                     now = time.perf_counter() - started
                     if stats.completion_tokens == 0:
-                        stats.first_token_s = now
-                    stats.elapsed_s = now
+                        stats.first_token_s = stats.elapsed_s = now
                     if token in self._stop_ids:
                         stats.finish_reason = FINISH_EOS
                         break
+                    stats.elapsed_s = now  # the stop token is not a reply token: its step is not timed
                     stats.completion_tokens += 1
                     chunk = assembler.add(self._llama.detokenize([token], special=False))
                     if chunk:

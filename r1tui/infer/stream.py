@@ -19,7 +19,7 @@ class GenerationStats:
     finish_reason: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    elapsed_s: float = 0.0       # from the call to the last token, prompt processing included
+    elapsed_s: float = 0.0       # from the call to the last reply token (not the stop token), prompt included
     first_token_s: float = 0.0   # from the call to the first token (prompt processing)
 
     @property

@@ -36,6 +36,23 @@ def test_boxed_fallback_with_nested_braces():
     assert (found.text, found.source) == ("2^{\\frac{1}{2}}", "boxed")
 
 
+@pytest.mark.parametrize("tail, expected", [
+    ("**FINAL ANSWER: 21**", "21"),               # the whole line in bold
+    ("FINAL ANSWER: **O(n^2)**.", "O(n^2)"),
+    ("**Final Answer: O(log n)**", "O(log n)"),
+    ("### Final Answer\n42", "42"),               # a heading, the value below it
+    ("**Final Answer**\n\n$\\boxed{7}$", "7"),
+    ("FINAL ANSWER - 42", "42"),
+    ("FINAL ANSWER = 42", "42"),
+    ("FINAL_ANSWER: 42", "42"),
+    ("__Final answer:__ 6", "6"),
+    ("FINAL ANSWER: __init__", "__init__"),       # underscores of an answer are not markdown
+])
+def test_common_answer_line_forms(tail, expected):
+    found = extract_answer(response("x", tail))
+    assert (found.text, found.source) == (expected, "final_answer")
+
+
 def test_missing_answer_line():
     found = extract_answer(response("2 + 2 = 4", "The final answer is 4"))
     assert (found.text, found.source) == (None, "none")
@@ -97,10 +114,44 @@ def test_wrong_answers_are_wrong(predicted, reference, domain):
 
 
 def test_numeric_tolerance_is_the_configured_one():
-    assert not check_answer("0.6667", "\\frac{2}{3}", "math", numeric_tolerance=1e-6).correct
-    assert check_answer("0.6667", "\\frac{2}{3}", "math", numeric_tolerance=1e-3).correct
-    assert check_answer("0.004", "0", "math", numeric_tolerance=1e-2).correct  # zero target: absolute
-    assert not check_answer("0.02", "0", "math", numeric_tolerance=1e-2).correct
+    # 0.6668 is 2e-4 off 2/3 and not 2/3 rounded to four places.
+    assert not check_answer("0.6668", "\\frac{2}{3}", "math", numeric_tolerance=1e-6).correct
+    assert check_answer("0.6668", "\\frac{2}{3}", "math", numeric_tolerance=1e-3).correct
+    assert not check_answer("1560", "1573.2", "math", numeric_tolerance=1e-3).correct
+    assert check_answer("1560", "1573.2", "math", numeric_tolerance=1e-2).correct
+
+
+@pytest.mark.parametrize("predicted, reference, domain", [
+    ("3, 5", "2, 5", "math"),      # a wrong first root
+    ("5", "2, 5", "math"),         # a missing first root
+    ("x = 1", "-11, 1", "math"),
+    ("2", "(1, 2)", "math"),       # one end of an interval / ordered pair
+    ("2 and 3", "3", "math"),      # hedging between two answers
+    ("101", "100", "math"),        # an integer reference is met exactly, never within a tolerance
+    ("99", "100", "math"),
+    ("1009", "1000", "math"),
+    ("0.7", "\\frac{2}{3}", "math"),  # rounded to one significant digit only
+    ("12 kg", "12 N", "physics"),  # the same number in another unit
+    ("9.8 m/s^2", "9.81 km/h", "physics"),
+])
+def test_answers_that_share_only_part_of_the_reference_are_wrong(predicted, reference, domain):
+    check = check_answer(predicted, reference, domain)
+    assert not check.correct and check.method == "mismatch", check
+
+
+@pytest.mark.parametrize("predicted, reference", [
+    ("0.67", "\\frac{2}{3}"), ("-25", "-24.8"), ("1573", "1573.2"), ("4.9 m/s", "4.905 m/s"), ("3.14", "\\pi"),
+])
+def test_a_fractional_reference_rounded_to_the_digits_given_is_right(predicted, reference):
+    check = check_answer(predicted, reference, "physics", numeric_tolerance=0.0)
+    assert check.correct and check.method == "numeric", check
+
+
+def test_unit_of_an_answer():
+    from r1tui.eval.answers import unit_of
+
+    assert unit_of("9.8 m/s^2") == "m/s^2" and unit_of("v = 9.8 \\text{ m/s}") == "m/s"
+    assert unit_of("12") == unit_of("3x+1") == unit_of("(1, 2)") == ""
 
 
 def test_no_answer_and_no_reference():

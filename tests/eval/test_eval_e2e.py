@@ -220,3 +220,19 @@ def test_stop_event_and_cancel_keep_the_samples_measured(scripted_run, random_gg
     second = json.loads((tmp_path / "c" / "vs-random-Q4_K_M.json").read_text(encoding="utf-8"))
     assert first["complete"] and len(first["samples"]) == len(ROWS)
     assert second["complete"] is False and len(second["samples"]) == 1
+
+
+def test_sampling_is_seeded_by_eval_seed(random_gguf, tiny_config_path):
+    """At temperature > 0 the same eval.seed gives the same reply, another seed another one."""
+    from r1tui.config import load_config
+    from r1tui.eval.run import open_model
+
+    def sample(seed: int) -> str:
+        config = load_config(tiny_config_path)
+        config.eval.seed, config.train.seed = seed, 0
+        chat, _ = open_model(config, gguf=random_gguf)
+        with chat:
+            return "".join(chat.stream([{"role": "user", "content": "Hi"}], max_tokens=24, temperature=1.0))
+
+    first = sample(11)
+    assert sample(11) == first and sample(12) != first

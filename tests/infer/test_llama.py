@@ -29,6 +29,21 @@ def test_scripted_reply_streams_and_stops_at_eos(scripted_chat, scripted_reply):
     assert stats.tokens_per_s > 0
 
 
+def test_decode_speed_times_reply_tokens_only(scripted_chat, monkeypatch):
+    """A clock that ticks once per reading: each reply token after the first adds one tick,
+    so decode speed is exactly 1 token per tick; the stop token's step must not count."""
+    import itertools
+
+    import r1tui.infer.llama as llama_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(llama_module.time, "perf_counter", lambda: float(next(ticks)))
+    "".join(scripted_chat.stream(QUESTION, max_tokens=200))
+    stats = scripted_chat.last
+    assert stats.finish_reason == "eos" and stats.completion_tokens == 37
+    assert stats.tokens_per_s == 1.0
+
+
 def test_prompt_is_the_training_rendering(scripted_chat):
     from r1tui.infer.prompt import reference_prompt_ids
 
