@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         token = {"HF_TOKEN": "found in HF_TOKEN", "saved login": "found in the saved Hub login"}.get(
             plan["token"], "[bold red]missing[/] (set HF_TOKEN or run `hf auth login`)")
         if plan["parity_ok"] is not True:
-            out.print(f"[bold red]tokenizer parity {'failed' if plan['parity_ok'] is False else 'not checked'}[/]: "
-                      "push will refuse until `r1tui export RUN` passes it")
+            state = "failed" if plan["parity_ok"] is False else "not checked (or a GGUF changed since)"
+            out.print(f"[bold red]tokenizer parity {state}[/]: push will refuse until `r1tui export RUN` passes it")
+        if plan["not_published"]:
+            out.print(f"not published (not made by the last export): {', '.join(plan['not_published'])}")
         out.print(f"repo: {repo} ({plan['repo_id_source']}), {visibility}; {len(plan['files'])} files, "
                   f"{format_bytes(plan['total_bytes'])}; token: {token}")
         return 0

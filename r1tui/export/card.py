@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1tui.export._util import format_bytes, write_text_atomic
+from r1tui.export._util import fingerprint, format_bytes, read_stamp, write_text_atomic
 
 MRL_LINK = "https://mistral.ai/licenses/MRL-0.1.md"
 HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
@@ -23,11 +23,27 @@ HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4
 TAGS = ["gguf", "llama.cpp", "ollama", "lora", "peft", "mistral", "reasoning", "distillation", "r1tui"]
 
 
+def checked_ggufs(run_dir: Path) -> list[Path]:
+    """The GGUFs the last export made and checked for tokenizer parity (gguf/parity.json)."""
+    gguf_dir = Path(run_dir) / "gguf"
+    return [gguf_dir / name for name in (read_stamp(gguf_dir / "parity.json").get("files") or {})]
+
+
 def published_ggufs(run_dir: Path, config) -> list[Path]:
-    """The GGUFs that push uploads: every quantized file, and F16 when it is a configured type."""
-    files = sorted(p for p in (Path(run_dir) / "gguf").glob("*.gguf") if not p.name.startswith("."))
+    """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type.
+    A GGUF left over from an earlier export, or copied in, is never one of them."""
+    files = [p for p in checked_ggufs(run_dir) if p.is_file()]
     keep_f16 = "F16" in config.export.quant_types
     return [p for p in files if keep_f16 or not p.name.endswith("-F16.gguf")] or files
+
+
+def parity_is_current(run_dir: Path) -> bool:
+    """gguf/parity.json still describes the files on disk (none rewritten or removed since):
+    the export's own fingerprint of the checked files, taken again."""
+    parity = read_stamp(Path(run_dir) / "gguf" / "parity.json")
+    checked = checked_ggufs(run_dir)
+    return bool(checked) and all(p.is_file() for p in checked) and parity.get("inputs") == fingerprint(
+        *checked, extra={"tokenizer": parity.get("tokenizer")})
 
 
 def base_licence(config) -> str:

@@ -53,12 +53,15 @@ def _card_bytes(config, run_dir: Path, repo_id: str) -> int:
 
 def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
     """Repo, visibility and every file with its size; reads only the run folder."""
-    from r1tui.export.card import published_ggufs
+    from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs
 
     run_dir = Path(run_dir).resolve()
     ggufs = published_ggufs(run_dir, config)
     if not ggufs:
-        raise R1Error(f"{run_dir}: no GGUF in gguf/; run `r1tui export {run_dir.name}` first")
+        raise R1Error(f"{run_dir}: no exported GGUF in gguf/ (none checked by parity); "
+                      f"run `r1tui export {run_dir.name}` first")
+    checked = checked_ggufs(run_dir)
+    left_out = sorted(p.name for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith(".") and p not in checked)
     files: list[dict[str, Any]] = [{"path_in_repo": p.name, "local": str(p), "bytes": p.stat().st_size} for p in ggufs]
     adapter_dir = run_dir / "adapter"
     for path in sorted(adapter_dir.rglob("*")) if adapter_dir.is_dir() else []:
@@ -85,7 +88,9 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
         "token": _token_source(),
-        "parity_ok": parity.get("ok") if isinstance(parity, dict) else None,
+        # None: never checked, or a checked file was rewritten since (so it must be checked again)
+        "parity_ok": parity.get("ok") if isinstance(parity, dict) and parity_is_current(run_dir) else None,
+        "not_published": left_out,
     }
 
 
@@ -153,7 +158,7 @@ def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) ->
     if dry_run:
         return {**plan, "dry_run": True}
     if plan["parity_ok"] is not True:
-        state = "failed" if plan["parity_ok"] is False else "was not checked"
+        state = "failed" if plan["parity_ok"] is False else "was not checked (or a GGUF changed since)"
         raise R1Error(f"tokenizer parity {state} for {run_dir.name}: a GGUF that tokenizes unlike training is "
                       f"not published; run `r1tui export {run_dir.name}` and fix what it reports")
     if not plan["repo_id"]:

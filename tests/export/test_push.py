@@ -166,3 +166,27 @@ def test_push_retry_resumes_after_a_network_failure(hub_standin, push_ready_run,
     assert second.returncode == 0, second.stderr
     assert hub_standin.lfs_puts == uploaded  # nothing sent twice
     assert "tiny-mistral-random-r1-Q4_K_M.gguf" in hub_standin.repos["alice/tiny-r1"]["files"]
+
+
+def test_only_the_ggufs_the_last_export_checked_are_published(hub_standin, push_ready_run, tmp_path):
+    """A GGUF left from an earlier export (or copied in) is not uploaded, and a checked GGUF
+    rewritten after its parity check makes push refuse until export checks it again."""
+    run = tmp_path / "run"
+    shutil.copytree(push_ready_run, run)
+    stale = run / "gguf" / "tiny-mistral-random-r1-Q8_0.gguf"
+    shutil.copy(run / "gguf" / "tiny-mistral-random-r1-Q4_K_M.gguf", stale)
+    result = push(run, tmp_path, "--dry-run", "--json", endpoint=hub_standin.url)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["not_published"] == [stale.name] and plan["parity_ok"] is True
+    assert stale.name not in {f["path_in_repo"] for f in plan["files"]}
+    assert "tiny-mistral-random-r1-Q4_K_M.gguf" in {f["path_in_repo"] for f in plan["files"]}
+
+    checked = run / "gguf" / "tiny-mistral-random-r1-Q4_K_M.gguf"
+    os.utime(checked, ns=(checked.stat().st_atime_ns, checked.stat().st_mtime_ns + 1_000_000_000))
+    result = push(run, tmp_path, endpoint=hub_standin.url)
+    assert result.returncode == 1
+    assert error_lines(result) == [f"error: tokenizer parity was not checked (or a GGUF changed since) for "
+                                   f"{run.name}: a GGUF that tokenizes unlike training is not published; run "
+                                   f"`r1tui export {run.name}` and fix what it reports"]
+    assert hub_calls(hub_standin) == []
