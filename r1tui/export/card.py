@@ -46,6 +46,16 @@ def parity_is_current(run_dir: Path) -> bool:
         *checked, extra={"tokenizer": parity.get("tokenizer")})
 
 
+def prompt_format_line(tokenizer_spec: str) -> str:
+    """How the model is prompted, for the tokenizer family it was trained with."""
+    from r1tui.data.tokenizer import is_tekken
+
+    if is_tekken(tokenizer_spec):
+        return ("The prompt format is Mistral's Tekken one: `<s>[INST]question[/INST]` (no space after "
+                "`[INST]`; the chat template is in the GGUF).")
+    return "The prompt format is Mistral's v3: `<s>[INST] question[/INST]` (the chat template is in the GGUF)."
+
+
 def base_licence(config) -> str:
     """model.licence, else the architecture preset's."""
     if config.model.licence:
@@ -208,7 +218,7 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
     target = repo_id or "USER/REPO"
     parts += [
         "", "## Run it", "",
-        "The prompt format is Mistral's v3: `<s>[INST] question[/INST]` (the chat template is in the GGUF).",
+        prompt_format_line(config.model.tokenizer),
         "", "With llama-cpp-python:", "", "```python",
         "from huggingface_hub import hf_hub_download",
         "from llama_cpp import Llama", "",

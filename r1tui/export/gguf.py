@@ -166,9 +166,10 @@ def quantize_gguf(source: Path, target: Path, quant: str, *, on_progress: Progre
                   nthread: int = 0) -> Path:
     """Quantize `source` (an F16 GGUF) to `target` with llama.cpp's rules for `quant`.
 
-    Progress is one call per tensor. The file appears under `target` only when the
-    quantization finished and the file reads back; on any failure, KeyboardInterrupt or
-    StageCancelled the temporary file is removed and the child process stopped.
+    Progress is one call per tensor. The file appears under `target` only when llama.cpp
+    reported success (the export pipeline then reads it back with `read_gguf`); on any
+    failure, KeyboardInterrupt or StageCancelled the temporary file is removed and the
+    child process stopped.
     """
     if quant not in QUANT_FTYPES or quant == "F16":
         raise R1Error(f"cannot quantize to {quant!r}; allowed: {', '.join(q for q in QUANT_FTYPES if q != 'F16')}")

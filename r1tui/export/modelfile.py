@@ -1,9 +1,11 @@
 """An Ollama Modelfile beside the GGUF, speaking the training format.
 
-The template reproduces the v3 chat format the model was trained on: ``[INST] user[/INST]``
-then `` answer</s>`` per turn, a system prompt put in front of the last user message
-(as mistral-common does), BOS added by llama.cpp from the GGUF's ``add_bos_token``.
-Generation stops at ``</s>`` and at ``[INST]`` (a model that starts a new turn).
+The template reproduces the chat format the model was trained on: ``[INST] user[/INST]``
+then `` answer</s>`` per turn for v3 (SentencePiece); Tekken has no space after
+``[INST]`` nor before the answer (``[INST]user[/INST]answer</s>``), as mistral-common
+renders it. A system prompt is put in front of the last user message (as mistral-common
+does); BOS is added by llama.cpp from the GGUF's ``add_bos_token``. Generation stops at
+``</s>`` and at ``[INST]`` (a model that starts a new turn).
 """
 
 from __future__ import annotations
@@ -14,30 +16,37 @@ from r1tui.export._util import write_text_atomic
 
 STOP_TOKENS = ("</s>", "[INST]")
 
-# Go template (Ollama). A user message gets the system prompt when it is the last user
-# message: at most one message (the answer) follows it.
-OLLAMA_TEMPLATE = (
-    '{{- range $index, $_ := .Messages }}\n'
-    '{{- if eq .Role "user" }}\n'
-    '{{- if and $.System (le (len (slice $.Messages $index)) 2) }}[INST] {{ $.System }}\n'
-    '\n'
-    '{{ .Content }}[/INST]\n'
-    '{{- else }}[INST] {{ .Content }}[/INST]\n'
-    '{{- end }}\n'
-    '{{- else if eq .Role "assistant" }} {{ .Content }}</s>\n'
-    '{{- end }}\n'
-    '{{- end }}'
-)
+
+def ollama_template(tekken: bool = False) -> str:
+    """Go template (Ollama). A user message gets the system prompt when it is the last user
+    message: at most one message (the answer) follows it."""
+    space = "" if tekken else " "
+    return (
+        '{{- range $index, $_ := .Messages }}\n'
+        '{{- if eq .Role "user" }}\n'
+        f'{{{{- if and $.System (le (len (slice $.Messages $index)) 2) }}}}[INST]{space}{{{{ $.System }}}}\n'
+        '\n'
+        '{{ .Content }}[/INST]\n'
+        f'{{{{- else }}}}[INST]{space}{{{{ .Content }}}}[/INST]\n'
+        '{{- end }}\n'
+        f'{{{{- else if eq .Role "assistant" }}}}{space}{{{{ .Content }}}}</s>\n'
+        '{{- end }}\n'
+        '{{- end }}'
+    )
 
 
-def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: list[str] | None = None) -> str:
+OLLAMA_TEMPLATE = ollama_template()
+
+
+def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: list[str] | None = None,
+                     tekken: bool = False) -> str:
     lines = [
         "# Ollama Modelfile written by r1tui. Create the model with:",
         f"#   ollama create <name> -f Modelfile   (run beside {gguf_name})",
     ]
     if others:
         lines.append("# Other quantizations in this folder (change FROM to use one): " + ", ".join(others))
-    lines += [f"FROM ./{gguf_name}", "", f'TEMPLATE """{OLLAMA_TEMPLATE}"""', ""]
+    lines += [f"FROM ./{gguf_name}", "", f'TEMPLATE """{ollama_template(tekken)}"""', ""]
     if system:
         lines += [f'SYSTEM """{system}"""', ""]
     lines += [f'PARAMETER stop "{stop}"' for stop in STOP_TOKENS]
@@ -45,10 +54,11 @@ def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: 
     return "\n".join(lines)
 
 
-def write_modelfile(gguf_dir: Path, gguf_names: list[str], *, num_ctx: int, system: str = "") -> Path:
+def write_modelfile(gguf_dir: Path, gguf_names: list[str], *, num_ctx: int, system: str = "",
+                    tekken: bool = False) -> Path:
     """Modelfile pointing at the first quantized file (F16 only when nothing else exists)."""
     preferred = [name for name in gguf_names if not name.endswith("-F16.gguf")] or gguf_names
     chosen = preferred[0]
     text = render_modelfile(chosen, num_ctx=num_ctx, system=system,
-                            others=[name for name in gguf_names if name != chosen])
+                            others=[name for name in gguf_names if name != chosen], tekken=tekken)
     return write_text_atomic(Path(gguf_dir) / "Modelfile", text)

@@ -117,6 +117,7 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
     Raises R1Error on a user-facing failure (missing adapter or converter, no disk space,
     a parity mismatch, a failed conversion).
     """
+    from r1tui.data.tokenizer import is_tekken
     from r1tui.export.card import published_ggufs, write_card
     from r1tui.export.gguf import compare_with_calculator, convert_to_gguf, quantize_gguf, read_gguf
     from r1tui.export.merge import merge_adapter
@@ -248,7 +249,7 @@ def export_run(config, run_dir: str | Path, events=None, quant_types: list[str] 
     write_json_atomic(gguf_dir / "export.json", manifest)
     names = [p.name for p in published_ggufs(run_dir, config)]
     modelfile = write_modelfile(gguf_dir, names, num_ctx=config.model.max_seq_length,
-                                system=config.data.system_prompt)
+                                system=config.data.system_prompt, tekken=is_tekken(spec))
     events.emit("artifact", kind="modelfile", path=str(modelfile))
     card = write_card(config, run_dir, config.hub_repo_id)
     events.emit("artifact", kind="card", path=str(card))

@@ -85,6 +85,35 @@ def test_modelfile_matches_the_training_format(exported_run):
     assert 'SYSTEM """Think step by step."""' in with_system
 
 
+@pytest.mark.parametrize("spec", ["v3", "tekken"])
+def test_modelfile_template_writes_what_training_tokenizes(spec):
+    """Each branch of the Ollama template, filled in, gives the text of the training ids
+    (no space after [INST] and before the answer for Tekken, one for v3)."""
+    import re
+
+    from r1tui.data.render import load_renderer
+    from r1tui.data.tokenizer import is_tekken
+    from r1tui.export.card import prompt_format_line
+    from r1tui.export.modelfile import ollama_template
+
+    renderer = load_renderer(spec)
+
+    def training_text(messages):
+        return "".join(renderer.piece(i) for i in renderer.render(messages).input_ids)
+
+    template = ollama_template(tekken=is_tekken(spec))
+    with_system = re.search(r"\(le \(len \(slice \$\.Messages \$index\)\) 2\) \}\}(.*?)\n\{\{- else", template,
+                            re.DOTALL).group(1)
+    user = re.search(r"\{\{- else \}\}(.*?)\n", template).group(1)
+    answer = re.search(r'eq \.Role "assistant" \}\}(.*?)\n', template).group(1)
+    turn = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Yo"}]
+    assert "<s>" + user.replace("{{ .Content }}", "Hi there") + answer.replace("{{ .Content }}", "Yo") == \
+        training_text(turn)
+    assert "<s>" + with_system.replace("{{ $.System }}", "Be brief.").replace("{{ .Content }}", "Hi there") + \
+        answer.replace("{{ .Content }}", "Yo") == training_text([{"role": "system", "content": "Be brief."}, *turn])
+    assert ("Tekken" in prompt_format_line(spec)) == (spec == "tekken")
+
+
 def test_export_dry_run_plans_without_writing(exported_run, capsys, monkeypatch):
     from r1tui.cli import main
 
