@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from r1tui.runs.display import format_duration
-    from r1tui.runs.runner import list_runs
+    from r1tui.runs.runner import is_stuck_pipeline, list_runs
 
     runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
     runs = list_runs(runs_dir)
@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(r.run_id, status, stage, step, loss, started, took)
     out.print(table)
     for r in runs:
-        if r.status == "crashed" and r.reason:
+        if is_stuck_pipeline(r):
+            out.print(f"[dim]{r.run_id}: crashed — {r.reason}; stop it with `r1tui cancel {r.run_id}`, then "
+                      f"`r1tui run --resume {r.run_id}`[/]", highlight=False)
+        elif r.status == "crashed" and r.reason:
             out.print(f"[dim]{r.run_id}: crashed — {r.reason}; continue with `r1tui run --resume {r.run_id}`[/]",
                       highlight=False)
         elif r.status == "failed" and r.error:

@@ -187,10 +187,10 @@ def run_pipeline(run_dir: str | Path, stages: Sequence[str] = ALL_STAGES, *, res
     heartbeat = None
     status, error = "failed", None
     try:
-        config = load_config(run_dir / CONFIG_FILE)
         source = (run_dir / "source").read_text().strip() if (run_dir / "source").is_file() else None
         backend = None
-        try:
+        try:  # run_started is written even when the config cannot be loaded: the failure is this run's
+            config = load_config(run_dir / CONFIG_FILE)
             backend = _preload_backend(config, stages)
         finally:
             events.emit("run_started", run_id=run_dir.name, config_path=source or str(run_dir / CONFIG_FILE),

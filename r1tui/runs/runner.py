@@ -120,6 +120,9 @@ def start_run(config_path: str | Path | None, stages: Sequence[str] = ALL_STAGES
         status = run_status(run_dir)
         if status.status == "running":
             raise R1Error(f"run {run_dir.name} is still running (pid {status.pid}); cancel it first with `r1tui cancel {run_dir.name}`")
+        if is_stuck_pipeline(status):
+            raise R1Error(f"run {run_dir.name}: {status.reason}; stop it first with `r1tui cancel {run_dir.name}`, "
+                          "then resume")
         if not (run_dir / CONFIG_FILE).is_file():
             raise R1Error(f"{run_dir}: no {CONFIG_FILE}; this is not a run folder")
     else:
@@ -199,6 +202,19 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
+
+
+def is_stuck_pipeline(status: RunStatus) -> bool:
+    """A run reported crashed whose process is alive and is this run's pipeline (not a
+    process that took over a dead run's pid): it can still be cancelled, not resumed."""
+    if status.status != "crashed" or not status.alive or status.pid is None:
+        return False
+    try:
+        args = Path(f"/proc/{status.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return True  # no /proc to ask: trust the pid file
+    detached = "r1tui.runs.pipeline" in args and any(Path(arg).name == status.run_id for arg in args)
+    return detached or any(Path(arg).name == "r1tui" for arg in args)  # `run --foreground` runs it in-process
 
 
 def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
@@ -322,7 +338,7 @@ def cancel_run(run_dir: str | Path, wait: float = 0.0) -> RunStatus:
     """
     run_dir = Path(run_dir)
     status = run_status(run_dir)
-    if status.status != "running" or status.pid is None:
+    if status.pid is None or not (status.status == "running" or is_stuck_pipeline(status)):
         raise R1Error(f"run {run_dir.name} is not running (status: {status.status}); nothing to cancel")
     workers = _group_members(status.pid) - {status.pid}
     try:

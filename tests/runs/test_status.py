@@ -181,3 +181,51 @@ def test_resume_keeps_the_stages_the_run_was_started_with(tmp_path, tiny_config_
     plan = result.stdout.split("Model and LoRA")[0]
     assert "│ prepare" in plan and "│ train" in plan
     assert "│ export" not in plan and "│ eval" not in plan
+
+
+def _age_events(run_dir: Path, seconds: float) -> None:
+    """Move every event of the log `seconds` into the past."""
+    import json
+
+    path = run_dir / "events.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**e, "ts": e["ts"] - seconds}) + "\n" for e in lines))
+
+
+def test_a_stuck_pipeline_can_be_cancelled_but_not_resumed(tmp_path):
+    """Alive but silent: `runs` calls it crashed; cancel must still reach it, and a resume
+    must not start a second pipeline beside it. A process that merely took over a dead
+    run's pid (this test process) is never signalled."""
+    from r1tui.runs.runner import cancel_run, is_stuck_pipeline, start_run
+
+    run_dir = tmp_path / "20261127-000000-stuk"
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "r1tui.runs.pipeline",
+                              str(run_dir)])
+    try:
+        make_run(tmp_path, run_dir.name, stuck.pid, STARTED, ("heartbeat", {}))
+        _age_events(run_dir, 600)
+        status = run_status(run_dir)
+        assert status.status == "crashed" and status.alive and "alive but stuck" in status.reason
+        assert is_stuck_pipeline(status)
+        with pytest.raises(R1Error, match="alive but stuck.*stop it first with `r1tui cancel"):
+            start_run(None, resume_run=run_dir)
+        cancel_run(run_dir)
+        assert stuck.wait(timeout=30) == -15  # SIGTERM reached it
+    finally:
+        stuck.kill()
+    other = make_run(tmp_path, "20261127-000000-reus", os.getpid(), STARTED, ("heartbeat", {}))
+    _age_events(other, 600)
+    assert run_status(other).alive and not is_stuck_pipeline(run_status(other))
+    with pytest.raises(R1Error, match="is not running"):
+        cancel_run(other)
+
+
+def test_a_run_whose_config_cannot_be_loaded_ends_failed_with_the_error(tmp_path, tiny_config_path):
+    run_dir = tmp_path / "20261127-000000-badc"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text(tiny_config_path.read_text().replace("\nr = 16", "\nr = 0"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "r1tui.runs.pipeline", str(run_dir), "--stages", "prepare"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    status = run_status(run_dir)
+    assert status.status == "failed" and "lora.r = 0" in status.error, status
