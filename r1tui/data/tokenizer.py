@@ -9,8 +9,10 @@ raw SentencePiece model for v2/v3/v7 files (fast: no mistral-common import, whic
 alone takes about 0.75 s) or mistral-common's Tekkenizer for Tekken files.
 ``load_reference`` gives mistral-common's tokenizer in fine-tuning mode: the reference
 every id we produce is checked against. ``save_hf_tokenizer`` writes a Hugging Face
-tokenizer folder for a v3 model that transformers, llama.cpp's converter and
-llama.cpp itself all tokenize identically (see the traps in the README).
+tokenizer folder for a v3 model from which llama.cpp's converter builds a GGUF that
+tokenizes exactly like training (checked by parity; see the traps in the README).
+transformers' fast tokenizer loaded from that folder is *not* identical: it splits runs
+of spaces differently, so no training id ever comes from it (the renderer makes them).
 """
 
 from __future__ import annotations
@@ -30,21 +32,33 @@ BUILTIN_FILES = {
 }
 
 # Mistral v3 chat format as Jinja, for transformers and the GGUF's embedded template.
-# Ids rendered through it equal mistral-common's (tested). A system prompt is put in
-# front of the last user message, as mistral-common does for v3.
+# As mistral-common does it: every system message joined (blank line between) in front of
+# the last user message, consecutive messages of one role merged with a blank line (a
+# system message between two user messages keeps them apart), and an empty [INST][/INST]
+# in front of a conversation that starts with the assistant.
+# The text it renders equals the text of the renderer's ids (tested on the parity
+# samples and on these merges).
 CHAT_TEMPLATE = (
-    "{%- if messages[0]['role'] == 'system' %}"
-    "{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
-    "{%- else %}{%- set loop_messages = messages %}{%- endif %}"
-    "{%- set ns = namespace(last_user=-1) %}"
-    "{%- for m in loop_messages %}{%- if m['role'] == 'user' %}{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}"
+    "{%- set ns = namespace(system='', turns=[], last_user=-1, previous='') %}"
+    "{%- for m in messages %}"
+    "{%- if m['role'] == 'system' %}"
+    "{%- set ns.system = ns.system + ('\\n\\n' if ns.system else '') + m['content'] %}"
+    "{%- elif ns.previous == m['role'] %}"
+    "{%- set ns.turns = ns.turns[:-1] + [{'role': m['role'], 'content': ns.turns[-1]['content'] + '\\n\\n' + m['content']}] %}"
+    "{%- else %}{%- set ns.turns = ns.turns + [{'role': m['role'], 'content': m['content']}] %}"
+    "{%- endif %}"
+    "{%- set ns.previous = m['role'] %}"
+    "{%- endfor %}"
+    "{%- if ns.turns and ns.turns[0]['role'] == 'assistant' %}"
+    "{%- set ns.turns = [{'role': 'user', 'content': ''}] + ns.turns %}"
+    "{%- endif %}"
+    "{%- for t in ns.turns %}{%- if t['role'] == 'user' %}{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}"
     "{{- bos_token }}"
-    "{%- for m in loop_messages %}"
-    "{%- if m['role'] == 'user' %}"
-    "{%- if loop.index0 == ns.last_user and system_message is defined %}"
-    "{{- '[INST] ' + system_message + '\\n\\n' + m['content'] + '[/INST]' }}"
-    "{%- else %}{{- '[INST] ' + m['content'] + '[/INST]' }}{%- endif %}"
-    "{%- elif m['role'] == 'assistant' %}{{- ' ' + m['content'].rstrip(' ') + eos_token }}"
+    "{%- for t in ns.turns %}"
+    "{%- if t['role'] == 'user' %}"
+    "{%- set text = ns.system + '\\n\\n' + t['content'] if loop.index0 == ns.last_user and ns.system else t['content'] %}"
+    "{{- '[INST]' + (' ' + text if text else '') + '[/INST]' }}"
+    "{%- elif t['role'] == 'assistant' %}{{- ' ' + t['content'].rstrip(' ') + eos_token }}"
     "{%- endif %}"
     "{%- endfor %}"
 )
