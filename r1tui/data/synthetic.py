@@ -71,8 +71,9 @@ def fmt(value: Fraction | int | float) -> str:
     value = Fraction(value)
     if value.denominator == 1:
         return str(value.numerator)
-    as_float = float(value)
-    text = f"{as_float:.6f}".rstrip("0").rstrip(".")
+    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    if Fraction(text) != value:
+        raise ValueError(f"{value} has no short exact decimal; write the step another way")
     return text
 
 
@@ -336,13 +337,24 @@ def _units_sample(rng: random.Random) -> Params:
     return (which, value)
 
 
+def _power(number: int, prime: int) -> int:
+    """How many times ``prime`` divides ``number``."""
+    count = 0
+    while number % prime == 0:
+        number, count = number // prime, count + 1
+    return count
+
+
 def _units_build(which: int, value: int) -> Problem:
     source, target, factor, why = _CONVERSIONS[which]
     result = value * factor
     question = f"Convert {value} {source} to {target}."
+    # 1/3.6 has no exact decimal: divide by 3.6 rather than multiply by 0.277778.
+    exact = factor.denominator == 2 ** _power(factor.denominator, 2) * 5 ** _power(factor.denominator, 5)
+    times, undo = (f"* {fmt(factor)}", f"/ {fmt(factor)}") if exact else (f"/ {fmt(1 / factor)}", f"* {fmt(1 / factor)}")
     steps = [f"Conversion factor: {why}.",
-             f"So {value} {source} = {value} * {fmt(factor)} {target} = {fmt(result)} {target}.",
-             f"Check: {fmt(result)} / {fmt(factor)} = {fmt(result / factor)} {source}."]
+             f"So {value} {source} = {value} {times} {target} = {fmt(result)} {target}.",
+             f"Check: {fmt(result)} {undo} = {fmt(result / factor)} {source}."]
     _verify(result / factor == value, "units")
     return question, steps, fmt(result)
 

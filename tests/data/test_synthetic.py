@@ -106,3 +106,47 @@ def test_assistant_format_round_trips(train_rows):
     assert extract_final_answer(content) == row["answer"]
     assert extract_final_answer("no answer here") is None
     assert extract_final_answer("<think>FINAL ANSWER: 1</think>\n\nFINAL ANSWER: 2\nmore") == "2"
+
+
+def _exact(expression: str) -> Fraction:
+    """An arithmetic expression (+ - * / ^, brackets, decimals) evaluated exactly."""
+    import ast
+    import operator
+
+    def evaluate(node):
+        if isinstance(node, ast.Constant):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -evaluate(node.operand)
+        if isinstance(node, ast.BinOp):
+            left, right = evaluate(node.left), evaluate(node.right)
+            if isinstance(node.op, ast.Pow):
+                return left ** int(right)
+            operation = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                         ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}[type(node.op)]
+            return Fraction(operation(left, right))
+        raise ValueError(ast.dump(node))
+
+    return evaluate(ast.parse(expression.strip().replace("^", "**"), mode="eval").body)
+
+
+def test_every_arithmetic_equality_in_the_traces_holds():
+    """Each `a = b` between two plain arithmetic expressions in a trace is exactly true
+    (so no trace teaches "630 * 0.277778 = 175"); a percentage on the right is /100."""
+    left_expr = re.compile(r"(?:^|(?<=[\s:,]))(-?[\d.(][\d.\s*/+()^-]*)$")
+    right_expr = re.compile(r"\s*(-?[\d.(][\d.\s*/+()^-]*?)(?=\s*(?:[A-Za-z%,;]|\.\s|\.$|$))")
+    checked = 0
+    for seed in (0, EVAL_SEED):
+        for row in generate_problems(1500, seed=seed):
+            for line in row["reasoning"].splitlines():
+                sides = line.split(" = ")
+                for left, right in zip(sides, sides[1:]):
+                    a, b = left_expr.search(left.strip()), right_expr.match(right)
+                    if not a or not b:
+                        continue
+                    expected = _exact(b.group(1))
+                    if right[b.end():].lstrip().startswith("%"):
+                        expected /= 100
+                    assert _exact(a.group(1)) == expected, line
+                    checked += 1
+    assert checked > 5000
