@@ -3,8 +3,9 @@
 ``data.source`` is one of:
 
 - ``synthetic``: the seeded offline generator (``r1tui.data.synthetic``);
-- a local ``.jsonl`` / ``.json`` (one object per line) or ``.parquet`` file, with an
-  optional field mapping (``data.fields``: canonical name -> column);
+- a local ``.jsonl`` (one object per line), ``.json`` (a JSON array, or JSON Lines) or
+  ``.parquet`` file, with an optional field mapping (``data.fields``: canonical name ->
+  column);
 - ``hf:<dataset>`` or ``hf:<dataset>:<config>``: a Hugging Face dataset, streamed
   lazily (only the rows used are fetched), through an adapter for the known corpora.
 
@@ -297,6 +298,21 @@ def _iter_jsonl(path: Path) -> Iterator[dict | MalformedRow]:
                 yield MalformedRow("invalid_json", "line is not valid JSON")
 
 
+def _iter_json(path: Path) -> Iterator[dict | MalformedRow]:
+    """A .json file: a JSON array of rows (as exported by most tools), else JSON Lines."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        yield from _iter_jsonl(path)
+        return
+    try:
+        rows = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise R1Error(f"data file {path}: starts like a JSON array but is not valid JSON ({exc}); fix it or "
+                      "write one object per line (.jsonl)") from None
+    yield from rows
+
+
 def _iter_parquet(path: Path) -> Iterator[dict]:
     import pyarrow.parquet as pq
 
@@ -315,6 +331,8 @@ def iter_local_rows(path: str | Path) -> Iterator[dict | MalformedRow]:
             yield from _iter_parquet(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise R1Error(f"data file {path}: not a readable Parquet file ({type(exc).__name__}); check the file") from None
+    elif path.suffix == ".json":
+        yield from _iter_json(path)
     else:
         yield from _iter_jsonl(path)
 

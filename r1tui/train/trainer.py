@@ -212,6 +212,9 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
     adapter_dir = run_dir / ADAPTER_DIR
     with stage(events, "train", backend=backend, dataset=str(dataset_dir),
                resume_from=str(checkpoint) if checkpoint else None, world_size=world_size) as outputs:
+        # The dataset first: a wrong or overlong one must fail in seconds, not after loading 22B.
+        dataset = load_training_dataset(dataset_dir)
+        check_dataset_fits(dataset, config, Path(dataset_dir))
         backend_module = _backend_module(backend)
         base = _ensure_base(config, run_dir)
         started = time.monotonic()
@@ -221,8 +224,6 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
         model, tokenizer = backend_module.load_model(config, base)
         events.emit("log", stage="train", level="info", message=_trainable_summary(model, backend, base))
         cancel.raise_if_requested()
-        dataset = load_training_dataset(dataset_dir)
-        check_dataset_fits(dataset, config, Path(dataset_dir))
         skip_through = last_logged_step(getattr(events, "path", None)) if resume else 0
         if checkpoint is not None or skip_through:
             first = checkpoint_step(checkpoint) + 1 if checkpoint else 1

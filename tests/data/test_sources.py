@@ -92,6 +92,18 @@ def test_jsonl_with_bad_rows_is_skipped_and_counted(tmp_path):
     assert dict(loaded.skipped) == {"invalid_json": 1, "undecodable_text": 2, "empty_answer": 1, "wrong_type": 2}
 
 
+def test_json_file_may_be_an_array_or_json_lines(tmp_path):
+    rows = [GOOD_QA, {"question": "q", "reasoning": "r", "answer": ""}, GOOD_QA]
+    (tmp_path / "array.json").write_text(json.dumps(rows, indent=2))  # pretty-printed, as tools export it
+    loaded = load_examples(str(tmp_path / "array.json"))
+    assert (len(loaded.examples), loaded.rows_read, dict(loaded.skipped)) == (2, 3, {"empty_answer": 1})
+    (tmp_path / "lines.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert len(load_examples(str(tmp_path / "lines.json")).examples) == 2
+    (tmp_path / "broken.json").write_text('[{"question": "q",')
+    with pytest.raises(R1Error, match="starts like a JSON array but is not valid JSON"):
+        load_examples(str(tmp_path / "broken.json"))
+
+
 def test_parquet_source_with_field_mapping_and_cap(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

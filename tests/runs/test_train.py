@@ -112,6 +112,13 @@ def test_a_dataset_for_another_tokenizer_or_a_longer_context_is_refused(tmp_path
     datasets.Dataset.from_dict({"input_ids": [[1] * 600], "labels": [[1] * 600]}).save_to_disk(str(tmp_path / "long"))
     with pytest.raises(R1Error, match="rows up to 600 tokens but model.max_seq_length is 512"):
         check_dataset_fits(load_training_dataset(tmp_path / "long"), config, tmp_path / "long")
+    from r1tui.train import train_adapter
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(R1Error, match="rows up to 600 tokens"):  # before any model is built or loaded
+        train_adapter(config, tmp_path / "long", run_dir)
+    assert not (run_dir / "base").exists()
     datasets.Dataset.from_dict({"input_ids": [[1, 3, 4, 2]], "labels": [[-100] * 3 + [2]]}).save_to_disk(str(tmp_path / "ok"))
     check_dataset_fits(load_training_dataset(tmp_path / "ok"), config, tmp_path / "ok")
     (tmp_path / "ok" / "stats.json").write_text('{"tokenizer": "tekken"}')
