@@ -58,7 +58,8 @@ class MaskingStats:
 
     def to_dict(self) -> dict[str, Any]:
         masked = self.tokens - self.trained_tokens
-        edges = [round(self.max_length * i / HISTOGRAM_BINS) for i in range(HISTOGRAM_BINS + 1)]
+        # bin i holds lengths in (edges[i], edges[i + 1]]: the exact integer rule of observe_length
+        edges = [-(-self.max_length * i // HISTOGRAM_BINS) for i in range(HISTOGRAM_BINS + 1)]
         return {
             "version": STATS_VERSION,
             "source": self.source,

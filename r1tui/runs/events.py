@@ -148,6 +148,11 @@ class EventReader:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
                 chunk = f.read() if max_bytes is None else f.read(max_bytes)
+                if max_bytes is not None and len(chunk) == max_bytes and b"\n" not in chunk:
+                    # one line longer than the chunk: read on to its end rather than stall on it
+                    while (more := f.read(max_bytes)) and b"\n" not in more:
+                        chunk += more
+                    chunk += more
         except FileNotFoundError:
             return []
         end = chunk.rfind(b"\n")

@@ -239,3 +239,17 @@ def test_cli_prepare_data_takes_any_source_and_an_unreachable_hub_fails_at_once(
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["examples"] == 200
+
+
+@pytest.mark.parametrize("max_length", [100, 512, 8192, 7])
+def test_histogram_edges_are_the_bins_lengths_are_counted_in(max_length):
+    """Every length from 1 to the maximum lands in the bin whose printed edges hold it."""
+    from r1tui.data.stats import MaskingStats
+
+    for length in range(1, max_length + 1):
+        stats = MaskingStats(max_length)
+        stats.observe_length(length)
+        histogram = stats.to_dict()["length_histogram"]
+        edges, counts = histogram["edges"], histogram["counts"]
+        [bin_index] = [i for i, count in enumerate(counts) if count]
+        assert edges[bin_index] < length <= edges[bin_index + 1], (length, edges)

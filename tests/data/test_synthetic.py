@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import random
 import re
 from fractions import Fraction
@@ -140,7 +141,7 @@ def test_every_arithmetic_equality_in_the_traces_holds():
         for row in generate_problems(1500, seed=seed):
             for line in row["reasoning"].splitlines():
                 sides = line.split(" = ")
-                for left, right in zip(sides, sides[1:]):
+                for left, right in itertools.pairwise(sides):
                     a, b = left_expr.search(left.strip()), right_expr.match(right)
                     if not a or not b:
                         continue

@@ -52,6 +52,21 @@ def test_reader_tails_by_offset_and_waits_for_a_partial_line(tmp_path):
     writer.close()
 
 
+def test_a_line_longer_than_the_read_chunk_does_not_stall_the_tail(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as writer:
+        writer.emit("log", message="x" * 3000)  # one event of ~3 kB
+        writer.emit("heartbeat")
+    reader = EventReader(path)
+    first = reader.read_new(max_bytes=256)  # reads on to the end of the long line (and may take more)
+    assert [e.type for e in first + reader.read_new(max_bytes=256)] == ["log", "heartbeat"]
+    assert first[0].data["message"] == "x" * 3000 and reader.read_new(max_bytes=256) == []
+    with open(path, "a") as f:
+        f.write('{"v": 1, "seq": 9, "type": "log", "data": {"message": "' + "y" * 1000)  # long, still being written
+    offset = reader.offset
+    assert reader.read_new(max_bytes=256) == [] and reader.offset == offset
+
+
 def test_a_torn_last_line_is_closed_by_the_next_writer(tmp_path):
     path = tmp_path / "events.jsonl"
     with EventWriter(path) as writer:
