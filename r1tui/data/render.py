@@ -200,7 +200,7 @@ class ChatRenderer:
             if not isinstance(content, str):
                 raise RenderError("wrong_type", f"{role} content must be a string, got {type(content).__name__}")
             _check_encodable(content)
-            if role == "assistant" and not content:
+            if role == "assistant" and not content and not self.system_in_place:
                 raise RenderError("empty_answer", "an assistant message has no content")
             if previous_role == "assistant" and role == "system":
                 raise RenderError("bad_messages", "a system message cannot follow an assistant message")
@@ -221,6 +221,8 @@ class ChatRenderer:
             if role == "system" and not self.system_in_place:
                 continue
             turns.append((role, "\n\n".join(part for part in parts if part)))
+            if role == "assistant" and not turns[-1][1]:  # v7 checks the merged run, v3 each message
+                raise RenderError("empty_answer", "an assistant message has no content")
         if not turns or (not self.system_in_place and turns[0][0] != "user"):
             turns.insert(0, ("user", ""))
         system_prompt = None if self.system_in_place else ("\n\n".join(system_parts) or None)
