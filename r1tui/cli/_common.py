@@ -20,16 +20,24 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_runs_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", metavar="DIR", default=None,
+                        help="where runs live (default: runs.dir of the config)")
+
+
 def load_cli_config(args: argparse.Namespace) -> Config:
-    """--config if given, else $R1TUI_CONFIG / ./config.toml, else the embedded defaults."""
+    """--config if given, else $R1TUI_CONFIG / ./config.toml, else the embedded defaults;
+    --runs-dir, where the command has it, overrides runs.dir."""
     if getattr(args, "config", None):
-        return load_config(args.config)
-    path = default_config_path()
-    if os.environ.get("R1TUI_CONFIG") and not path.is_file():
-        raise ConfigError(f"R1TUI_CONFIG={path}: no such config file; fix the variable or unset it")
-    if path.is_file():
-        return load_config(path)
-    return parse_config({}, origin="built-in defaults")
+        config = load_config(args.config)
+    else:
+        path = default_config_path()
+        if os.environ.get("R1TUI_CONFIG") and not path.is_file():
+            raise ConfigError(f"R1TUI_CONFIG={path}: no such config file; fix the variable or unset it")
+        config = load_config(path) if path.is_file() else parse_config({}, origin="built-in defaults")
+    if getattr(args, "runs_dir", None):
+        config.runs.dir = Path(args.runs_dir).expanduser().resolve()
+    return config
 
 
 def console(stderr: bool = False):

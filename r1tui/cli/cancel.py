@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "stop a running run cleanly: training saves a checkpoint, the log records cancelled"
 DESCRIPTION = """\
@@ -24,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", default="latest", metavar="RUN",
                         help="run id, id prefix, run folder, or 'latest' (default)")
     add_config_argument(parser)
-    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    add_runs_dir_argument(parser)
     parser.add_argument("--wait", metavar="SECONDS", type=float, default=60.0,
                         help="wait this long for the run to stop (default 60; 0: do not wait)")
     parser.add_argument("--json", action="store_true", help="print the run's status afterwards as JSON")
@@ -32,9 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
+    from r1tui.errors import R1Error
     from r1tui.runs.runner import cancel_run, resolve_run, run_status
 
-    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    if args.wait < 0:
+        raise R1Error(f"--wait {args.wait:g}: must be 0 (do not wait) or more seconds")
+    runs_dir = Path(load_cli_config(args).runs.dir)
     run_dir = resolve_run(runs_dir, args.run)
     out = console()
     if dry_run_requested():

@@ -6,7 +6,7 @@ import argparse
 import threading
 from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, console
+from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console
 from r1tui.errors import R1Error
 
 HELP = "chat with a GGUF in the terminal (streaming, think block dimmed, /reset, /exit)"
@@ -33,6 +33,7 @@ COMMANDS_HELP = "/reset forget the conversation · /exit quit · /help this line
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
+    add_runs_dir_argument(parser)
     parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--gguf", metavar="PATH", help="the GGUF to chat with (default: the run's Q4_K_M)")
     parser.add_argument("--tokenizer", metavar="SPEC", help="v3, tekken or a folder (default: model.tokenizer)")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json, progress
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+    progress,
+)
 from r1tui.config import Config, load_config
 from r1tui.errors import R1Error
 
@@ -38,6 +45,7 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
+    add_runs_dir_argument(parser)
     parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--gguf", metavar="PATH", help="evaluate this GGUF (default: the run's Q4_K_M)")
     parser.add_argument("--hf", metavar="DIR", help="evaluate a merged model or adapter folder with transformers")

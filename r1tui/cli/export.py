@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "merge the adapter, convert to GGUF, quantize, check tokenizer parity, write a Modelfile and card"
 DESCRIPTION = """\
@@ -35,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan (steps, sizes, disk) and write nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_argument(parser)
+    add_runs_dir_argument(parser)
 
 
 class EventProgress:

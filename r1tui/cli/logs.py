@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config
+from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console, load_cli_config
 
 HELP = "print a run's events readably (-f follows until the run ends)"
 DESCRIPTION = """\
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", default="latest", metavar="RUN",
                         help="run id, id prefix, run folder, or 'latest' (default)")
     add_config_argument(parser)
-    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    add_runs_dir_argument(parser)
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new events until the run ends")
     parser.add_argument("--type", metavar="TYPES", default=None,
                         help="only these event types, comma-separated (e.g. metric,error)")
@@ -39,13 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
+    from r1tui.errors import R1Error
     from r1tui.runs.display import format_event
-    from r1tui.runs.events import EVENTS_FILE, EventReader
+    from r1tui.runs.events import EVENT_TYPES, EVENTS_FILE, EventReader
     from r1tui.runs.runner import pid_alive, read_pid, resolve_run
 
-    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    types = {t.strip() for t in args.type.split(",") if t.strip()} if args.type else None
+    unknown = sorted(types - EVENT_TYPES) if types else []
+    if unknown:
+        raise R1Error(f"--type {unknown[0]}: no such event type; use some of {', '.join(sorted(EVENT_TYPES))}")
+    runs_dir = Path(load_cli_config(args).runs.dir)
     run_dir = resolve_run(runs_dir, args.run)
-    types = {t.strip() for t in args.type.split(",")} if args.type else None
     reader = EventReader(run_dir / EVENTS_FILE)
     out = console()
 

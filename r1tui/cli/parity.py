@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "check that a GGUF tokenizes exactly like the training tokenizer"
 DESCRIPTION = """\
@@ -33,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: model.tokenizer of the config)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_config_argument(parser)
+    add_runs_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

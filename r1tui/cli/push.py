@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "upload GGUFs, adapter, Modelfile and model card to the Hugging Face Hub"
 DESCRIPTION = """\
@@ -30,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and touch no network")
     parser.add_argument("--json", action="store_true", help="print the plan or result as JSON")
     add_config_argument(parser)
+    add_runs_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

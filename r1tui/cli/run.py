@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "run the whole pipeline (prepare, train, export, eval) detached; print the run id"
 DESCRIPTION = """\
@@ -50,7 +56,7 @@ def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool)
                         help="train on this already prepared dataset (from `r1tui prepare --out DIR`); skips prepare")
     parser.add_argument("--processes", metavar="N", type=int, default=1,
                         help="train with N processes under accelerate launch (DDP, backend hf); default 1")
-    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    add_runs_dir_argument(parser)
     if stages_option:
         parser.add_argument("--stages", metavar="LIST", default=None,
                             help="comma-separated subset of prepare,train,export,eval (default: all)")
@@ -59,10 +65,6 @@ def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_start_arguments(parser, stages_option=True)
-
-
-def _runs_dir(args: argparse.Namespace, config: Any) -> Path:
-    return Path(args.runs_dir).resolve() if args.runs_dir else Path(config.runs.dir)
 
 
 def start(args: argparse.Namespace, stages: list[str]) -> int:
@@ -81,7 +83,7 @@ def start(args: argparse.Namespace, stages: list[str]) -> int:
         from r1tui.config import load_config
 
         config = load_cli_config(args)
-        resume_dir = resolve_run(_runs_dir(args, config), args.resume)
+        resume_dir = resolve_run(Path(config.runs.dir), args.resume)
         config = load_config(resume_dir / "config.toml")
     else:
         config = load_cli_config(args)
@@ -94,8 +96,8 @@ def start(args: argparse.Namespace, stages: list[str]) -> int:
         out.print(f"[bold]starting[/] stages {', '.join(stages)} in the foreground (Ctrl-C cancels, a checkpoint is saved)")
     run_id = start_run(config_path, stages, detach=not args.foreground, resume_run=resume_dir,
                        dataset=Path(args.dataset).resolve() if args.dataset else None, processes=args.processes,
-                       runs_dir=_runs_dir(args, config) if not resume_dir else None)
-    run_dir = resume_dir or _runs_dir(args, config) / run_id
+                       runs_dir=Path(config.runs.dir) if not resume_dir else None)
+    run_dir = resume_dir or Path(config.runs.dir) / run_id
     if args.foreground:
         status = run_status(run_dir)
         if args.json:
@@ -129,7 +131,7 @@ def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume
     from r1tui.dryrun import build_report, report_renderables
 
     out = console()
-    where = resume_dir or (_runs_dir(args, config) / "<new id>")
+    where = resume_dir or (Path(config.runs.dir) / "<new id>")
     mode = "foreground" if args.foreground else "detached"
     out.print(f"[bold yellow]dry run[/]: nothing started, written or downloaded. Would {'resume' if resume_dir else 'start'} "
               f"{where} ({mode}, {args.processes} process{'es' if args.processes > 1 else ''}).")
@@ -170,7 +172,7 @@ def _stages_of(args: argparse.Namespace) -> list[str] | None:
     from r1tui.runs.events import EVENTS_FILE, read_events
     from r1tui.runs.runner import resolve_run
 
-    run_dir = resolve_run(_runs_dir(args, load_cli_config(args)), args.resume)
+    run_dir = resolve_run(load_cli_config(args).runs.dir, args.resume)
     started = [e for e in read_events(run_dir / EVENTS_FILE) if e.type == "run_started"]
     stages = started[-1].data.get("stages") if started else None
     return list(stages) if isinstance(stages, list) and stages else None

@@ -6,7 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, console, load_cli_config, print_json
+from r1tui.cli._common import (
+    add_config_argument,
+    add_runs_dir_argument,
+    console,
+    load_cli_config,
+    print_json,
+)
 
 HELP = "list runs: status (running, finished, failed, cancelled, crashed), stage, step, loss"
 DESCRIPTION = """\
@@ -26,7 +32,7 @@ STATUS_STYLE = {"running": "bold cyan", "finished": "green", "failed": "bold red
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--runs-dir", metavar="DIR", default=None, help="where runs live (default: runs.dir of the config)")
+    add_runs_dir_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the runs as a JSON list")
 
 
@@ -36,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.runs.display import format_duration
     from r1tui.runs.runner import is_stuck_pipeline, list_runs
 
-    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else Path(load_cli_config(args).runs.dir)
+    runs_dir = Path(load_cli_config(args).runs.dir)
     runs = list_runs(runs_dir)
     if args.json:
         print_json([r.to_dict() for r in runs])

@@ -229,3 +229,25 @@ def test_a_run_whose_config_cannot_be_loaded_ends_failed_with_the_error(tmp_path
     assert result.returncode == 1
     status = run_status(run_dir)
     assert status.status == "failed" and "lora.r = 0" in status.error, status
+
+
+def test_bad_arguments_of_logs_and_cancel_are_one_line(tmp_path, capsys):
+    from r1tui.cli import main
+
+    make_run(tmp_path, "20261127-000000-done", None, STARTED, ("run_finished", {"status": "finished"}))
+    assert main(["logs", "--runs-dir", str(tmp_path), "--type", "metric,bogus"]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: --type bogus: no such event type; use some of ")
+    assert main(["cancel", "--runs-dir", str(tmp_path), "--wait", "-1"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --wait -1: must be 0 (do not wait) or more seconds"
+
+
+@pytest.mark.parametrize("command", ["export", "push", "eval", "parity", "chat", "logs", "cancel"])
+def test_every_command_that_takes_a_run_takes_runs_dir(tmp_path, command, capsys):
+    """--runs-dir points every RUN-taking command at another runs folder."""
+    from r1tui.cli import main
+
+    make_run(tmp_path / "elsewhere", "20261127-000000-away", None, STARTED, ("run_finished", {"status": "finished"}))
+    code = main([command, "20261127-000000-away", "--runs-dir", str(tmp_path / "missing")])
+    assert code == 1 and "no runs in" in capsys.readouterr().err
+    main([command, "20261127-000000-away", "--runs-dir", str(tmp_path / "elsewhere")])
+    assert "no runs in" not in capsys.readouterr().err  # found; what follows is that command's business
