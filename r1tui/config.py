@@ -201,7 +201,26 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
         config.model.architecture = str((base / config.model.architecture).resolve())
         _check_architecture_file(config.model.architecture, origin)
     config.model.tokenizer = _resolve_tokenizer(config.model, origin)
+    problem = unsloth_quantization_problem(config) if config.train.backend == "unsloth" else None
+    if problem:
+        raise ConfigError(f"{origin}: {problem}")
     return config
+
+
+def unsloth_quantization_problem(config: Config) -> str | None:
+    """Unsloth always loads 4-bit as NF4 with double quantization, computing in train.dtype;
+    other model.bnb_4bit_* settings would be silently ignored under it."""
+    model = config.model
+    if not model.load_in_4bit:
+        return None
+    wanted = {"bnb_4bit_quant_type": (model.bnb_4bit_quant_type, "nf4"),
+              "bnb_4bit_use_double_quant": (model.bnb_4bit_use_double_quant, True),
+              "bnb_4bit_compute_dtype": (model.bnb_4bit_compute_dtype, config.train.dtype)}
+    for key, (value, unsloth_value) in wanted.items():
+        if value != unsloth_value:
+            return (f"model.{key} = {value!r}: the unsloth backend always uses {unsloth_value!r} "
+                    f"(NF4, double quant, compute in train.dtype); set it so, or train.backend = \"hf\"")
+    return None
 
 
 def _resolve_tokenizer(model: ModelConfig, origin: str) -> str:

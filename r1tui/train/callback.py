@@ -43,8 +43,8 @@ class GpuSampler(threading.Thread):
                 samples = gpu.sample_all()
                 for sample in samples:
                     self.events.emit("gpu", stage=self.stage, **sample)
-                if not samples[0].get("available"):
-                    return  # nothing will appear later; one "no GPU" event says so
+                if not samples[0].get("available") and "index" not in samples[0]:
+                    return  # no driver or no device: nothing will appear later; one "no GPU" event says so
             except Exception:  # noqa: BLE001 - sampling must never take training down
                 log.debug("GPU sample failed", exc_info=True)
             if self._halt.wait(self.interval):

@@ -106,6 +106,19 @@ def trainer_class() -> type:
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            """Resuming reloads the adapter through peft, which casts it to fp32; SFTTrainer
+            trains a quantized model's adapter in bf16 (as QLoRA does). Cast it back, as
+            SFTTrainer's __init__ does, so a resumed run computes what an uninterrupted one does."""
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            import torch
+
+            target = model if model is not None else self.model
+            if getattr(target, "is_loaded_in_4bit", False) or getattr(target, "is_loaded_in_8bit", False):
+                for name, param in target.named_parameters():
+                    if param.requires_grad and "lora_magnitude_vector" not in name:
+                        param.data = param.data.to(torch.bfloat16)
+
     return R1SFTTrainer
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r1tui.config import Config
+from r1tui.config import Config, unsloth_quantization_problem
 from r1tui.errors import R1Error
 from r1tui.runs import cancel
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
@@ -208,6 +208,8 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
     backend = resolve_backend(config)
     if backend == "unsloth" and world_size > 1:
         raise R1Error("train.backend = unsloth runs on one GPU; use backend = hf for multi-process (accelerate) training")
+    if backend == "unsloth" and (problem := unsloth_quantization_problem(config)):
+        raise R1Error(problem)  # train.backend = auto chose Unsloth on this GPU
     checkpoint = latest_checkpoint(run_dir) if resume else None
     adapter_dir = run_dir / ADAPTER_DIR
     with stage(events, "train", backend=backend, dataset=str(dataset_dir),

@@ -166,3 +166,16 @@ def test_tokenizer_auto_takes_the_model_folders_own_then_the_presets(tmp_path):
 def test_tokenizer_of_the_other_family_is_refused(architecture, tokenizer, family):
     with pytest.raises(ConfigError, match=f"is a {family} tokenizer but architecture '{architecture}' uses "):
         parse_config({"model": {"architecture": architecture, "tokenizer": tokenizer}})
+
+
+def test_unsloth_backend_refuses_4bit_settings_it_would_ignore():
+    """Unsloth loads NF4 + double quant computing in train.dtype whatever model.bnb_4bit_* say."""
+    assert parse_config({"train": {"backend": "unsloth"}}).train.backend == "unsloth"  # the defaults are its own
+    for model in ({"bnb_4bit_quant_type": "fp4"}, {"bnb_4bit_use_double_quant": False},
+                  {"bnb_4bit_compute_dtype": "float16"}):
+        with pytest.raises(ConfigError, match=f"model.{next(iter(model))} = .*the unsloth backend always uses"):
+            parse_config({"model": model, "train": {"backend": "unsloth"}})
+        assert parse_config({"model": model, "train": {"backend": "hf"}}).model == parse_config(
+            {"model": model}).model  # hf honours them
+    assert parse_config({"model": {"load_in_4bit": False, "bnb_4bit_quant_type": "fp4"},
+                         "train": {"backend": "unsloth"}}).model.load_in_4bit is False  # no 4-bit, nothing ignored

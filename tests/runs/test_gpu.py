@@ -124,3 +124,32 @@ def test_sampler_keeps_sampling_a_gpu(tmp_path, monkeypatch):
     written = read_events(tmp_path / "events.jsonl")
     assert len(written) >= 6 and all(e.type == "gpu" and e.data["available"] for e in written)
     assert {e.data["index"] for e in written} == {0, 1}
+
+
+def test_sampler_outlives_a_gpu_that_does_not_answer_once(tmp_path, monkeypatch):
+    """FakeNvml at the driver boundary: GPU handles fail for the first poll only; sampling
+    must go on (a transient driver hiccup must not end GPU events for the whole run)."""
+    module = fake_nvml()
+    answers = module.nvmlDeviceGetHandleByIndex
+    polls = []
+
+    def flaky_handle(index):
+        polls.append(index)
+        if len(polls) <= 2:  # both GPUs of the first poll
+            raise NVMLError("GPU is lost")
+        return answers(index)
+
+    module.nvmlDeviceGetHandleByIndex = flaky_handle
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        sampler = GpuSampler(events, interval=0.01)
+        sampler.start()
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(e.data["available"] for e in read_events(tmp_path / "events.jsonl")) < 2:
+            time.sleep(0.01)
+        sampler.stop()
+        sampler.join(timeout=10)
+    written = [e.data["available"] for e in read_events(tmp_path / "events.jsonl")]
+    assert written[:2] == [False, False] and written.count(True) >= 2

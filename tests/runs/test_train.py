@@ -124,3 +124,35 @@ def test_a_dataset_for_another_tokenizer_or_a_longer_context_is_refused(tmp_path
     (tmp_path / "ok" / "stats.json").write_text('{"tokenizer": "tekken"}')
     with pytest.raises(R1Error, match="prepared with tokenizer 'tekken'"):
         check_dataset_fits(load_training_dataset(tmp_path / "ok"), config, tmp_path / "ok")
+
+
+def test_a_resumed_qlora_run_keeps_its_adapter_in_bf16(tmp_path, prepared_dataset, runs_helpers):
+    """NF4 base (bitsandbytes runs 4-bit on the CPU too): SFTTrainer trains the adapter in bf16;
+    resuming must not leave it in the fp32 that peft's adapter loading casts it to."""
+    from collections import Counter
+
+    from r1tui.train import hf_backend
+    from r1tui.train import trainer as train_module
+
+    config = load_config(runs_helpers.write_config(
+        tmp_path, tmp_path / "runs", model={"max_seq_length": 128, "load_in_4bit": True, "bnb_4bit_compute_dtype": "bfloat16"},
+        train={"max_steps": 2, "save_steps": 2, "backend": "hf", "dtype": "bfloat16", "gradient_checkpointing": False}))
+    base = train_module._ensure_base(config, tmp_path / "run")
+    dataset = train_module.load_training_dataset(prepared_dataset)
+    out = tmp_path / "checkpoints"
+
+    def new_trainer():
+        model, tokenizer = hf_backend.load_model(config, base)
+        return hf_backend.trainer_class()(
+            model=model, args=train_module.training_arguments(config, out, hf_backend), train_dataset=dataset,
+            data_collator=PadCollator(pad_token_id=train_module._pad_id(tokenizer)), processing_class=tokenizer)
+
+    def adapter_dtypes(trainer):
+        return Counter(str(p.dtype) for p in trainer.model.parameters() if p.requires_grad)
+
+    first = new_trainer()
+    assert set(adapter_dtypes(first)) == {"torch.bfloat16"}
+    first.train()
+    resumed = new_trainer()
+    resumed.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    assert adapter_dtypes(resumed) == adapter_dtypes(first)
