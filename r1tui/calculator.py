@@ -205,22 +205,34 @@ def gguf_size_bytes(arch: Architecture, quant: str) -> int:
 # ---------------------------------------------------------------- training VRAM (estimate)
 
 NF4_BITS_PER_WEIGHT = 4 + 8 / 64 + 32 / (64 * 256)  # 4-bit codes, fp8 absmax per 64, fp32 per 256 absmax (double quant)
+NF4_BITS_PER_WEIGHT_SINGLE_QUANT = 4 + 32 / 64  # without double quant: an fp32 absmax per 64 weights
 OPTIMIZER_BYTES_PER_PARAM = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 8, "sgd": 0}
 CUDA_CONTEXT_BYTES = 0.5 * GIB  # CUDA context + cuBLAS workspaces, outside torch's allocator
 
-# Calibrated on an H100 with bench/gpu_vram.py (2409-sized layers, 2 and 4 of them,
-# seq 8192, r=64 on all seven projections; results in bench/results/gpu_vram_h100.json).
-# LoRA adapters: Unsloth keeps them in bf16 (weights + grads 2 + 2 bytes), peft in fp32
-# (4 + 4): the measured per-layer slope (0.242 GB vs 0.430 GB) matches that split.
-LORA_BYTES = {"unsloth": (2, 2), "hf": (4, 4)}
-# Checkpointed activations kept per layer, bytes per hidden element: Unsloth offloads them
-# to CPU RAM; the hf path keeps a bf16 hidden state plus fp32 copies (measured 3.2 B).
-CHECKPOINT_BYTES_PER_HIDDEN = {"unsloth": 0.0, "hf": 3.2}
-# Logits per token x vocab entry: hf materialises bf16 logits, an fp32 upcast, fp32
-# log-softmax and its fp32 gradient (2+4+4+4 = 14 B); Unsloth's fused loss about 5.3 B.
-LOGIT_BYTES = {"unsloth": 5.3, "hf": 14.0}
+# Dtypes, read from the libraries (not fitted):
+# - LoRA weights + grads: bf16 (2 + 2 B) under Unsloth, and under TRL's SFTTrainer for a
+#   quantized base (it casts a QLoRA adapter to bf16); fp32 (4 + 4 B) for peft on a bf16 base.
+# - embeddings, lm_head, norms: bf16, except on the hf path with a 4-bit base, where
+#   peft's prepare_model_for_kbit_training upcasts every non-4-bit parameter to fp32.
+#
+# Fitted on an H100 with bench/gpu_vram.py (2409-sized layers, 2 and 4 of them, seq 8192,
+# vocab 32768, r=64 on all seven projections; bench/results/gpu_vram_h100.json): the
+# per-layer slope fixes what each checkpointed layer keeps, the rest of the peak is put on
+# the tokens x vocab term. Every run had the same seq and vocab, so that split between a
+# token-proportional and a fixed part is an assumption the data cannot check (BENCHMARKS.md).
+# Checkpointed activations kept per layer, bytes per hidden element: Unsloth offloads
+# them to CPU RAM; the hf path keeps them on the GPU.
+CHECKPOINT_BYTES_PER_HIDDEN = {"unsloth": 0.0, "hf": 3.73}
+# Loss-side memory per token x vocab entry. Neither path holds full fp32 logits (Unsloth's
+# fused loss; TRL 1.15's chunked lm-head loss on CUDA), so this is the fitted remainder.
+LOGIT_BYTES = {"unsloth": 5.3, "hf": 10.96}
 # torch's caching allocator reserved 10-13 % more than it handed out at the peak.
 ALLOCATOR_SLACK = 0.12
+
+
+def lora_bytes(backend: str, load_in_4bit: bool) -> tuple[int, int]:
+    """(weight, gradient) bytes per LoRA parameter."""
+    return (2, 2) if backend == "unsloth" or load_in_4bit else (4, 4)
 
 
 @dataclass(frozen=True)
@@ -267,11 +279,13 @@ def estimate_training_vram(
     optimizer: str = "adamw_8bit",
     backend: str = "unsloth",
     gradient_checkpointing: bool = True,
+    double_quant: bool = True,
 ) -> VramEstimate:
     """Peak training memory, by part. Assumes bf16 compute and flash/SDPA attention (no s^2).
 
-    - weights: decoder linears in NF4 (or bf16), embeddings and lm_head in bf16.
-    - LoRA weights and gradients: bf16 under Unsloth, fp32 under peft (``LORA_BYTES``).
+    - weights: decoder linears in NF4 (4.127 bits with double quant, 4.5 without; or bf16),
+      embeddings, lm_head and norms in bf16 (fp32 on the hf path with a 4-bit base).
+    - LoRA weights and gradients: ``lora_bytes``.
     - optimizer: bytes per LoRA parameter (2 for 8-bit Adam, 8 for AdamW).
     - activations: with checkpointing, what each layer keeps (``CHECKPOINT_BYTES_PER_HIDDEN``)
       plus the recomputed layer's own live intermediates (q/k/v/o, MLP gate/up/act/product).
@@ -279,17 +293,19 @@ def estimate_training_vram(
     - overhead: allocator slack on top of the allocated peak, plus the CUDA context.
     The per-backend constants were measured (see above); everything else is arithmetic.
     """
-    backend = backend if backend in LORA_BYTES else "hf"
+    backend = backend if backend in LOGIT_BYTES else "hf"
     params = count_parameters(arch)
     tokens = seq_len * batch_size
     bf16 = 2
     if load_in_4bit:
-        weights = int(params.decoder_linear * NF4_BITS_PER_WEIGHT / 8)
+        bits = NF4_BITS_PER_WEIGHT if double_quant else NF4_BITS_PER_WEIGHT_SINGLE_QUANT
+        weights = int(params.decoder_linear * bits / 8)
     else:
         weights = params.decoder_linear * bf16
-    weights += (params.embedding + params.lm_head + params.norms) * bf16
+    unquantized_bytes = 4 if backend == "hf" and load_in_4bit else bf16
+    weights += (params.embedding + params.lm_head + params.norms) * unquantized_bytes
     lora = count_lora(arch, rank, target_modules).trainable
-    weight_bytes, grad_bytes = LORA_BYTES[backend]
+    weight_bytes, grad_bytes = lora_bytes(backend, load_in_4bit)
     q_width = arch.num_attention_heads * arch.head_dim
     kv_width = arch.num_key_value_heads * arch.head_dim
     # one layer's live intermediates during (re)computation and backward

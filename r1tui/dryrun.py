@@ -31,6 +31,7 @@ def build_report(config: Config, *, with_masking: bool = True) -> dict[str, Any]
         optimizer=config.train.optimizer,
         backend=backend,
         gradient_checkpointing=config.train.gradient_checkpointing,
+        double_quant=config.model.bnb_4bit_use_double_quant,
     )
     vram = calculator.estimate_training_vram(arch, seq_len=config.model.max_seq_length, **vram_kwargs)
     report: dict[str, Any] = {

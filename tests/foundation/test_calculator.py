@@ -105,6 +105,24 @@ def test_vram_estimate_parts_add_up_and_verdicts_are_consistent():
     assert hf.activations > estimate.activations
 
 
+def test_vram_dtypes_follow_what_the_libraries_do():
+    """QLoRA adapters are bf16 on both paths (TRL casts them), peft on a bf16 base keeps
+    them in fp32; peft's prepare_model_for_kbit_training upcasts the embeddings and head
+    to fp32 on the hf path; NF4 without double quant stores an fp32 absmax per 64 weights."""
+    arch = PRESETS["mistral-small-24b"]
+    kwargs = dict(rank=64, target_modules=ALL, seq_len=2048, batch_size=1, gpu_memory_gb=24)
+    lora = calculator.count_lora(arch, 64, ALL).trainable
+    params = count_parameters(arch)
+    unsloth = calculator.estimate_training_vram(arch, backend="unsloth", **kwargs)
+    hf = calculator.estimate_training_vram(arch, backend="hf", **kwargs)
+    hf_bf16_base = calculator.estimate_training_vram(arch, backend="hf", load_in_4bit=False, **kwargs)
+    assert unsloth.lora_weights == hf.lora_weights == 2 * lora and hf_bf16_base.lora_weights == 4 * lora
+    unquantized = params.embedding + params.lm_head + params.norms
+    assert hf.weights - unsloth.weights == 2 * unquantized  # fp32 instead of bf16
+    single = calculator.estimate_training_vram(arch, backend="unsloth", double_quant=False, **kwargs)
+    assert single.weights - unsloth.weights == pytest.approx(params.decoder_linear * (4.5 - 4.127) / 8, rel=1e-3)
+
+
 def test_inference_memory_is_weights_plus_kv_cache():
     arch = PRESETS["mistral-small-2409"]
     memory = calculator.estimate_inference_memory(arch, "Q4_K_M", n_ctx=4096)
