@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command install for a fresh Linux machine (CPU or CUDA), then the default dry run.
 #   ./install.sh            -> .venv with everything, llama.cpp's converter, `python demo.py`
-# Environment: PYTHON (default python3), VENV (default .venv).
+# Environment: PYTHON (default python3), VENV (default .venv), TORCH_INDEX_URL (optional:
+# where torch comes from, e.g. https://download.pytorch.org/whl/cpu for the small CPU build).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
@@ -11,9 +12,14 @@ LLAMA_CPP_PYTHON_VERSION=0.3.36   # keep equal to the pin in pyproject.toml
 "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 
-# 1. torch first, pinned: the CPU wheel on a CPU box, the ordinary CUDA wheel on a GPU box.
-#    Installing it first stops any later requirement from pulling a different build.
-"${PIP[@]}" "torch==2.13.0"
+# 1. torch first, pinned, from pip's configured indexes (or TORCH_INDEX_URL): PyPI's Linux
+#    wheel is the CUDA build, which also runs on a CPU; CI's pip finds the CPU wheel on its
+#    own disk. Installing it first stops any later requirement from pulling another build.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  "${PIP[@]}" --index-url "$TORCH_INDEX_URL" "torch==2.13.0"
+else
+  "${PIP[@]}" "torch==2.13.0"
+fi
 
 # 2. llama-cpp-python's source distribution: pip builds the binding from it, and we keep
 #    llama.cpp's own converter (convert_hf_to_gguf.py + conversion/ + gguf-py/) from the

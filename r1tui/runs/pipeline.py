@@ -156,13 +156,13 @@ def _setup_logging(run_dir: Path, detached: bool) -> None:
     root.setLevel(min(root.level or logging.WARNING, logging.INFO))
 
 
-def _preload_backend(config: Any, stages: Sequence[str]) -> str | None:
+def _preload_backend(config: Any, stages: Sequence[str], world_size: int = 1) -> str | None:
     """Import unsloth before anything imports transformers (it patches them)."""
     if "train" not in stages:
         return None
     from r1tui.train import resolve_backend
 
-    backend = resolve_backend(config)
+    backend = resolve_backend(config, world_size)
     if backend == "unsloth":
         import r1tui.train.unsloth_backend  # noqa: F401
     return backend
@@ -191,7 +191,7 @@ def run_pipeline(run_dir: str | Path, stages: Sequence[str] = ALL_STAGES, *, res
         backend = None
         try:  # run_started is written even when the config cannot be loaded: the failure is this run's
             config = load_config(run_dir / CONFIG_FILE)
-            backend = _preload_backend(config, stages)
+            backend = _preload_backend(config, stages, world_size)
         finally:
             events.emit("run_started", run_id=run_dir.name, config_path=source or str(run_dir / CONFIG_FILE),
                         pid=os.getpid(), stages=list(stages), dry_run=False, resumed=resume,

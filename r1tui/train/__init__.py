@@ -25,8 +25,9 @@ def unsloth_installed() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
-def resolve_backend(config_or_name: Config | str) -> str:
-    """`unsloth` or `hf`. `auto` means Unsloth when a CUDA GPU and Unsloth are present."""
+def resolve_backend(config_or_name: Config | str, world_size: int = 1) -> str:
+    """`unsloth` or `hf`. `auto` means Unsloth when a CUDA GPU and Unsloth are present and
+    training runs in one process (Unsloth trains on one GPU; several processes take hf)."""
     name = config_or_name if isinstance(config_or_name, str) else config_or_name.train.backend
     if name in BACKENDS:
         return name
@@ -36,7 +37,7 @@ def resolve_backend(config_or_name: Config | str) -> str:
         raise R1Error(f"train.backend = {name!r}: unknown backend; use auto, unsloth or hf")
     import torch
 
-    return "unsloth" if torch.cuda.is_available() and unsloth_installed() else "hf"
+    return "unsloth" if world_size == 1 and torch.cuda.is_available() and unsloth_installed() else "hf"
 
 
 def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, events: Any = None,

@@ -205,7 +205,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
     if rank != 0:
         events = NullWriter()  # under DDP only the main process writes the log
     events = events or NullWriter()
-    backend = resolve_backend(config)
+    backend = resolve_backend(config, world_size)
     if backend == "unsloth" and world_size > 1:
         raise R1Error("train.backend = unsloth runs on one GPU; use backend = hf for multi-process (accelerate) training")
     if backend == "unsloth" and (problem := unsloth_quantization_problem(config)):

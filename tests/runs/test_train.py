@@ -156,3 +156,21 @@ def test_a_resumed_qlora_run_keeps_its_adapter_in_bf16(tmp_path, prepared_datase
     resumed = new_trainer()
     resumed.train(resume_from_checkpoint=str(out / "checkpoint-2"))
     assert adapter_dtypes(resumed) == adapter_dtypes(first)
+
+
+def test_auto_backend_with_a_faked_cuda_gpu_takes_unsloth_alone_and_hf_for_several_processes(monkeypatch):
+    """CUDA cannot exist here: torch.cuda.is_available and the Unsloth check are faked."""
+    import torch
+
+    import r1tui.train as train_package
+    from r1tui.errors import R1Error
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(train_package, "unsloth_installed", lambda: True)
+    assert train_package.resolve_backend("auto") == "unsloth"
+    assert train_package.resolve_backend("auto", world_size=4) == "hf"  # Unsloth trains on one GPU
+    assert train_package.resolve_backend("unsloth", world_size=4) == "unsloth"  # named: refused later, in one line
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train_package.resolve_backend("auto") == "hf"
+    with pytest.raises(R1Error, match="unknown backend"):
+        train_package.resolve_backend("jax")
