@@ -251,3 +251,14 @@ def test_every_command_that_takes_a_run_takes_runs_dir(tmp_path, command, capsys
     assert code == 1 and "no runs in" in capsys.readouterr().err
     main([command, "20261127-000000-away", "--runs-dir", str(tmp_path / "elsewhere")])
     assert "no runs in" not in capsys.readouterr().err  # found; what follows is that command's business
+
+
+def test_runs_table_keeps_its_numbers_whole_at_80_columns(tmp_path):
+    make_run(tmp_path, "20261127-000000-wide", None, STARTED,
+             ("metric", {"_stage": "train", "step": 30, "max_steps": 30, "loss": 8.90312}),
+             ("run_finished", {"status": "finished"}))
+    result = subprocess.run([sys.executable, "-m", "r1tui", "runs", "--runs-dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "20261127-000000-wide" in line)
+    assert "30/30" in row and "8.903" in row and "finished" in row and len(row) <= 80
