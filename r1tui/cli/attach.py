@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.cli._common import load_cli_config, resolve_path
     from r1tui.dashboard.app import DashboardApp
     from r1tui.dashboard.source import resolve_run
+    from r1tui.errors import R1Error
 
     config_path = resolve_path(getattr(args, "config", None))
     runs_dir = resolve_path(getattr(args, "runs_dir", None))
@@ -58,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if dry_run is None and dry_run_requested():
         dry_run = True
     gguf = resolve_path(getattr(args, "gguf", None))
+    if gguf is not None and not gguf.is_file():
+        raise R1Error(f"--gguf {args.gguf}: not found")
     app = DashboardApp(run=run_ref, runs_dir=runs_dir, config_path=config_path, dry_run=dry_run, gguf=gguf,
                        sample_local_gpu=not getattr(args, "no_gpu_sampling", False),
                        initial_panel=getattr(args, "panel", None))
     app.run()
-    return 0
+    return app.return_code or 0  # a crash in the app (return code 1) is not a success

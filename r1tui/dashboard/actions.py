@@ -110,6 +110,18 @@ class Launched:
     argv: tuple[str, ...]
     log_path: Path | None
     process: subprocess.Popen | None = field(default=None, repr=False)
+    action: str = ""
+    returncode: int | None = None  # set once reaped
+
+    def last_error(self) -> str:
+        """Why it failed: the last ``error:`` line of its log, else the last line."""
+        try:
+            lines = [line.strip() for line in self.log_path.read_text(encoding="utf-8", errors="replace")
+                     .splitlines() if line.strip()] if self.log_path else []
+        except OSError:
+            lines = []
+        errors = [line for line in lines if line.startswith("error:")]
+        return (errors or lines or ["(no output; see the log)"])[-1]
 
 
 class Launcher:
@@ -130,12 +142,17 @@ class Launcher:
                 list(plan.argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.cwd, env=env, start_new_session=True, close_fds=True,
             )
-        launched = Launched(process.pid, plan.argv, log_path, process)
+        launched = Launched(process.pid, plan.argv, log_path, process, plan.action)
         self.launched.append(launched)
         return launched
 
-    def reap(self) -> None:
-        """Collect exited children so they do not linger as zombies while we run."""
+    def reap(self) -> list[Launched]:
+        """Collect exited children so they do not linger as zombies while we run;
+        returns the ones that just exited with a non-zero status."""
+        failed = []
         for launched in self.launched:
-            if launched.process is not None:
-                launched.process.poll()
+            if launched.process is not None and launched.returncode is None:
+                launched.returncode = launched.process.poll()
+                if launched.returncode:
+                    failed.append(launched)
+        return failed

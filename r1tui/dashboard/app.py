@@ -87,6 +87,7 @@ class DashboardApp(App[None]):
         self._last_refresh = 0.0
         self._refresh_pending = False
         self._waiting_for_new_run: tuple[set[str], float] | None = None
+        self._start: tuple[Path | None, Any, str | None, dict[str, Any] | None] | None = None
         self._open(run)
         self.set_reactive(DashboardApp.dry_run, (run is None) if dry_run is None else dry_run)
         self.initial_panel = initial_panel or ("pipeline" if run is not None else "config")
@@ -96,17 +97,9 @@ class DashboardApp(App[None]):
         self.run_ref = run
         self.state = RunState()
         self.caught_up = run is None
-        try:
-            self.config = load_run_config(run.run_dir if run else None, self.config_path)
-            self.config_error = None
-        except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
-            self.config, self.config_error = None, str(exc).splitlines()[0]
-        self.report = None
+        self.config, self.config_error, self.report = _load_config(run.run_dir if run else None, self.config_path)
         self.masking_stats = None
-        if self.config is not None:
-            from r1tui.dryrun import build_report
-
-            self.report = build_report(self.config, with_masking=False)
+        self._start = None
 
     def get_default_screen(self) -> Screen:
         return MainScreen()
@@ -202,7 +195,7 @@ class DashboardApp(App[None]):
         return None
 
     def request_refresh(self) -> None:
-        """Redraw now, or soon if we just did (bursts of events redraw ~20 times a second)."""
+        """Redraw now, or soon if we just did (bursts of events redraw at most 10 times a second: REFRESH_SECONDS)."""
         wait = REFRESH_SECONDS - (time.monotonic() - self._last_refresh)
         if wait <= 0:
             self.refresh_views()
@@ -228,7 +221,9 @@ class DashboardApp(App[None]):
                 pass  # the panel's widgets are still mounting, or already gone at exit
 
     def _tick(self) -> None:
-        self.launcher.reap()
+        for failed in self.launcher.reap():
+            self.notify(f"{failed.action or 'command'} failed (exit {failed.returncode}): {failed.last_error()}",
+                        severity="error", timeout=15)
         if self.state.is_live:
             self.refresh_views()
         self._check_new_run()
@@ -241,13 +236,29 @@ class DashboardApp(App[None]):
                         else "dry run off: actions launch detached processes", timeout=3)
 
     # -- actions ---------------------------------------------------------------
+    def start_config(self) -> tuple[Path | None, Any, str | None, dict[str, Any] | None]:
+        """What `start` launches: (config path, config, its load error, its dry-run report).
+
+        ``--config`` when given, else the config shown (the open run's frozen copy, or the
+        default lookup); with a run open, --config is loaded here, not the run's copy.
+        """
+        if self._start is None:
+            if self.config_path is not None and self.run_ref is not None:
+                self._start = (self.config_path, *_load_config(None, self.config_path))
+            else:
+                path = self.config_path or (self.config.source_path if self.config is not None else None)
+                self._start = (path, self.config, self.config_error, self.report)
+        return self._start
+
     def plan(self, name: str) -> ActionPlan:
-        config_path = self.config_path or (self.config.source_path if self.config is not None else None)
+        config_path = self.start_config()[0] if name == "start" else None
         plan = plan_action(
             name, run_dir=self.run_ref.run_dir if self.run_ref else None, config_path=config_path,
             run_status=self.state.status, python=self.python, runs_dir=self.runs_dir, show_path=self.show_path,
             quant_types=list(self.config.export.quant_types) if self.config is not None else None,
         )
+        if name == "start" and self.start_config()[2]:
+            plan = replace(plan, blocked=f"the config does not load: {self.start_config()[2]}")
         if name == "push" and not plan.blocked and self.config is not None and not self.config.hub_repo_id:
             plan = replace(plan, blocked="no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID")
         return plan
@@ -272,7 +283,7 @@ class DashboardApp(App[None]):
 
     def estimates(self, name: str) -> str:
         """The numbers behind an action, for its plan (computed, never typed in)."""
-        report = self.report
+        report = self.start_config()[3] if name == "start" else self.report
         if report is None:
             return ""
         if name == "start":
@@ -342,3 +353,14 @@ class DashboardApp(App[None]):
         for ref in find_runs(self.runs_dir)[:20]:
             yield SystemCommand(f"Open run {ref.run_id}", str(ref.run_dir),
                                 lambda ref=ref: self.switch_run(ref), discover=False)
+
+
+def _load_config(run_dir: Path | None, config_path: Path | None) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """(config, its load error, its dry-run report): the run's frozen config, else config_path."""
+    try:
+        config = load_run_config(run_dir, config_path)
+    except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, None
+    from r1tui.dryrun import build_report
+
+    return config, None, build_report(config, with_masking=False)

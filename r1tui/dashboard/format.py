@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 
@@ -23,10 +25,18 @@ def status_text(status: str) -> Text:
     return Text(f"{icon} {status}", style=style)
 
 
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, else None (NaN, infinities, strings, bools)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def duration(seconds: float | None) -> str:
+    seconds = finite(seconds)
     if seconds is None:
         return "—"
-    seconds = max(0.0, float(seconds))
+    seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(round(seconds)), 60)
@@ -35,9 +45,9 @@ def duration(seconds: float | None) -> str:
 
 
 def size(n: float | None) -> str:
+    n = finite(n)
     if n is None:
         return "—"
-    n = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -46,6 +56,7 @@ def size(n: float | None) -> str:
 
 
 def number(value: float | None, digits: int = 4) -> str:
+    value = finite(value)
     if value is None:
         return "—"
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
@@ -56,6 +67,7 @@ def number(value: float | None, digits: int = 4) -> str:
 def bar(fraction: float | None, width: int, style: str = "green") -> Text:
     """A text progress bar (deterministic, so snapshots do not depend on the clock)."""
     width = max(1, width)
+    fraction = finite(fraction)
     if fraction is None:
         return Text("─" * width, style="dim")
     fraction = max(0.0, min(1.0, fraction))

@@ -12,6 +12,7 @@ Nothing here imports Textual or Rich: the reducer is plain Python.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -233,12 +234,15 @@ class RunState:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, else None: json.loads accepts NaN and Infinity, and a writer may
+    log a string; neither may reach a plot or an int()."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _stage(state: RunState, event: Event) -> StageState | None:
@@ -358,7 +362,9 @@ def _quant_progress(state: RunState, data: dict[str, Any], progress: Progress) -
 def _metric(state: RunState, event: Event) -> None:
     data = event.data
     step = _number(data.get("step"))
-    state.last_metric.update({k: v for k, v in data.items() if v is not None})
+    # numbers only (ints kept as ints for display): a NaN or a string is dropped, not drawn
+    state.last_metric.update({k: v if isinstance(v, int) else n for k, v in data.items()
+                              if (n := _number(v)) is not None})
     if step is None:
         return
     for key, value in data.items():

@@ -61,7 +61,7 @@ class RecordingLauncher(Launcher):
 
     def launch(self, plan: ActionPlan) -> Launched:
         self.plans.append(plan)
-        launched = Launched(pid=0, argv=plan.argv, log_path=None)
+        launched = Launched(pid=0, argv=plan.argv, log_path=None, action=plan.action)
         self.launched.append(launched)
         return launched
 

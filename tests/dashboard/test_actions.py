@@ -71,3 +71,25 @@ def test_launcher_starts_a_detached_process_in_its_own_session(tmp_path, monkeyp
         time.sleep(0.05)
     assert launched.log_path.read_text().split() == ["sid", "True", "stdin", "True", "dry", "None"]
     assert os.getsid(0) != launched.pid
+
+
+def test_reap_reports_a_failed_child_with_its_error_line(tmp_path):
+    """A child that exits non-zero is reported once, with the `error:` line of its log."""
+    script = "import sys; print('loading'); print('error: lora.r: must be > 0'); print('bye'); sys.exit(1)"
+    launcher = Launcher(tmp_path / "launches")
+    ok = launcher.launch(ActionPlan("export", "ok", (sys.executable, "-c", "print('fine')")))
+    bad = launcher.launch(ActionPlan("start", "bad", (sys.executable, "-c", script)))
+    ok.process.wait(timeout=30)
+    bad.process.wait(timeout=30)
+    assert launcher.reap() == [bad]
+    assert bad.returncode == 1 and ok.returncode == 0
+    assert bad.last_error() == "error: lora.r: must be > 0"
+    assert launcher.reap() == []  # reported once
+
+
+def test_last_error_falls_back_to_the_last_line(tmp_path):
+    launcher = Launcher(tmp_path / "launches")
+    bad = launcher.launch(ActionPlan("evaluate", "bad", (sys.executable, "-c", "import sys; print('killed'); sys.exit(3)")))
+    bad.process.wait(timeout=30)
+    assert [failed.returncode for failed in launcher.reap()] == [3]
+    assert bad.last_error() == "killed"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -155,7 +156,10 @@ async def test_cancel_a_live_run_for_real(make_app, new_run, settle, wait_for, s
             await wait_for(pilot, lambda: launcher.launched, what="the launch")
             launched = launcher.launched[0]
             assert list(launched.argv) == [sys.executable, "-m", "r1tui", "cancel", str(run.run_dir)]
-            assert os.getsid(launched.pid) == launched.pid  # its own session: quitting us cannot stop it
+            try:
+                assert os.getsid(launched.pid) == launched.pid  # its own session: quitting us cannot stop it
+            except ProcessLookupError:
+                pass  # `cancel` already finished and was reaped (test_actions checks the session too)
             await wait_for(pilot, lambda: victim.poll() is not None, timeout=60, what="the run's process to stop")
             await wait_for(pilot, lambda: app.state.status == "crashed", what="the crashed status")
             await wait_for(pilot, lambda: "crashed" in screen_text(app).splitlines()[0], what="the header")
@@ -192,3 +196,121 @@ def test_attach_names_a_missing_run_in_one_line(runs_dir, repo_root):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: no runs in {runs_dir}; start one with `r1tui run` "
                                                   "(or pass --config for another runs.dir)"]
+
+
+
+def tiny_config_with_lora_r(path, r: int):
+    """The tiny config (absolute paths) with another LoRA rank, written to ``path``."""
+    from r1tui.config import dump_toml, load_config
+
+    text = dump_toml(load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"))
+    assert "[lora]\nr = 16\n" in text
+    path.write_text(text.replace("[lora]\nr = 16\n", f"[lora]\nr = {r}\n"), encoding="utf-8")
+    return path
+
+
+async def test_start_estimates_come_from_the_config_it_launches(make_app, recorded_run, launcher, settle, wait_for,
+                                                               tmp_path):
+    """--config names another config than the open run's frozen copy: the plan launches
+    --config, and its estimates are --config's numbers, not the frozen copy's."""
+    from r1tui.config import load_config
+    from r1tui.dryrun import build_report
+
+    other = tiny_config_with_lora_r(tmp_path / "other.toml", 4)
+    app = make_app(recorded_run, dry_run=True, config_path=other)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "start")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the start plan")
+        assert list(app.last_plan.argv)[3:6] == ["run", "--config", str(other)]
+        expected = build_report(load_config(other), with_masking=False)["parameters"]["lora_trainable"]
+        shown = app.report["parameters"]["lora_trainable"]  # the open run's frozen config (r = 16)
+        assert expected != shown
+        text = plan_text(app)
+        assert f"LoRA {expected:,} " in text and f"LoRA {shown:,} " not in text
+
+
+@pytest.mark.parametrize("with_run", [True, False], ids=["run-open", "no-run"])
+async def test_start_is_refused_when_its_config_does_not_load(with_run, make_app, new_run, launcher, settle,
+                                                              wait_for, tmp_path):
+    bad = tiny_config_with_lora_r(tmp_path / "bad.toml", 0)
+    app = make_app(new_run() if with_run else None, dry_run=False, config_path=bad)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "start")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the explanation")
+        text = plan_text(app)
+        assert "cannot run now: the config does not load: " in text and "lora.r" in text
+        assert "would launch:" in text and "will launch" not in text  # blocked: nothing will
+        await pilot.press("y")
+        await pilot.press("escape")
+        assert launcher.plans == []
+
+
+async def test_a_launched_command_that_fails_says_why(make_app, new_run, settle, wait_for, tmp_path):
+    """The real `r1tui export` on a run without an adapter exits 1 with one `error:` line:
+    the dashboard reaps it and shows that line as an error notification."""
+    run = new_run()
+    launcher = Launcher(tmp_path / "real-launches")
+    app = make_app(run, dry_run=False, launcher=launcher, python=sys.executable)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "export")
+        await wait_for(pilot, lambda: launcher.launched, what="the launch")
+
+        def errors() -> list[str]:
+            return [n.message for n in app._notifications if n.severity == "error"]
+
+        await wait_for(pilot, errors, timeout=60, what="the failure notification")
+        assert launcher.launched[0].returncode == 1
+        [message] = errors()
+        assert message.startswith("export failed (exit 1): error: ") and "no trained adapter" in message
+
+
+async def test_d_in_the_plan_dialog_toggles_dry_run(make_app, recorded_run, launcher, settle, wait_for,
+                                                    screen_text):
+    app = make_app(recorded_run, dry_run=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "start")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the start plan")
+        assert "d turns it off" in plan_text(app) and "d dry run" in screen_text(app)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: plan_text(app).startswith("Start a run?"), what="the plan, dry run off")
+        assert not app.dry_run and "dry run off" in screen_text(app).splitlines()[0]
+        assert "will launch (detached" in plan_text(app) and app.screen.query("#launch")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: plan_text(app).startswith("Dry run — "), what="the plan, dry run on")
+        assert app.dry_run and not app.screen.query("#launch")
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: launcher.plans, what="the launch")
+        assert [plan.action for plan in launcher.plans] == ["start"]
+
+
+def test_attach_names_a_missing_gguf_in_one_line(runs_dir, repo_root, tmp_path):
+    missing = tmp_path / "nonexistent.gguf"
+    result = subprocess.run([sys.executable, "-m", "r1tui", "attach", "--runs-dir", str(runs_dir), "--gguf",
+                             str(missing)], capture_output=True, text=True, cwd=repo_root, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: --gguf {missing}: not found"]
+
+
+def test_attach_fails_when_the_dashboard_crashed(runs_dir, monkeypatch):
+    """`r1tui attach` returns the app's return code: an exception inside the app (drawn
+    headless here, the terminal being the boundary) is exit status 1, not 0."""
+    from textual.app import App
+
+    from r1tui.cli import main
+    from r1tui.dashboard.app import DashboardApp
+
+    seen = {}
+
+    async def crash(pilot) -> None:
+        seen["app"] = pilot.app
+        await pilot.pause(0.1)
+        pilot.app.call_next(lambda: 1 / 0)
+
+    monkeypatch.setattr(DashboardApp, "run", lambda self: App.run(self, headless=True, size=(80, 24), auto_pilot=crash))
+    config = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
+    assert main(["attach", "--runs-dir", str(runs_dir), "--config", str(config), "--no-gpu-sampling"]) == 1
+    assert seen["app"].return_code == 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
+from collections import namedtuple
 
 import pytest
 from textual.widgets import Sparkline, TabbedContent
@@ -78,6 +81,7 @@ async def test_dry_run_view_without_a_run(make_app, settle, screen_text, wait_fo
         assert app.masking_stats["dry_run"] and app.masking_stats["examples"] > 0
         await pilot.press("1")
         await wait_for(pilot, lambda: "No run yet" in screen_text(app), what="pipeline panel")
+        assert "s starts one with configs/tiny.toml" in screen_text(app)  # the config start launches
 
 
 async def test_data_panel_pages_through_real_examples(make_app, exported_run, settle, screen_text, wait_for):
@@ -136,18 +140,70 @@ async def test_training_panel_plots_the_recorded_metrics(make_app, recorded_run,
             assert "⠀" in plot.plt.build() or any(ch in plot.plt.build() for ch in "⡀⣀⠉⠒⠤")
 
 
-async def test_gpu_panel_says_clearly_there_is_no_gpu(make_app, recorded_run, settle, screen_text, wait_for):
+class FakeNvmlError(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch):
+    """A stand-in for the ``pynvml`` module (the NVML boundary), so the GPU panel's local
+    sampling through r1tui.gpu answers the same on any machine: no driver, or one H100."""
+    from r1tui import gpu
+
+    def install(with_gpu: bool) -> None:
+        module = types.ModuleType("pynvml")
+        Memory = namedtuple("Memory", "total free used")
+        Rates = namedtuple("Rates", "gpu memory")
+
+        def init():
+            if not with_gpu:
+                raise FakeNvmlError("NVML Shared Library Not Found")
+
+        module.nvmlInit = init
+        module.nvmlShutdown = lambda: None
+        module.NVML_TEMPERATURE_GPU = 0
+        module.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
+        module.nvmlDeviceGetName = lambda handle: "NVIDIA H100 80GB HBM3"
+        module.nvmlDeviceGetMemoryInfo = lambda handle: Memory(total=80e9, free=60e9, used=20e9)
+        module.nvmlDeviceGetUtilizationRates = lambda handle: Rates(gpu=97, memory=40)
+        module.nvmlDeviceGetTemperature = lambda handle, sensor: 71
+        module.nvmlDeviceGetPowerUsage = lambda handle: 350_500
+        monkeypatch.setitem(sys.modules, "pynvml", module)
+        gpu.reset()
+
+    yield install
+    gpu.reset()
+
+
+async def test_gpu_panel_says_clearly_there_is_no_gpu_with_nvml_faked_absent(make_app, recorded_run, settle,
+                                                                             screen_text, wait_for, fake_nvml):
+    fake_nvml(with_gpu=False)
     app = make_app(recorded_run, sample_local_gpu=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await pilot.press("5")
         panel = app.query_one(GpuPanel)
         await wait_for(pilot, lambda: panel.local.available is not None, what="a local NVML sample")
+        await wait_for(pilot, lambda: "NVML Shared Library" in screen_text(app), what="the local reason")
         text = screen_text(app)
         recorded_sample = next(e.data for e in recorded(recorded_run) if e.type == "gpu")
         assert recorded_sample["available"] is False
-        assert text.count("no GPU") == 2  # the run's log and this machine (no NVIDIA driver here)
+        assert text.count("no GPU") == 2  # the run's log, and this machine as the fake NVML answers
         assert recorded_sample["reason"] in text
+
+
+async def test_gpu_panel_shows_this_machines_gpu_with_nvml_faked_present(make_app, recorded_run, settle,
+                                                                         screen_text, wait_for, fake_nvml):
+    fake_nvml(with_gpu=True)
+    app = make_app(recorded_run, sample_local_gpu=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "NVIDIA H100 80GB HBM3" in screen_text(app), what="the local GPU")
+        text = screen_text(app)
+        assert text.count("no GPU") == 1  # only the recorded run (a CPU run) had none
+        assert "20.0 GB / 80.0 GB (25%)" in text and "97%" in text and "71 °C" in text
+        assert app.query_one(GpuPanel).local.available is True
 
 
 async def test_gpu_panel_gauge_and_history_from_gpu_events(make_app, new_run, settle, screen_text, wait_for):
@@ -256,3 +312,95 @@ async def test_push_panel_progress_and_url(make_app, new_run, settle, screen_tex
                 break
             await pilot.pause(0.05)
         assert "https://huggingface.co/me/tiny-r1" in screen_text(app)
+
+
+async def test_push_plan_is_made_again_when_export_finishes(make_app, new_run, scripted_gguf, settle, screen_text,
+                                                            wait_for, monkeypatch):
+    """The plan lists what is on disk: made before the export (no GGUF), it is made again
+    once the export's stages finish, without leaving the panel."""
+    import shutil
+
+    from r1tui.config import load_config
+    from r1tui.export.pipeline import gguf_path
+
+    monkeypatch.setenv("HF_REPO_ID", "someone/tiny-r1")
+    run = new_run()
+    app = make_app(run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("9")
+        panel = app.query_one(PushPanel)
+        await wait_for(pilot, lambda: panel.plan is not None, what="the first plan")
+        assert "no exported GGUF" in panel.plan["error"]
+        await wait_for(pilot, lambda: "exported GGUF in gguf/" in screen_text(app), what="no GGUF, shown")
+        target = gguf_path(run.run_dir, app.config, "Q4_K_M")
+        assert target.parent == run.run_dir / "gguf" and load_config(run.run_dir / "config.toml")
+        shutil.copy(scripted_gguf, target)
+        with EventWriter(run.events_path) as writer:
+            writer.emit("stage_started", stage="quantize")
+            writer.emit("artifact", stage="quantize", kind="gguf", quant="Q4_K_M", path=str(target),
+                        bytes=target.stat().st_size)
+            writer.emit("stage_finished", stage="quantize", status="finished", duration_s=1.0)
+        await wait_for(pilot, lambda: panel.plan is not None and "files" in panel.plan, what="the plan made again")
+        await wait_for(pilot, lambda: target.name in screen_text(app), what="the GGUF in the plan")
+        assert "exported GGUF in gguf/" not in screen_text(app)
+
+
+async def test_nan_and_non_numeric_metrics_are_ignored(make_app, new_run, settle, screen_text, wait_for):
+    """json.loads accepts NaN and Infinity, and a writer may log a string: none of them is
+    plotted or parsed as a step, and the dashboard keeps running."""
+    run = new_run(events=False, results=False)
+    run.events_path.write_text(
+        '{"v": 1, "ts": 1.0, "type": "run_started", "data": {"run_id": "x", "stages": ["train"]}}\n'
+        '{"v": 1, "ts": 2.0, "type": "stage_started", "stage": "train", "data": {}}\n'
+        '{"v": 1, "ts": 3.0, "type": "metric", "stage": "train", "data": {"step": 1, "loss": 2.5}}\n'
+        '{"v": 1, "ts": 4.0, "type": "metric", "stage": "train", "data": {"step": 2, "loss": NaN, '
+        '"grad_norm": Infinity, "learning_rate": "abc"}}\n'
+        '{"v": 1, "ts": 5.0, "type": "metric", "stage": "train", "data": {"step": "abc", "loss": 1.5, '
+        '"tokens_per_s": -Infinity}}\n'
+        '{"v": 1, "ts": 6.0, "type": "stage_progress", "stage": "train", "data": {"completed": NaN, "total": 10}}\n',
+        encoding="utf-8")
+    app = make_app(run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.state.events_seen == 6
+        await pilot.press("4")
+        await wait_for(pilot, lambda: "checkpoints" in screen_text(app), what="panel 4")
+        await pilot.pause(0.7)  # past the plots' redraw interval
+        assert list(app.state.series("loss").ys) == [2.5]
+        assert len(app.state.series("grad_norm")) == 0 and len(app.state.series("learning_rate")) == 0
+        assert app.state.last_metric == {"step": 2, "loss": 1.5}
+        text = screen_text(app)
+        assert "step 0/10" in text and "nan" not in text.lower() and "inf" not in text
+        assert app.is_running and app.return_code is None
+        await pilot.press("1")
+        await wait_for(pilot, lambda: "train" in screen_text(app), what="panel 1")
+        assert app.is_running
+
+
+async def test_header_without_a_run_and_dry_run_off(make_app, settle, screen_text):
+    app = make_app(None, dry_run=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        header = screen_text(app).splitlines()[0]
+        assert "no run yet" in header and "dry run off" in header and "dry-run view" not in header
+        await pilot.press("d")
+        await pilot.pause(0.1)
+        header = screen_text(app).splitlines()[0]
+        assert "no run yet · dry-run view" in header and "DRY RUN" in header
+
+
+async def test_evaluator_table_fits_80_columns(make_app, recorded_run, settle, screen_text, wait_for):
+    app = make_app(recorded_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("7")
+        await wait_for(pilot, lambda: "eval: tiny" in screen_text(app), what="panel 7")
+        text = screen_text(app)
+        header = next(line for line in text.splitlines() if "domain" in line)
+        for column in ("domain", "correct", "accuracy", "depth", "steps", "think", "answer", "eos", "format"):
+            assert column in header, header
+        results = json.loads((recorded_run.run_dir / "eval" / "results.json").read_text())
+        for domain in results["domains"]:
+            assert any(line.split() and line.split()[0] == domain for line in text.splitlines()), domain
+        assert "…" not in "\n".join(text.splitlines()[3:-1])

@@ -99,3 +99,91 @@ async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text
         await wait_for(pilot, lambda: not isinstance(app.screen, GgufPicker), what="the picker to close")
         assert panel.gguf == other / "random-Q4_K_M.gguf"
         await wait_for(pilot, lambda: "random-Q4_K_M.gguf" in screen_text(app), what="the status line")
+
+
+def long_replies(run) -> None:
+    """The run's frozen config lets the random GGUF talk for 3,000 tokens (time to act mid-reply)."""
+    from r1tui.config import dump_toml, load_config
+
+    frozen = load_config(run.run_dir / "config.toml")
+    frozen.eval.max_new_tokens = 3000
+    frozen.eval.n_ctx = 4096
+    (run.run_dir / "config.toml").write_text(dump_toml(frozen))
+
+
+async def test_clear_during_a_reply_then_ask_again(make_app, new_run, settle, wait_for, random_gguf):
+    """ctrl+l while tokens stream: the reply of the cleared turn is dropped (its Turn is gone),
+    the panel stops generating, and the next question is answered."""
+    run = new_run(results=False)
+    long_replies(run)
+    app = make_app(run, gguf=random_gguf)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        await ask(pilot, app, "Say something.")
+        await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
+                       what="the first tokens")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: not panel.generating, timeout=30, what="generating to end")
+        assert not panel.query(Turn) and panel.messages == [] and panel.error == ""
+        await ask(pilot, app, "Again.")
+        await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
+                       what="the second reply")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not panel.generating, timeout=30, what="the stop")
+        assert [m["role"] for m in panel.messages] == ["user", "assistant"]
+        assert panel.messages[0]["content"] == "Again."
+
+
+async def test_a_gguf_that_does_not_load_says_so_as_the_answer(make_app, new_run, settle, wait_for, screen_text,
+                                                              tmp_path):
+    broken = tmp_path / "broken-Q4_K_M.gguf"
+    broken.write_bytes(b"GGUF but not really")
+    app = make_app(new_run(results=False), gguf=broken)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        await ask(pilot, app, "Hello?")
+        await wait_for(pilot, lambda: not panel.generating, timeout=60, what="the load to fail")
+        answer = str(panel.query_one(Turn).query_one(".answer").content)
+        assert answer.startswith("error: ") and answer == panel.error
+        status = str(panel.query_one("#repl-status").content)
+        assert "error: " in status and "idle" not in status
+        assert panel.messages == []  # a failed turn is not history
+        await wait_for(pilot, lambda: "error: " in screen_text(app).splitlines()[3], what="the status line")
+
+
+async def test_history_is_cleared_when_the_model_or_the_run_changes(make_app, exported_run, new_run, settle,
+                                                                    wait_for, random_gguf):
+    other_run = new_run(run_id="20991231-000000-other")
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        panel = app.query_one(ReplPanel)
+        for change in ("gguf", "run"):
+            await ask(pilot, app, "What is 2+2?")
+            await wait_for(pilot, lambda: not panel.generating and panel.messages, timeout=60, what="the reply")
+            assert len(panel.messages) == 2 and panel.tokens_per_s
+            if change == "gguf":
+                panel.use_gguf(random_gguf)
+            else:
+                app.switch_run(other_run)
+            await pilot.pause(0.1)
+            assert panel.messages == [] and not panel.query(Turn) and panel.tokens_per_s is None, change
+            if change == "gguf":
+                panel.use_gguf(exported_run.run_dir / "gguf" / next(
+                    p.name for p in (exported_run.run_dir / "gguf").glob("*.gguf")))
+
+
+async def test_the_repl_key_brings_back_the_prompt(make_app, exported_run, settle, wait_for):
+    app = make_app(exported_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        prompt = app.query_one("#prompt", Input)
+        await pilot.press("8")
+        await wait_for(pilot, lambda: app.focused is prompt, what="the prompt")
+        await pilot.press("escape")  # nothing generating: leaves the input
+        await wait_for(pilot, lambda: app.focused is not prompt, what="focus to leave the prompt")
+        await pilot.press("8")
+        await wait_for(pilot, lambda: app.focused is prompt, what="the prompt again")
+        assert app.query_one("#panels").active == "repl"

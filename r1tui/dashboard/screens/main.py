@@ -87,7 +87,10 @@ class MainScreen(Screen):
         return self.query_one(f"#panel-{panel_id}", Panel)
 
     def action_show_panel(self, panel_id: str) -> None:
-        self.query_one("#panels", TabbedContent).active = panel_id
+        tabs = self.query_one("#panels", TabbedContent)
+        if tabs.active == panel_id == ReplPanel.PANEL_ID:
+            self.query_one(ReplPanel).focus_prompt()  # already there (esc left the prompt): back to it
+        tabs.active = panel_id
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on
@@ -16,12 +17,16 @@ from textual.widgets.option_list import Option
 
 from r1tui.dashboard.actions import ActionPlan
 
+if TYPE_CHECKING:
+    from r1tui.dashboard.app import DashboardApp
+
 
 class PlanScreen(ModalScreen[bool]):
     """Shows what an action would launch. Dry run: a report only. Otherwise: confirm."""
 
     BINDINGS = [
         Binding("y", "confirm", "launch"),
+        Binding("d", "toggle_dry_run", "dry run"),
         Binding("escape,n", "dismiss_plan", "close"),
     ]
 
@@ -41,8 +46,8 @@ class PlanScreen(ModalScreen[bool]):
             body = Text()
             if plan.blocked:
                 body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
-            body.append("would launch:\n" if self.dry_run else "will launch (detached; quitting the dashboard does not stop it):\n",
-                        style="bold")
+            body.append("would launch:\n" if self.dry_run or plan.blocked
+                        else "will launch (detached; quitting the dashboard does not stop it):\n", style="bold")
             body.append(f"  {plan.shown(self.show_path)}\n", style="cyan")
             for line in plan.details:
                 body.append(f"• {line}\n")
@@ -62,6 +67,13 @@ class PlanScreen(ModalScreen[bool]):
         if action == "confirm":
             return not self.dry_run and not self.plan.blocked
         return True
+
+    def action_toggle_dry_run(self) -> None:
+        """The app's toggle, from inside the dialog: the plan is shown again under the new setting."""
+        app = cast("DashboardApp", self.app)
+        app.dry_run = self.dry_run = not app.dry_run
+        self.refresh(recompose=True)
+        self.refresh_bindings()
 
     def action_confirm(self) -> None:
         self.dismiss(True)

@@ -23,9 +23,13 @@ def results_renderables(results: dict[str, Any]) -> list[Any]:
 
     parts: list[Any] = []
     try:
-        parts.append(results_table(results))
+        table = results_table(results)
+        table.pad_edge = False  # at 80 columns every header and domain fits whole ("accuracy", not "accura…")
+        parts.append(table)
         if isinstance(results.get("comparison"), dict):
-            parts.append(comparison_table(results["comparison"]))
+            comparison = comparison_table(results["comparison"])
+            comparison.pad_edge = False
+            parts.append(comparison)
     except (KeyError, TypeError, ValueError) as exc:
         parts.append(Text(f"eval/results.json has an unexpected shape ({exc}); re-run r1tui eval", style="red"))
     if results.get("complete") is False:

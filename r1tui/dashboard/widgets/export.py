@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r1tui.dashboard.format import bar, duration, size, status_text
+from r1tui.dashboard.format import bar, duration, finite, size, status_text
 from r1tui.dashboard.source import read_json
 from r1tui.dashboard.state import RunState
 from r1tui.dashboard.widgets.base import Panel
@@ -39,7 +39,8 @@ def _artifact_bytes(state: RunState, quant: str) -> int | None:
         path = str(artifact.get("path", ""))
         if artifact.get("quant") == quant or path.upper().endswith(f"-{quant}.GGUF"):
             n = artifact.get("bytes")
-            return int(n) if isinstance(n, (int, float)) else None
+            n = finite(n)
+            return int(n) if n is not None else None
     return None
 
 

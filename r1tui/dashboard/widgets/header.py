@@ -23,7 +23,7 @@ class RunHeader(Static):
         left = Text(no_wrap=True, overflow="ellipsis")
         left.append(" r1tui ", style="bold reverse")
         if app.run_ref is None:
-            left.append("  no run yet · dry-run view", style="italic")
+            left.append("  no run yet" + (" · dry-run view" if app.dry_run else ""), style="italic")
         else:
             left.append(f" {app.run_ref.run_id}", style="bold")
         if app.run_ref is not None:

@@ -96,9 +96,10 @@ class PipelinePanel(Panel):
         self.query_one("#stages", Static).update(stage_table(state, app.clock()))
         summary = Text(no_wrap=True, overflow="ellipsis")
         if app.run_ref is None:
+            config_path = app.start_config()[0]
             summary.append("No run yet. ", style="bold")
-            summary.append("s starts one with the config shown in Config (dry run on: shows the plan only).",
-                           style="dim")
+            summary.append(f"s starts one with {app.show_path(str(config_path)) if config_path else 'the built-in config'}"
+                           " (dry run: the plan only).", style="dim")
         elif state.status == "crashed":
             why = ("the process lives but the log went silent" if state.stuck
                    else "the process is gone without a finish event")

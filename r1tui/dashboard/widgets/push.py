@@ -54,6 +54,15 @@ def plan_renderable(plan: dict[str, Any]) -> Any:
     return Group(*parts)
 
 
+# The plan lists what is on disk; these stages change it (their status and artifacts tell when).
+PLAN_INPUTS = ("merge", "gguf", "quantize", "parity", "push")
+
+
+def plan_key(run_dir: Path | None, state: RunState) -> tuple[Any, ...]:
+    """What the upload plan depends on: the run folder and how far its export went."""
+    return (run_dir, *((state.stages[name].status, len(state.stages[name].artifacts)) for name in PLAN_INPUTS))
+
+
 def push_url(state: RunState) -> str | None:
     stage = state.stages.get("push")
     if stage is not None:
@@ -75,7 +84,7 @@ class PushPanel(Panel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan: dict[str, Any] | None = None
-        self._planned_for: Path | None | bool = False
+        self._planned_for: tuple[Any, ...] | None = None  # plan_key of the plan shown (or being made)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -86,14 +95,15 @@ class PushPanel(Panel):
         app = self.dashboard
         state = app.state
         run_dir = app.run_ref.run_dir if app.run_ref else None
-        if run_dir != self._planned_for:
-            self._planned_for = run_dir
-            self.plan = None
+        key = plan_key(run_dir, state)
+        if key != self._planned_for:  # another run, or an export stage finished since: plan again
+            if self._planned_for is None or self._planned_for[0] != run_dir:
+                self.plan = None  # a plan of the same run stays shown until the new one is ready
+                self.query_one("#push-plan", Static).update(
+                    Text("computing the upload plan…" if run_dir else "no run yet: nothing to push", style="dim"))
+            self._planned_for = key
             if run_dir is not None:
-                self.query_one("#push-plan", Static).update(Text("computing the upload plan…", style="dim"))
-                self.compute_plan(run_dir)
-            else:
-                self.query_one("#push-plan", Static).update(Text("no run yet: nothing to push", style="dim"))
+                self.compute_plan(run_dir, key)
         stage = state.stages["push"]
         status = Text(no_wrap=True, overflow="ellipsis")
         status.append("push ", style="bold")
@@ -115,7 +125,7 @@ class PushPanel(Panel):
         self.query_one("#push-status", Static).update(status)
 
     @work(thread=True, exclusive=True, group="push-plan", exit_on_error=False)
-    def compute_plan(self, run_dir: Path) -> None:
+    def compute_plan(self, run_dir: Path, key: tuple[Any, ...]) -> None:
         config = self.dashboard.config
         try:
             from r1tui.export.push import push_run
@@ -126,10 +136,10 @@ class PushPanel(Panel):
                 plan = push_run(config, run_dir, events=None, dry_run=True)
             except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is shown, not raised
                 plan = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-        self.app.call_from_thread(self._planned, run_dir, plan)
+        self.app.call_from_thread(self._planned, key, plan)
 
-    def _planned(self, run_dir: Path, plan: dict[str, Any]) -> None:
-        if run_dir != self._planned_for:
-            return
+    def _planned(self, key: tuple[Any, ...], plan: dict[str, Any]) -> None:
+        if key != self._planned_for:
+            return  # the run or its export moved on meanwhile: a newer plan is coming
         self.plan = plan
         self.query_one("#push-plan", Static).update(plan_renderable(plan))

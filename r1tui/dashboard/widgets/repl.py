@@ -55,13 +55,16 @@ class Turn(Vertical):
         if self.answer:
             self.query_one(".answer", Static).update(Text(self.answer.strip()))
 
-    def finish(self, note: str) -> None:
+    def finish(self, note: str, error: str = "") -> None:
         block = self.query_one(Collapsible)
         words = len(self.think.split())
         block.title = f"thought for {words} words" if self.think else "no think block"
-        if not self.answer.strip():
+        if error:  # the model did not load, or generation failed: that is the answer
+            self.query_one(".answer", Static).update(Text(error, style="bold red"))
+        elif not self.answer.strip():
             self.query_one(".answer", Static).update(Text("(no answer after the think block)", style="dim"))
-        self.mount(Static(Text(note, style="dim"), classes="turn-note"))
+        if note:
+            self.mount(Static(Text(note, style="dim"), classes="turn-note"))
 
 
 class ReplPanel(Panel):
@@ -84,10 +87,14 @@ class ReplPanel(Panel):
         self._stop = threading.Event()
         self.generating = False
         self.tokens_per_s: float | None = None
+        self.error = ""  # the last turn's failure, shown in the status line
         self._folded = False
+        # bumped whenever the transcript is dropped: a late reply for a cleared turn is ignored
+        self._conversation = 0
 
     def reset_for_run(self) -> None:
         self.gguf = None  # the new run's own GGUF (or the one given with --gguf)
+        self._forget()
 
     def compose(self) -> ComposeResult:
         yield Static(id="repl-status")
@@ -96,6 +103,9 @@ class ReplPanel(Panel):
 
     def on_show(self) -> None:
         super().on_show()
+        self.focus_prompt()
+
+    def focus_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
     def refresh_view(self) -> None:
@@ -110,6 +120,8 @@ class ReplPanel(Panel):
         status.append(" · ")
         if self.generating:
             status.append("generating", style="bold yellow")
+        elif self.error:
+            status.append(self.error, style="bold red")
         else:
             status.append("idle", style="dim")
         if self.tokens_per_s is not None:
@@ -132,9 +144,10 @@ class ReplPanel(Panel):
         self.messages.append({"role": "user", "content": question})
         self.generating = True
         self.tokens_per_s = None
+        self.error = ""
         self._stop.clear()
         self.refresh_view()
-        self.generate(turn, list(self.messages), self.gguf)
+        self.generate(turn, list(self.messages), self.gguf, self._conversation)
 
     def action_stop(self) -> None:
         if self.generating:
@@ -143,11 +156,18 @@ class ReplPanel(Panel):
             self.app.action_focus_next()
 
     def action_clear(self) -> None:
+        self._forget()
+        self.refresh_view()
+
+    def _forget(self) -> None:
+        """Stop any reply and drop the transcript: the next question starts a new chat."""
         self._stop.set()
+        self._conversation += 1
         self.messages.clear()
         self.tokens_per_s = None
-        self.query_one("#transcript", VerticalScroll).remove_children()
-        self.refresh_view()
+        self.error = ""
+        for transcript in self.query("#transcript"):
+            transcript.remove_children()
 
     def action_fold_think(self) -> None:
         self._folded = not self._folded
@@ -164,19 +184,21 @@ class ReplPanel(Panel):
         self.app.push_screen(GgufPicker(self.dashboard.gguf_candidates(), self.gguf), chosen)
 
     def use_gguf(self, path: Path) -> None:
+        if path != self.gguf:
+            self._forget()  # another model: the old transcript is not its conversation
         self.gguf = path
         self.refresh_view()
         self.notify(f"chatting with {path.name}")
 
     # -- generation (thread worker) -----------------------------------------
     @work(thread=True, exclusive=True, group="chat", exit_on_error=False)
-    def generate(self, turn: Turn, messages: list[dict[str, str]], gguf: Path) -> None:
+    def generate(self, turn: Turn, messages: list[dict[str, str]], gguf: Path, conversation: int) -> None:
         from r1tui.infer.stream import ThinkSplitter
 
         config = self.dashboard.config
         splitter = ThinkSplitter()
         pending: list[tuple[str, str]] = []
-        note = ""
+        note = error = ""
         try:
             chat = self._load(gguf, config)
             max_tokens = config.eval.max_new_tokens if config is not None else 512
@@ -186,16 +208,16 @@ class ReplPanel(Panel):
                                      stop_event=self._stop):
                 pending += splitter.feed(chunk)
                 if time.perf_counter() - flushed >= FLUSH_SECONDS:
-                    self.app.call_from_thread(self._stream, turn, pending, chat.last)
+                    self.app.call_from_thread(self._stream, turn, pending, chat.last, conversation)
                     pending, flushed = [], time.perf_counter()
             pending += splitter.flush()
             stats = chat.last
             if stats is not None:
                 note = (f"{stats.completion_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                         f"{stats.finish_reason}")
-        except Exception as exc:  # noqa: BLE001 - shown in the transcript, never a crash
-            note = f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        self.app.call_from_thread(self._finished, turn, pending, note, chat_stats(self._chat))
+        except Exception as exc:  # noqa: BLE001 - shown as the answer and in the status line, never a crash
+            error = f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        self.app.call_from_thread(self._finished, turn, pending, note, error, chat_stats(self._chat), conversation)
 
     def _load(self, gguf: Path, config: Any) -> Any:
         if self._chat is None or self._chat_for != gguf:
@@ -210,7 +232,9 @@ class ReplPanel(Panel):
             self._chat_for = gguf
         return self._chat
 
-    def _stream(self, turn: Turn, parts: list[tuple[str, str]], stats: Any) -> None:
+    def _stream(self, turn: Turn, parts: list[tuple[str, str]], stats: Any, conversation: int) -> None:
+        if conversation != self._conversation:
+            return  # cleared meanwhile: the turn is gone
         turn.add(parts)
         speed = getattr(stats, "tokens_per_s", None)
         if speed:
@@ -218,18 +242,24 @@ class ReplPanel(Panel):
         self.refresh_view()
         self.query_one("#transcript", VerticalScroll).scroll_end(animate=False)
 
-    def _finished(self, turn: Turn, parts: list[tuple[str, str]], note: str, speed: float | None) -> None:
-        turn.add(parts)
-        turn.finish(note)
-        if turn.raw:
-            self.messages.append({"role": "assistant", "content": turn.raw})
-        elif self.messages and self.messages[-1]["role"] == "user":
-            self.messages.pop()  # nothing came back: do not leave a dangling user turn
-        self.generating = False
-        if speed:
-            self.tokens_per_s = speed
-        self.refresh_view()
-        self.query_one("#transcript", VerticalScroll).scroll_end(animate=False)
+    def _finished(self, turn: Turn, parts: list[tuple[str, str]], note: str, error: str, speed: float | None,
+                  conversation: int) -> None:
+        try:
+            if conversation != self._conversation:
+                return  # cleared meanwhile (ctrl+l, another run or GGUF): nothing to record
+            turn.add(parts)
+            turn.finish(note, error)
+            if turn.raw and not error:
+                self.messages.append({"role": "assistant", "content": turn.raw})
+            elif self.messages and self.messages[-1]["role"] == "user":
+                self.messages.pop()  # nothing came back: do not leave a dangling user turn
+            self.error = error
+            if speed:
+                self.tokens_per_s = speed
+            self.query_one("#transcript", VerticalScroll).scroll_end(animate=False)
+        finally:
+            self.generating = False  # whatever happened above, enter sends again
+            self.refresh_view()
 
     def on_unmount(self) -> None:
         self._stop.set()
