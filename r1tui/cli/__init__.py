@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
             "opens the dashboard on the newest run."
         ),
         epilog="Run `r1tui COMMAND --help` for details. Set DRY_RUN=1 to plan without doing.",
+        allow_abbrev=False,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,  # `--run x` must not quietly mean `--runs-dir x`
         )
         command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                     help="show full tracebacks and debug logs")

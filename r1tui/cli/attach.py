@@ -28,7 +28,7 @@ PANELS = ("pipeline", "config", "data", "training", "gpu", "export", "evaluator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", nargs="?", default=None, metavar="RUN", help="run id or run folder (default: newest)")
+    parser.add_argument("run", nargs="?", default=None, metavar="RUN", help="run id, id prefix, run folder, or 'latest' (default: newest)")
     add_config_argument(parser)
     parser.add_argument("--runs-dir", metavar="DIR", default=None,
                         help="where runs live (default: runs.dir of the config)")

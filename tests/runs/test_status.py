@@ -262,3 +262,10 @@ def test_runs_table_keeps_its_numbers_whole_at_80_columns(tmp_path):
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "20261127-000000-wide" in line)
     assert "30/30" in row and "8.903" in row and "finished" in row and len(row) <= 80
+
+
+def test_an_abbreviated_option_is_not_taken_for_another(tmp_path):
+    """argparse would read `--run x` as `--runs-dir x`; a typo must be an error instead."""
+    result = subprocess.run([sys.executable, "-m", "r1tui", "logs", "--run", "x"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "unrecognized arguments: --run" in result.stderr
