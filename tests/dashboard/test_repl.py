@@ -57,14 +57,19 @@ async def test_one_turn_streams_think_apart_from_the_answer(make_app, exported_r
         assert panel.messages == []
 
 
-async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, wait_for, random_gguf):
+def long_replies(run) -> None:
+    """The run's frozen config lets the random GGUF talk for 3,000 tokens (time to act mid-reply)."""
     from r1tui.config import dump_toml, load_config
 
-    run = new_run(results=False)
     frozen = load_config(run.run_dir / "config.toml")
     frozen.eval.max_new_tokens = 3000
     frozen.eval.n_ctx = 4096
     (run.run_dir / "config.toml").write_text(dump_toml(frozen))
+
+
+async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, wait_for, random_gguf):
+    run = new_run(results=False)
+    long_replies(run)
     app = make_app(run, gguf=random_gguf)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
@@ -99,16 +104,6 @@ async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text
         await wait_for(pilot, lambda: not isinstance(app.screen, GgufPicker), what="the picker to close")
         assert panel.gguf == other / "random-Q4_K_M.gguf"
         await wait_for(pilot, lambda: "random-Q4_K_M.gguf" in screen_text(app), what="the status line")
-
-
-def long_replies(run) -> None:
-    """The run's frozen config lets the random GGUF talk for 3,000 tokens (time to act mid-reply)."""
-    from r1tui.config import dump_toml, load_config
-
-    frozen = load_config(run.run_dir / "config.toml")
-    frozen.eval.max_new_tokens = 3000
-    frozen.eval.n_ctx = 4096
-    (run.run_dir / "config.toml").write_text(dump_toml(frozen))
 
 
 async def test_clear_during_a_reply_then_ask_again(make_app, new_run, settle, wait_for, random_gguf):
