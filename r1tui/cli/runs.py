@@ -55,13 +55,11 @@ def run(args: argparse.Namespace) -> int:
     for column in ("run", "status", "stage", "step", "loss", "started", "took"):
         table.add_column(column, justify="right" if column in ("step", "loss", "took") else "left",
                          no_wrap=column != "stage")  # at 80 columns the stage name gives way, not the numbers
-    now = time.time()
     for r in runs:
         step = f"{r.step}/{r.max_steps}" if r.step is not None else ""
         loss = f"{r.loss:.3f}" if isinstance(r.loss, (int, float)) else ""
         started = time.strftime("%m-%d %H:%M", time.localtime(r.started_at)) if r.started_at else ""
-        end = r.finished_at or (r.last_event_at if r.status != "running" else now)
-        took = format_duration(end - r.started_at) if r.started_at and end else ""
+        took = format_duration(r.active_s) if r.active_s is not None else ""
         status = f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]"
         stage = r.stage or ""
         if r.stage and r.stage_status.get(r.stage) not in (None, "running", "finished"):

@@ -151,6 +151,9 @@ class RunState:
         self.backend: str | None = None
         self.dry_run = False
         self.started_ts: float | None = None
+        self.attempt_started_ts: float | None = None  # the latest run_started (a resume starts one)
+        self.earlier_attempts_s = 0.0  # time the earlier attempts ran (gaps between them not counted)
+        self._previous_ts: float | None = None
         self.finished_ts: float | None = None
         self.finished_status: str | None = None
         self.error: str | None = None
@@ -179,6 +182,7 @@ class RunState:
     def apply(self, event: Event) -> None:
         self.events_seen += 1
         self.version += 1
+        self._previous_ts = self.last_ts
         if event.ts:
             self.last_ts = event.ts if self.last_ts is None else max(self.last_ts, event.ts)
         handler = _HANDLERS.get(event.type)
@@ -215,12 +219,14 @@ class RunState:
         return self.status == "running"
 
     def elapsed(self, now: float) -> float | None:
-        if self.started_ts is None:
+        """Time spent running, summed over attempts, as ``r1tui runs`` counts it
+        (``r1tui.runs.runner.active_seconds``)."""
+        if self.attempt_started_ts is None:
             return None
         end = self.finished_ts
         if end is None and self.status == "crashed":
             end = self.last_ts
-        return max(0.0, (end if end is not None else now) - self.started_ts)
+        return self.earlier_attempts_s + max(0.0, (end if end is not None else now) - self.attempt_started_ts)
 
     def stage_status(self, name: str) -> str:
         """A stage's status, with a running stage of a crashed run shown as crashed."""
@@ -266,6 +272,10 @@ def _run_started(state: RunState, event: Event) -> None:
     state.heartbeat_s = _number(data.get("heartbeat_s")) or state.heartbeat_s
     if state.started_ts is None:
         state.started_ts = event.ts
+    if state.attempt_started_ts is not None:  # a resume: the attempt before ran until it finished or went silent
+        end = state.finished_ts if state.finished_ts is not None else state._previous_ts
+        state.earlier_attempts_s += max(0.0, (end or state.attempt_started_ts) - state.attempt_started_ts)
+    state.attempt_started_ts = event.ts
     # A resumed run starts again: it is live until its next run_finished.
     state.finished_status = None
     state.finished_ts = None

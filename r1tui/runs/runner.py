@@ -175,6 +175,7 @@ class RunStatus:
     loss: float | None = None
     error: str | None = None
     reason: str | None = None  # why "crashed"
+    active_s: float | None = None  # time spent running, summed over attempts (see active_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,6 +218,24 @@ def is_stuck_pipeline(status: RunStatus) -> bool:
     return detached or any(Path(arg).name == "r1tui" for arg in args)  # `run --foreground` runs it in-process
 
 
+def active_seconds(events: Sequence[Any], now: float | None = None) -> float | None:
+    """How long a run has been running, summed over its attempts: each from its
+    run_started to its run_finished, or to its last event when it crashed, or to ``now``
+    for the live last one. The gap between a cancel and a resume does not count."""
+    total, start, last = 0.0, None, None
+    for event in events:
+        if event.type == "run_started":
+            if start is not None:  # the previous attempt crashed: it ran until its last event
+                total += (last if last is not None else start) - start
+            start = event.ts
+        elif event.type == "run_finished" and start is not None:
+            total, start = total + event.ts - start, None
+        last = event.ts
+    if start is not None:
+        total += (now if now is not None else last) - start
+    return total if last is not None and any(e.type == "run_started" for e in events) else None
+
+
 def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
     """What the event log, the pid file and the process say about a run."""
     run_dir = Path(run_dir)
@@ -256,6 +275,7 @@ def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
             info.status = event.data.get("status", "finished")
             info.finished_at = event.ts
             info.error = event.data.get("error") or info.error
+            info.active_s = active_seconds(events)
             return info
     if info.step is None:  # a resume that has not logged yet: show the step it had reached
         steps = [e for e in events if e.type == "metric" and e.data.get("step") is not None]
@@ -269,6 +289,7 @@ def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
         info.reason = f"no heartbeat for {silence:.0f} s (process {pid} is alive but stuck)"
     else:
         info.status = "running"
+    info.active_s = active_seconds(events, now if info.status == "running" else None)
     return info
 
 

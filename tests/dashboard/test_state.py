@@ -77,7 +77,22 @@ def test_resume_starts_live_again_and_keeps_history():
                      ev("metric", "train", ts=7, step=2, loss=9.0)])
     assert state.status == "running"
     assert list(state.series("loss").ys) == [10.0, 9.0]
-    assert state.started_ts == 1  # elapsed counts from the first start
+    assert state.started_ts == 1
+    assert state.elapsed(now=10) == (4 - 1) + (10 - 5)  # both attempts; the gap between them is not run time
+
+
+def test_elapsed_is_the_same_in_the_dashboard_and_in_r1tui_runs():
+    """A run that crashed (log silent after ts 3), was resumed, cancelled, resumed again."""
+    from r1tui.runs.runner import active_seconds
+
+    events = [ev("run_started", ts=1, run_id="r", pid=1), ev("metric", "train", ts=3, step=1, loss=9.0),
+              ev("run_started", ts=10, run_id="r", pid=2), ev("run_finished", ts=14, status="cancelled"),
+              ev("run_started", ts=100, run_id="r", pid=3), ev("heartbeat", ts=107)]
+    state = reduce(events)
+    assert state.elapsed(now=110) == active_seconds(events, now=110) == 2 + 4 + 10
+    events.append(ev("run_finished", ts=108, status="finished"))
+    state.apply(events[-1])
+    assert state.elapsed(now=500) == active_seconds(events) == 2 + 4 + 8
 
 
 def test_histories_are_capped():
