@@ -201,10 +201,16 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
         config.model.architecture = str((base / config.model.architecture).resolve())
         _check_architecture_file(config.model.architecture, origin)
     config.model.tokenizer = _resolve_tokenizer(config.model, origin)
+    return config
+
+
+def check_backend_settings(config: Config) -> None:
+    """Refuse, in one line, settings the chosen backend would silently ignore (checked by the
+    dry run and before a run starts, not on load: an old run's frozen config stays readable)."""
     problem = unsloth_quantization_problem(config) if config.train.backend == "unsloth" else None
     if problem:
+        origin = str(config.source_path) if config.source_path else "config"
         raise ConfigError(f"{origin}: {problem}")
-    return config
 
 
 def unsloth_quantization_problem(config: Config) -> str | None:
@@ -231,26 +237,27 @@ def _resolve_tokenizer(model: ModelConfig, origin: str) -> str:
     from r1tui.data.tokenizer import find_tokenizer_file, is_tekken
 
     preset = PRESETS.get(model.architecture)
-    if model.tokenizer == "auto":
+    spec = model.tokenizer
+    if spec == "auto":
         folders = [model.path] if model.path is not None else []
         if preset is None:
             folders.append(Path(model.architecture).parent)
-        for folder in folders:
-            if find_tokenizer_file(folder) is not None:
-                return str(folder)
-        if preset is not None:
-            return preset.tokenizer
-        raise ConfigError(f"{origin}: model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "
-                          f"{' or '.join(str(f) for f in folders)}; set model.tokenizer to v3, tekken or a folder")
+        found = next((folder for folder in folders if find_tokenizer_file(folder) is not None), None)
+        if found is None and preset is None:
+            raise ConfigError(f"{origin}: model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "
+                              f"{' or '.join(str(f) for f in folders)}; set model.tokenizer to v3, tekken or a folder")
+        spec = str(found) if found is not None else preset.tokenizer
     try:
-        tekken = is_tekken(model.tokenizer)
+        tekken = is_tekken(spec)
     except R1Error as exc:
         raise ConfigError(f"{origin}: {exc}") from None
     if preset is not None and tekken != (preset.tokenizer == "tekken"):
-        raise ConfigError(f"{origin}: model.tokenizer = {model.tokenizer!r} is a {'Tekken' if tekken else 'SentencePiece'} "
-                          f"tokenizer but architecture {model.architecture!r} uses {preset.tokenizer}; "
-                          f"set model.tokenizer = \"auto\" or \"{preset.tokenizer}\"")
-    return model.tokenizer
+        chosen = f"model.tokenizer = {spec!r}" if model.tokenizer != "auto" else f"the tokenizer in {spec}"
+        raise ConfigError(f"{origin}: {chosen} is a {'Tekken' if tekken else 'SentencePiece'} tokenizer but "
+                          f"architecture {model.architecture!r} uses {preset.tokenizer}; set model.tokenizer to "
+                          f"\"{preset.tokenizer}\" (or \"auto\" without model.path), or model.architecture to "
+                          "the model's config.json")
+    return spec
 
 
 def _check_architecture_file(path: str, origin: str) -> None:

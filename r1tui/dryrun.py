@@ -11,13 +11,14 @@ import time
 from typing import Any
 
 from r1tui import calculator
-from r1tui.config import Config
+from r1tui.config import Config, check_backend_settings
 
 REPORT_VERSION = 1
 
 
 def build_report(config: Config, *, with_masking: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
+    check_backend_settings(config)
     arch = calculator.resolve_architecture(config.model.architecture)
     params = calculator.count_parameters(arch)
     lora = calculator.count_lora(arch, config.lora.r, config.lora.target_modules)

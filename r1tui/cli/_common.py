@@ -25,6 +25,13 @@ def add_runs_dir_argument(parser: argparse.ArgumentParser) -> None:
                         help="where runs live (default: runs.dir of the config)")
 
 
+def runs_dir_of(args: argparse.Namespace) -> Path:
+    """--runs-dir when given (no config is read then), else runs.dir of the config."""
+    if getattr(args, "runs_dir", None):
+        return Path(args.runs_dir).expanduser().resolve()
+    return Path(load_cli_config(args).runs.dir)
+
+
 def load_cli_config(args: argparse.Namespace) -> Config:
     """--config if given, else $R1TUI_CONFIG / ./config.toml, else the embedded defaults;
     --runs-dir, where the command has it, overrides runs.dir."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from r1tui.cli._common import add_config_argument
+from r1tui.cli._common import add_config_argument, add_runs_dir_argument
 
 HELP = "open the dashboard on a run (default: the newest; a dry-run view when there is none)"
 DESCRIPTION = """\
@@ -28,10 +27,10 @@ PANELS = ("pipeline", "config", "data", "training", "gpu", "export", "evaluator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", nargs="?", default=None, metavar="RUN", help="run id, id prefix, run folder, or 'latest' (default: newest)")
+    parser.add_argument("run", nargs="?", default=None, metavar="RUN",
+                        help="run id, id prefix, run folder, or 'latest' (default: newest)")
     add_config_argument(parser)
-    parser.add_argument("--runs-dir", metavar="DIR", default=None,
-                        help="where runs live (default: runs.dir of the config)")
+    add_runs_dir_argument(parser)
     parser.add_argument("--gguf", metavar="PATH", default=None, help="GGUF for the REPL panel (default: the run's)")
     parser.add_argument("--panel", choices=PANELS, default=None, help="panel to open on")
     dry = parser.add_mutually_exclusive_group()
@@ -44,16 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.cli._common import load_cli_config, resolve_path
+    from r1tui.cli._common import resolve_path, runs_dir_of
     from r1tui.dashboard.app import DashboardApp
     from r1tui.dashboard.source import resolve_run
     from r1tui.errors import R1Error
 
     config_path = resolve_path(getattr(args, "config", None))
-    runs_dir = resolve_path(getattr(args, "runs_dir", None))
-    if runs_dir is None:
-        runs_dir = load_cli_config(args).runs.dir
-    runs_dir = Path(runs_dir).resolve()
+    runs_dir = runs_dir_of(args).resolve()
     run_ref = resolve_run(getattr(args, "run", None), runs_dir)
     dry_run = getattr(args, "dry_run", None)
     if dry_run is None and dry_run_requested():

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from r1tui.cli._common import (
     add_config_argument,
     add_runs_dir_argument,
     console,
-    load_cli_config,
     print_json,
+    runs_dir_of,
 )
 
 HELP = "stop a running run cleanly: training saves a checkpoint, the log records cancelled"
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.wait < 0:
         raise R1Error(f"--wait {args.wait:g}: must be 0 (do not wait) or more seconds")
-    runs_dir = Path(load_cli_config(args).runs.dir)
+    runs_dir = runs_dir_of(args)
     run_dir = resolve_run(runs_dir, args.run)
     out = console()
     if dry_run_requested():

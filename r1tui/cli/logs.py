@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console, load_cli_config
+from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console, runs_dir_of
 
 HELP = "print a run's events readably (-f follows until the run ends)"
 DESCRIPTION = """\
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(types - EVENT_TYPES) if types else []
     if unknown:
         raise R1Error(f"--type {unknown[0]}: no such event type; use some of {', '.join(sorted(EVENT_TYPES))}")
-    runs_dir = Path(load_cli_config(args).runs.dir)
+    runs_dir = runs_dir_of(args)
     run_dir = resolve_run(runs_dir, args.run)
     reader = EventReader(run_dir / EVENTS_FILE)
     out = console()

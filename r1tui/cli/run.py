@@ -87,6 +87,9 @@ def start(args: argparse.Namespace, stages: list[str]) -> int:
         config = load_config(resume_dir / "config.toml")
     else:
         config = load_cli_config(args)
+    from r1tui.config import check_backend_settings
+
+    check_backend_settings(config)
     if dry_run_requested():
         _print_plan(config, stages, args, resume_dir)
         return 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from r1tui.cli._common import (
     add_config_argument,
     add_runs_dir_argument,
     console,
-    load_cli_config,
     print_json,
+    runs_dir_of,
 )
 
 HELP = "list runs: status (running, finished, failed, cancelled, crashed), stage, step, loss"
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.runs.display import format_duration
     from r1tui.runs.runner import is_stuck_pipeline, list_runs
 
-    runs_dir = Path(load_cli_config(args).runs.dir)
+    runs_dir = runs_dir_of(args)
     runs = list_runs(runs_dir)
     if args.json:
         print_json([r.to_dict() for r in runs])

@@ -33,7 +33,8 @@ BUILTIN_FILES = {
 
 # Mistral v3 chat format as Jinja, for transformers and the GGUF's embedded template.
 # As mistral-common does it: every system message joined (blank line between) in front of
-# the last user message, consecutive messages of one role merged with a blank line (a
+# the last user message, consecutive messages of one role merged with a blank line (empty
+# ones add nothing; a
 # system message between two user messages keeps them apart), and an empty [INST][/INST]
 # in front of a conversation that starts with the assistant.
 # The text it renders equals the text of the renderer's ids (tested on the parity
@@ -42,9 +43,10 @@ CHAT_TEMPLATE = (
     "{%- set ns = namespace(system='', turns=[], last_user=-1, previous='') %}"
     "{%- for m in messages %}"
     "{%- if m['role'] == 'system' %}"
-    "{%- set ns.system = ns.system + ('\\n\\n' if ns.system else '') + m['content'] %}"
+    "{%- set ns.system = ns.system + ('\\n\\n' if ns.system and m['content'] else '') + m['content'] %}"
     "{%- elif ns.previous == m['role'] %}"
-    "{%- set ns.turns = ns.turns[:-1] + [{'role': m['role'], 'content': ns.turns[-1]['content'] + '\\n\\n' + m['content']}] %}"
+    "{%- set joined = ns.turns[-1]['content'] + ('\\n\\n' if ns.turns[-1]['content'] and m['content'] else '') + m['content'] %}"
+    "{%- set ns.turns = ns.turns[:-1] + [{'role': m['role'], 'content': joined}] %}"
     "{%- else %}{%- set ns.turns = ns.turns + [{'role': m['role'], 'content': m['content']}] %}"
     "{%- endif %}"
     "{%- set ns.previous = m['role'] %}"

@@ -25,6 +25,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -33,15 +34,21 @@ EXACT_DOMAINS = frozenset({"coding"})
 # timeout only works on the main thread, and a bounded input keeps parsing bounded.
 MAX_PARSE_CHARS = 400
 
-# "FINAL ANSWER: 42", "**Final answer:** 42", "FINAL_ANSWER = 42", "Final answer - 42" …
-_FINAL_ANSWER = re.compile(r"final[ \t_]+answer[ \t*_]*(?:[:：=]|[-–—](?=[ \t]))[ \t*]*(?:__(?=[ \t]))?[ \t*]*(.*)$",
+# "FINAL ANSWER: 42", "**Final answer:** 42", "FINAL_ANSWER: 42" anywhere on a line …
+_FINAL_ANSWER = re.compile(r"final[ \t_]+answer[ \t*_]*[:：][ \t*]*(?:__(?=[ \t]))?[ \t*]*(.*)$",
                            re.IGNORECASE | re.MULTILINE)
+# … and, only when there is no such line, "FINAL ANSWER = 42" / "Final answer - 42" at the
+# start of a line (not `final_answer = n * 2` in code, nor "# final answer - see above" after
+# a real answer line).
+_FINAL_ANSWER_LOOSE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(final[ \t_]+answer)[ \t*]*"
+                                 r"(?:=|[-–—](?=[ \t]))[ \t*]*(.*)$", re.IGNORECASE | re.MULTILINE)
 # … or a line that is only a heading ("### Final Answer", "**Final Answer**"): the value follows it.
 _FINAL_ANSWER_HEADING = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*final[ \t_]+answer[ \t]*[:：]?"
                                    r"[ \t]*(?:\*\*|__)?[ \t]*[:：]?[ \t]*()$", re.IGNORECASE | re.MULTILINE)
 _VARIABLE_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_]*(?:\([^()]*\))?\s*=\s*(?=\S)")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_E_NOTATION = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")
 _LEADING_NUMBER = re.compile(r"\s*\$?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(.*)$", re.DOTALL)
 _UNIT = re.compile(r"[A-Za-z°%ΩµμÅ][A-Za-z0-9°%ΩµμÅ/^*·.()-]*")
 _SET_SEPARATORS = re.compile(r"\s*(?:,|;|\\text\{\s*or\s*\}|\\text\{\s*and\s*\}|\bor\b|\band\b)\s*")
@@ -78,16 +85,19 @@ def extract_answer(text: str) -> ExtractedAnswer:
     """The last ``FINAL ANSWER:`` line after the think block, else the last ``\\boxed{}``.
 
     The marker is case-insensitive, may sit in bold (``**Final answer:**``) and needs
-    its colon (or ``=``, or a spaced dash), unless it is a heading on a line of its own
-    (``### Final Answer``) with the value below; "the final answer is 12" in prose is
-    not an answer line.
+    its colon, unless it is a heading on a line of its own (``### Final Answer``) with
+    the value below; without either, ``FINAL ANSWER = 42`` or ``- 42`` starting a line
+    counts (never the code identifier ``final_answer``). "The final answer is 12" in
+    prose is not an answer line.
     """
     part = split_response(text).answer_part
     matches = sorted([*_FINAL_ANSWER.finditer(part), *_FINAL_ANSWER_HEADING.finditer(part)],
                      key=lambda match: match.start())
+    if not matches:
+        matches = [m for m in _FINAL_ANSWER_LOOSE.finditer(part) if m.group(1) != "final_answer"]
     if matches:
         last = matches[-1]
-        value = last.group(1).strip()
+        value = last.group(last.lastindex or 0).strip()
         if not value:  # "FINAL ANSWER:" with the answer on the next non-empty line
             following = [line.strip() for line in part[last.end():].splitlines() if line.strip()]
             value = following[0] if following else ""
@@ -186,6 +196,8 @@ def _normalize_math(value: str) -> str:
     value = value.strip().strip("$").strip()
     value = re.sub(r"^\\[\[(]|\\[\])]$", "", value).strip()  # \[ … \] and \( … \)
     value = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), value)
+    # "1.6e-19" as a plain decimal: math-verify's LaTeX reading would take the e for Euler's number
+    value = _E_NOTATION.sub(lambda m: format(Decimal(m.group(0)), "f"), value)
     return value.rstrip(" .").strip()
 
 
@@ -245,9 +257,10 @@ def _equivalent(gold: str, guess: str, tolerance: float) -> str | None:
     guess_parsed = _parses(guess)
     if _math_verify_equal(gold_parsed, guess_parsed):
         return "symbolic"
+    exact = bool(re.fullmatch(r"[-+]?\d+", _lone_number(gold) or ""))
     for target in _numbers(gold, gold_parsed):
         for value in _numbers(guess, guess_parsed):
-            if numerically_equal(value, target, tolerance, stated=_lone_number(guess)):
+            if numerically_equal(value, target, tolerance, stated=_lone_number(guess), exact=exact):
                 return "numeric"
     return None
 
@@ -267,18 +280,20 @@ def _number_and_unit(value: str) -> tuple[str, str] | None:
     return (match.group(1), unit) if not unit or _UNIT.fullmatch(unit) else None
 
 
-def numerically_equal(value: float, target: float, tolerance: float, stated: str | None = None) -> bool:
-    """An integer reference must be met exactly. A fractional one is met within the relative
-    ``tolerance``, or by an answer that is the reference rounded to the digits it states
-    (``stated``, e.g. "9.8" for 9.81: half a unit in its last place), given at least two
-    significant digits, so "0.7" is not 2/3 but "0.67" is."""
-    if float(target).is_integer():
+def numerically_equal(value: float, target: float, tolerance: float, stated: str | None = None,
+                      exact: bool = False) -> bool:
+    """A reference written as an integer (``exact``: "100", "12 N") must be met exactly.
+    Any other is met within the relative ``tolerance``, or by an answer that is the
+    reference rounded to the digits it states (``stated``, e.g. "9.8" for 9.81: half a
+    unit in its last place), given at least two significant digits, so "0.7" is not 2/3
+    but "0.67" is."""
+    if exact:
         return value == target
     if abs(value - target) <= tolerance * abs(target):
         return True
     if stated is None:
         return False
-    digits = stated.lstrip("+-").split("e")[0].split("E")[0]
+    digits = stated.lstrip("+-")
     significant = len(digits.replace(".", "").lstrip("0"))
     decimals = len(digits.split(".")[1]) if "." in digits else 0
     return significant >= 2 and abs(value - target) <= 0.5 * 10 ** -decimals * (1 + 1e-9)

@@ -206,16 +206,25 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_stuck_pipeline(status: RunStatus) -> bool:
-    """A run reported crashed whose process is alive and is this run's pipeline (not a
-    process that took over a dead run's pid): it can still be cancelled, not resumed."""
-    if status.status != "crashed" or not status.alive or status.pid is None:
+    """A run reported crashed whose process is alive and is this run's pipeline: it can
+    still be cancelled, not resumed. A process that took over a dead run's pid started
+    after the run did, so the process must have started no later than the latest attempt
+    (its start time from /proc; without /proc nothing can be told, and the answer is no)."""
+    if status.status != "crashed" or not status.alive or status.pid is None or status.started_at is None:
         return False
+    started = process_start_time(status.pid)
+    return started is not None and started <= status.started_at + 1.0
+
+
+def process_start_time(pid: int) -> float | None:
+    """When a process started (epoch seconds), from /proc; None where that cannot be read."""
     try:
-        args = Path(f"/proc/{status.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return True  # no /proc to ask: trust the pid file
-    detached = "r1tui.runs.pipeline" in args and any(Path(arg).name == status.run_id for arg in args)
-    return detached or any(Path(arg).name == "r1tui" for arg in args)  # `run --foreground` runs it in-process
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def active_seconds(events: Sequence[Any], now: float | None = None) -> float | None:
@@ -377,7 +386,7 @@ def cancel_run(run_dir: str | Path, wait: float = 0.0) -> RunStatus:
     deadline = time.monotonic() + wait
     while wait > 0 and time.monotonic() < deadline:
         status = run_status(run_dir)
-        if status.status != "running":
+        if status.status != "running" and not is_stuck_pipeline(status):
             return status
         time.sleep(0.2)
     return run_status(run_dir)

@@ -53,6 +53,15 @@ def test_common_answer_line_forms(tail, expected):
     assert (found.text, found.source) == (expected, "final_answer")
 
 
+@pytest.mark.parametrize("tail, expected", [
+    ("FINAL ANSWER: def f(): return 1\n# final answer - computed above", "def f(): return 1"),  # colon line wins
+    ("```python\nfinal_answer = n * 2\n```", None),  # a code identifier, not an answer line
+    ("so the result:\nFinal answer - the loop runs 3 times", "the loop runs 3 times"),
+])
+def test_loose_answer_forms_only_start_a_line_and_only_without_a_colon_line(tail, expected):
+    assert extract_answer(response("x", tail)).text == expected
+
+
 def test_missing_answer_line():
     found = extract_answer(response("2 + 2 = 4", "The final answer is 4"))
     assert (found.text, found.source) == (None, "none")
@@ -145,6 +154,19 @@ def test_answers_that_share_only_part_of_the_reference_are_wrong(predicted, refe
 def test_a_fractional_reference_rounded_to_the_digits_given_is_right(predicted, reference):
     check = check_answer(predicted, reference, "physics", numeric_tolerance=0.0)
     assert check.correct and check.method == "numeric", check
+
+
+@pytest.mark.parametrize("predicted, reference, domain, correct", [
+    ("1.6e-19 C", "1.6e-19", "physics", True),
+    ("1.5e-3", "0.0015", "math", True),
+    ("3e8", "3.00 \\times 10^8", "physics", True),
+    ("6.02e23", "6.02 \\times 10^{23}", "physics", True),
+    ("1.5e-3", "0.001234", "physics", False),  # rounding allowance scales with the exponent
+    ("12.0", "12 N", "physics", True),
+    ("12.4", "12 N", "physics", False),         # an integer reference is met exactly
+])
+def test_e_notation_is_a_number_not_eulers_e(predicted, reference, domain, correct):
+    assert check_answer(predicted, reference, domain).correct is correct
 
 
 def test_unit_of_an_answer():

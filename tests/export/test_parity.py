@@ -67,7 +67,8 @@ def test_sample_texts_are_the_training_chat_template(exported_run):
 
 def test_chat_template_merges_roles_as_mistral_common_does():
     """Every role sequence mistral-common accepts (system messages anywhere it allows them,
-    runs of one role) renders through the embedded template to the training text."""
+    runs of one role, empty messages) renders through the embedded template to the
+    training text."""
     import itertools
 
     from r1tui.errors import R1Error
@@ -76,14 +77,17 @@ def test_chat_template_merges_roles_as_mistral_common_does():
     checked = 0
     for length in range(1, 6):
         for roles in itertools.product(("system", "user", "assistant"), repeat=length):
-            messages = [{"role": role, "content": f"{role[0]}{i}  text "} for i, role in enumerate(roles)]
-            try:
-                expected = training_encoding(messages)[1]
-            except R1Error:
-                continue  # refused by Mistral's rules (e.g. nothing to answer): no template text to match
-            assert render_template(messages) == expected, roles
-            checked += 1
-    assert checked > 100
+            # every message with text, and (up to 4 messages) each also empty, as chat clients send
+            for empty in itertools.product((False, True), repeat=length if length <= 4 else 0):
+                messages = [{"role": role, "content": "" if empty and empty[i] else f"{role[0]}{i}  text "}
+                            for i, role in enumerate(roles)]
+                try:
+                    expected = training_encoding(messages)[1]
+                except R1Error:
+                    continue  # refused by Mistral's rules (e.g. nothing to answer): no template text to match
+                assert render_template(messages) == expected, messages
+                checked += 1
+    assert checked > 500
 
 
 def test_space_prefix_trap_fails_with_the_first_differing_tokens(space_prefix_gguf):

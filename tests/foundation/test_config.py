@@ -168,14 +168,38 @@ def test_tokenizer_of_the_other_family_is_refused(architecture, tokenizer, famil
         parse_config({"model": {"architecture": architecture, "tokenizer": tokenizer}})
 
 
-def test_unsloth_backend_refuses_4bit_settings_it_would_ignore():
-    """Unsloth loads NF4 + double quant computing in train.dtype whatever model.bnb_4bit_* say."""
-    assert parse_config({"train": {"backend": "unsloth"}}).train.backend == "unsloth"  # the defaults are its own
+def test_unsloth_backend_refuses_4bit_settings_it_would_ignore(tmp_path, capsys, monkeypatch):
+    """Unsloth loads NF4 + double quant computing in train.dtype whatever model.bnb_4bit_* say:
+    the dry run and `run`/`train` refuse other values; loading such a config (an old run's
+    frozen copy, say) still works."""
+    from r1tui.cli import main
+    from r1tui.config import check_backend_settings
+
+    check_backend_settings(parse_config({"train": {"backend": "unsloth"}}))  # the defaults are its own
     for model in ({"bnb_4bit_quant_type": "fp4"}, {"bnb_4bit_use_double_quant": False},
                   {"bnb_4bit_compute_dtype": "float16"}):
+        config = parse_config({"model": model, "train": {"backend": "unsloth"}})
         with pytest.raises(ConfigError, match=f"model.{next(iter(model))} = .*the unsloth backend always uses"):
-            parse_config({"model": model, "train": {"backend": "unsloth"}})
-        assert parse_config({"model": model, "train": {"backend": "hf"}}).model == parse_config(
-            {"model": model}).model  # hf honours them
-    assert parse_config({"model": {"load_in_4bit": False, "bnb_4bit_quant_type": "fp4"},
-                         "train": {"backend": "unsloth"}}).model.load_in_4bit is False  # no 4-bit, nothing ignored
+            check_backend_settings(config)
+        check_backend_settings(parse_config({"model": model, "train": {"backend": "hf"}}))  # hf honours them
+    check_backend_settings(parse_config({"model": {"load_in_4bit": False, "bnb_4bit_quant_type": "fp4"},
+                                         "train": {"backend": "unsloth"}}))  # no 4-bit, nothing ignored
+    path = tmp_path / "config.toml"
+    path.write_text('[model]\nbnb_4bit_quant_type = "fp4"\n[train]\nbackend = "unsloth"\n')
+    monkeypatch.setenv("DRY_RUN", "1")  # were it not refused, train would only print its plan
+    for command in (["dry-run"], ["train"]):
+        assert main([*command, "--config", str(path)]) == 1
+        assert "the unsloth backend always uses 'nf4'" in capsys.readouterr().err
+
+
+def test_tokenizer_auto_checks_the_family_of_what_it_found(tmp_path):
+    from r1tui.data.tokenizer import tokenizer_file
+
+    folder = tmp_path / "Mistral-Small-24B"
+    folder.mkdir()
+    (folder / "tekken.json").symlink_to(tokenizer_file("tekken"))
+    with pytest.raises(ConfigError, match=f"the tokenizer in {folder} is a Tekken tokenizer but architecture "
+                                          "'mistral-small-2409' uses v3"):
+        parse_config({"model": {"path": str(folder)}})
+    assert parse_config({"model": {"path": str(folder), "architecture": "mistral-small-24b"}}).model.tokenizer == \
+        str(folder)

@@ -192,32 +192,48 @@ def _age_events(run_dir: Path, seconds: float) -> None:
     path.write_text("".join(json.dumps({**e, "ts": e["ts"] - seconds}) + "\n" for e in lines))
 
 
-def test_a_stuck_pipeline_can_be_cancelled_but_not_resumed(tmp_path):
-    """Alive but silent: `runs` calls it crashed; cancel must still reach it, and a resume
-    must not start a second pipeline beside it. A process that merely took over a dead
-    run's pid (this test process) is never signalled."""
+def test_a_stuck_pipeline_can_be_cancelled_but_not_resumed(tmp_path, monkeypatch):
+    """Alive but silent: `runs` calls it crashed; cancel must still reach it (and --wait
+    waits for it), and a resume must not start a second pipeline beside it.
+
+    A log goes stale only after 60 s, so the log is moved 10 minutes into the past, and the
+    process's start time (read from /proc) is faked to fall before it."""
+    from r1tui.runs import runner
     from r1tui.runs.runner import cancel_run, is_stuck_pipeline, start_run
 
     run_dir = tmp_path / "20261127-000000-stuk"
-    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "r1tui.runs.pipeline",
-                              str(run_dir)])
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         make_run(tmp_path, run_dir.name, stuck.pid, STARTED, ("heartbeat", {}))
         _age_events(run_dir, 600)
+        monkeypatch.setattr(runner, "process_start_time", lambda pid: time.time() - 700)
         status = run_status(run_dir)
         assert status.status == "crashed" and status.alive and "alive but stuck" in status.reason
         assert is_stuck_pipeline(status)
         with pytest.raises(R1Error, match="alive but stuck.*stop it first with `r1tui cancel"):
             start_run(None, resume_run=run_dir)
-        cancel_run(run_dir)
-        assert stuck.wait(timeout=30) == -15  # SIGTERM reached it
+        after = cancel_run(run_dir, wait=30)
+        assert stuck.poll() == -15 and not after.alive  # SIGTERM reached it and --wait saw it go
     finally:
         stuck.kill()
-    other = make_run(tmp_path, "20261127-000000-reus", os.getpid(), STARTED, ("heartbeat", {}))
-    _age_events(other, 600)
-    assert run_status(other).alive and not is_stuck_pipeline(run_status(other))
-    with pytest.raises(R1Error, match="is not running"):
-        cancel_run(other)
+
+
+def test_a_process_that_took_over_a_dead_runs_pid_is_never_signalled(tmp_path):
+    """A process named like ours, started after the run (its pid reused), is not the run's."""
+    from r1tui.runs.runner import cancel_run, is_stuck_pipeline, process_start_time
+
+    impostor = subprocess.Popen(["bash", "-c", "exec -a r1tui sleep 60"])
+    try:
+        assert abs(process_start_time(impostor.pid) - time.time()) < 5  # read from /proc, really
+        run_dir = make_run(tmp_path, "20261127-000000-reus", impostor.pid, STARTED, ("heartbeat", {}))
+        _age_events(run_dir, 600)
+        status = run_status(run_dir)
+        assert status.alive and status.status == "crashed" and not is_stuck_pipeline(status)
+        with pytest.raises(R1Error, match="is not running"):
+            cancel_run(run_dir)
+        assert impostor.poll() is None
+    finally:
+        impostor.kill()
 
 
 def test_a_run_whose_config_cannot_be_loaded_ends_failed_with_the_error(tmp_path, tiny_config_path):
@@ -269,3 +285,15 @@ def test_an_abbreviated_option_is_not_taken_for_another(tmp_path):
     result = subprocess.run([sys.executable, "-m", "r1tui", "logs", "--run", "x"], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and "unrecognized arguments: --run" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["runs", "logs", "cancel"])
+def test_runs_dir_commands_read_no_config(tmp_path, command):
+    """With --runs-dir, listing, reading and cancelling runs need no config: a broken
+    ./config.toml nearby must not stop them."""
+    make_run(tmp_path / "runs", "20261127-000000-done", None, STARTED, ("run_finished", {"status": "finished"}))
+    (tmp_path / "config.toml").write_text('[model]\ntokenizer = "/nonexistent/tok"\n')
+    result = subprocess.run([sys.executable, "-m", "r1tui", command, "--runs-dir", str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "config.toml" not in result.stderr, result.stderr
+    assert result.returncode == (1 if command == "cancel" else 0)  # cancel: the run is not running
