@@ -67,16 +67,22 @@ def long_replies(run) -> None:
     (run.run_dir / "config.toml").write_text(dump_toml(frozen))
 
 
+async def first_tokens_of_a_long_reply(pilot, app, settle, wait_for) -> ReplPanel:
+    """Ask the random model (which talks for 3,000 tokens) and wait for its first tokens."""
+    await settle(pilot, app)
+    panel = app.query_one(ReplPanel)
+    await ask(pilot, app, "Say something.")
+    await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
+                   what="the first tokens")
+    return panel
+
+
 async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, wait_for, random_gguf):
     run = new_run(results=False)
     long_replies(run)
     app = make_app(run, gguf=random_gguf)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, app)
-        panel = app.query_one(ReplPanel)
-        await ask(pilot, app, "Say something.")
-        await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
-                       what="the first tokens")
+        panel = await first_tokens_of_a_long_reply(pilot, app, settle, wait_for)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not panel.generating, timeout=30, what="the stop")
         turn = panel.query_one(Turn)
@@ -113,11 +119,7 @@ async def test_clear_during_a_reply_then_ask_again(make_app, new_run, settle, wa
     long_replies(run)
     app = make_app(run, gguf=random_gguf)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, app)
-        panel = app.query_one(ReplPanel)
-        await ask(pilot, app, "Say something.")
-        await wait_for(pilot, lambda: panel.query(Turn) and panel.query_one(Turn).raw, timeout=60,
-                       what="the first tokens")
+        panel = await first_tokens_of_a_long_reply(pilot, app, settle, wait_for)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: not panel.generating, timeout=30, what="generating to end")
         assert not panel.query(Turn) and panel.messages == [] and panel.error == ""
