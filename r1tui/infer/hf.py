@@ -17,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from r1tui.errors import R1Error
-from r1tui.infer.prompt import Message, decode, render_prompt_ids, special_ids
+from r1tui.infer.prompt import Message, decode, special_ids
 from r1tui.infer.stream import (
     FINISH_EOS,
     FINISH_STOPPED,
-    Generation,
+    ChatModel,
     GenerationStats,
     token_budget,
 )
@@ -29,7 +29,7 @@ from r1tui.infer.stream import (
 log = logging.getLogger(__name__)
 
 
-class HFChat:
+class HFChat(ChatModel):
     def __init__(self, model_dir: str | Path, tokenizer_spec: str = "v3", n_ctx: int = 4096, seed: int = 0,
                  device: str | None = None, dtype: str = "auto"):
         import torch
@@ -44,9 +44,6 @@ class HFChat:
         torch_dtype = _dtype(dtype, self.device)
         self.model = _load(self.model_dir, torch_dtype).to(self.device).eval()
         _, self.eos_id = special_ids(tokenizer_spec)
-
-    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        return render_prompt_ids(messages, self.tokenizer_spec)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
                stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
@@ -89,12 +86,6 @@ class HFChat:
         text = decode(generated, self.tokenizer_spec)
         if text.startswith(emitted) and len(text) > len(emitted):
             yield text[len(emitted):]
-
-    def generate(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-                 stop_event: threading.Event | None = None, top_p: float = 1.0) -> Generation:
-        text = "".join(self.stream(messages, max_tokens, temperature, stop_event, top_p))
-        assert self.last is not None
-        return Generation(text, self.last)
 
     def close(self) -> None:
         self.model = None

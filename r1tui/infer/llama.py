@@ -16,12 +16,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from r1tui.errors import R1Error
-from r1tui.infer.prompt import Message, render_prompt_ids, special_ids, vocab_size
+from r1tui.infer.prompt import Message, special_ids, vocab_size
 from r1tui.infer.stream import (
     FINISH_EOS,
     FINISH_LENGTH,
     FINISH_STOPPED,
-    Generation,
+    ChatModel,
     GenerationStats,
     TextAssembler,
     token_budget,
@@ -30,7 +30,7 @@ from r1tui.infer.stream import (
 log = logging.getLogger(__name__)
 
 
-class LlamaChat:
+class LlamaChat(ChatModel):
     """A loaded GGUF that answers conversations.
 
     ``stream`` yields text chunks; once it is exhausted ``last`` holds the finish
@@ -66,9 +66,6 @@ class LlamaChat:
                 f"{tokenizer_spec!r} has {vocab_size(tokenizer_spec)}; pass the model's tokenizer (--tokenizer)"
             )
         self._stop_ids = {eos, self._llama.token_eos()}
-
-    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        return render_prompt_ids(messages, self.tokenizer_spec)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
                stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
@@ -108,21 +105,9 @@ class LlamaChat:
         log.debug("generated %d tokens (%s) at %.1f tok/s", stats.completion_tokens, stats.finish_reason,
                   stats.tokens_per_s)
 
-    def generate(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-                 stop_event: threading.Event | None = None, top_p: float = 1.0) -> Generation:
-        """The whole reply at once."""
-        text = "".join(self.stream(messages, max_tokens, temperature, stop_event, top_p))
-        assert self.last is not None
-        return Generation(text, self.last)
-
     def close(self) -> None:
         llama = getattr(self, "_llama", None)
         if llama is not None:
             llama.close()
             self._llama = None
 
-    def __enter__(self) -> LlamaChat:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

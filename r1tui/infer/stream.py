@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from r1tui.infer.prompt import Message
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -49,6 +55,40 @@ def token_budget(prompt_tokens: int, n_ctx: int, max_tokens: int) -> tuple[int, 
 class Generation:
     text: str
     stats: GenerationStats
+
+
+class ChatModel:
+    """What LlamaChat and HFChat share: the training prompt, the whole reply at once, and
+    use as a context manager. A backend sets ``tokenizer_spec`` and ``last`` and defines
+    ``stream`` and ``close``."""
+
+    tokenizer_spec: str
+    last: GenerationStats | None = None
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        from r1tui.infer.prompt import render_prompt_ids
+
+        return render_prompt_ids(messages, self.tokenizer_spec)
+
+    def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
+               stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
+        raise NotImplementedError
+
+    def generate(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
+                 stop_event: threading.Event | None = None, top_p: float = 1.0) -> Generation:
+        """The whole reply at once."""
+        text = "".join(self.stream(messages, max_tokens, temperature, stop_event, top_p))
+        assert self.last is not None
+        return Generation(text, self.last)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class TextAssembler:
