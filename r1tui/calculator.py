@@ -9,7 +9,7 @@ per-tensor type choices and block sizes, so they are exact up to the file's meta
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 GB = 1e9
@@ -220,6 +220,8 @@ CUDA_CONTEXT_BYTES = 0.5 * GIB  # CUDA context + cuBLAS workspaces, outside torc
 # per-layer slope fixes what each checkpointed layer keeps, the rest of the peak is put on
 # the tokens x vocab term. Every run had the same seq and vocab, so that split between a
 # token-proportional and a fixed part is an assumption the data cannot check (BENCHMARKS.md).
+# ``fit_vram_constants`` (bench/vram_fit.py) derives the two constants below from the
+# recorded peaks; a test keeps them equal to that fit.
 # Checkpointed activations kept per layer, bytes per hidden element: Unsloth offloads
 # them to CPU RAM; the hf path keeps them on the GPU.
 CHECKPOINT_BYTES_PER_HIDDEN = {"unsloth": 0.0, "hf": 3.73}
@@ -328,6 +330,35 @@ def estimate_training_vram(
     allocated = sum(parts.values())
     return VramEstimate(**parts, overhead=int(allocated * ALLOCATOR_SLACK + CUDA_CONTEXT_BYTES),
                         gpu_bytes=int(gpu_memory_gb * GB))
+
+
+def fit_vram_constants(measurements: list[dict], target_modules: list[str] | tuple[str, ...],
+                       rank: int = 64) -> dict[str, tuple[float, float]]:
+    """(CHECKPOINT_BYTES_PER_HIDDEN, LOGIT_BYTES) per backend from measured peaks, as
+    bench/vram_fit.py prints them: rows of bench/gpu_vram.py (2409-sized layers), two layer
+    counts at one sequence length per backend. The per-layer slope fixes the checkpoint
+    bytes, the rest of the peak the loss-side bytes; every other part is the arithmetic above."""
+    shape = PRESETS["mistral-small-2409"]
+    fitted = {}
+    for backend in sorted({row["backend"] for row in measurements}):
+        rows = sorted((r for r in measurements if r["backend"] == backend), key=lambda r: r["layers"])
+        first, last = rows[0], rows[-1]
+        seq, per_layer = first["seq"], first["seq"] * shape.hidden_size
+        rest_first, rest_last = (_unscaled_rest(shape, row, backend, rank, target_modules) for row in (first, last))
+        checkpoint = (rest_last - rest_first) / ((last["layers"] - first["layers"]) * per_layer)
+        logits = (rest_first - first["layers"] * per_layer * checkpoint) / (seq * shape.vocab_size)
+        fitted[backend] = (checkpoint, logits)
+    return fitted
+
+
+def _unscaled_rest(shape: Architecture, row: dict, backend: str, rank: int,
+                   target_modules: list[str] | tuple[str, ...]) -> float:
+    """A measured peak less every part of the estimate the two fitted constants do not scale."""
+    arch = replace(shape, num_hidden_layers=row["layers"])
+    estimate = estimate_training_vram(arch, rank=rank, target_modules=target_modules, seq_len=row["seq"],
+                                      batch_size=1, gpu_memory_gb=80, backend=backend)
+    kept = row["layers"] * row["seq"] * arch.hidden_size * CHECKPOINT_BYTES_PER_HIDDEN[backend]
+    return row["peak_allocated"] - (estimate.allocated - estimate.logits - kept)
 
 
 def max_fitting_seq_len(arch: Architecture, upper: int = 131072, **kwargs) -> int:

@@ -143,6 +143,15 @@ def test_vram_estimate_within_ten_percent_of_the_h100_measurements(repo_root):
         assert abs(estimate.allocated * (1 + calculator.ALLOCATOR_SLACK) - row["peak_reserved"]) / row["peak_reserved"] < 0.10, row
 
 
+def test_fitted_vram_constants_are_the_fit_of_the_recorded_measurements(repo_root):
+    """The calculator's two fitted constants per backend, derived again from the H100 peaks
+    (bench/vram_fit.py prints the same); rounded to 0.01 where they were written down."""
+    measured = json.loads((repo_root / "bench" / "results" / "gpu_vram_h100.json").read_text())["results"]
+    for backend, (checkpoint, logits) in calculator.fit_vram_constants(measured, ALL).items():
+        assert calculator.CHECKPOINT_BYTES_PER_HIDDEN[backend] == pytest.approx(checkpoint, abs=0.005), backend
+        assert calculator.LOGIT_BYTES[backend] == pytest.approx(logits, abs=0.005), backend
+
+
 def test_22b_at_8192_fits_24_gb_with_unsloth_but_not_hf():
     arch = PRESETS["mistral-small-2409"]
     kwargs = dict(rank=64, target_modules=ALL, seq_len=8192, batch_size=1, gpu_memory_gb=24)
