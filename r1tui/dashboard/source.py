@@ -9,11 +9,10 @@ it (``r1tui.runs.runner.resolve_run``). The dashboard reads its ``events.jsonl``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from r1tui.export._util import read_json  # noqa: F401 - re-exported for the panels
 from r1tui.runs.events import EVENTS_FILE, Event, EventReader
 from r1tui.runs.runner import pid_alive, read_pid, run_folders  # noqa: F401 - pid_alive re-exported for the panels
 from r1tui.runs.runner import resolve_run as resolve_run_path
@@ -77,12 +76,6 @@ class EventTail:
         except OSError:
             return True
 
-
-def read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def load_run_config(run_dir: Path | None, fallback: str | Path | None = None):

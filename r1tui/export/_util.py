@@ -106,8 +106,15 @@ def fingerprint(*paths: Path, extra: Any = None) -> str:
     return digest.hexdigest()
 
 
-def read_stamp(stamp: Path) -> dict[str, Any]:
+def read_json(path: Path) -> Any | None:
+    """A JSON file's content, or None when it is missing or unreadable."""
     try:
-        return json.loads(stamp.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return None
+
+
+def read_stamp(stamp: Path) -> dict[str, Any]:
+    """A JSON object file (stamps, parity.json), or {} when missing or not an object."""
+    data = read_json(stamp)
+    return data if isinstance(data, dict) else {}

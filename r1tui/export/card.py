@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1tui.export._util import fingerprint, format_bytes, read_stamp, write_text_atomic
+from r1tui.export._util import fingerprint, format_bytes, read_json, read_stamp, write_text_atomic
 
 MRL_LINK = "https://mistral.ai/licenses/MRL-0.1.md"
 HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
@@ -23,25 +23,29 @@ HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4
 TAGS = ["gguf", "llama.cpp", "ollama", "lora", "peft", "mistral", "reasoning", "distillation", "r1tui"]
 
 
-def checked_ggufs(run_dir: Path) -> list[Path]:
-    """The GGUFs the last export made and checked for tokenizer parity (gguf/parity.json)."""
-    gguf_dir = Path(run_dir) / "gguf"
-    return [gguf_dir / name for name in (read_stamp(gguf_dir / "parity.json").get("files") or {})]
+def read_parity(run_dir: Path) -> dict[str, Any]:
+    """gguf/parity.json, the last export's tokenizer check ({} when there is none)."""
+    return read_stamp(Path(run_dir) / "gguf" / "parity.json")
 
 
-def published_ggufs(run_dir: Path, config) -> list[Path]:
+def checked_ggufs(run_dir: Path, parity: dict[str, Any]) -> list[Path]:
+    """The GGUFs the last export made and checked for tokenizer parity."""
+    return [Path(run_dir) / "gguf" / name for name in (parity.get("files") or {})]
+
+
+def published_ggufs(run_dir: Path, config, parity: dict[str, Any] | None = None) -> list[Path]:
     """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type.
     A GGUF left over from an earlier export, or copied in, is never one of them."""
-    files = [p for p in checked_ggufs(run_dir) if p.is_file()]
+    checked = checked_ggufs(run_dir, read_parity(run_dir) if parity is None else parity)
+    files = [p for p in checked if p.is_file()]
     keep_f16 = "F16" in config.export.quant_types
     return [p for p in files if keep_f16 or not p.name.endswith("-F16.gguf")] or files
 
 
-def parity_is_current(run_dir: Path) -> bool:
-    """gguf/parity.json still describes the files on disk (none rewritten or removed since):
+def parity_is_current(run_dir: Path, parity: dict[str, Any]) -> bool:
+    """parity.json still describes the files on disk (none rewritten or removed since):
     the export's own fingerprint of the checked files, taken again."""
-    parity = read_stamp(Path(run_dir) / "gguf" / "parity.json")
-    checked = checked_ggufs(run_dir)
+    checked = checked_ggufs(run_dir, parity)
     return bool(checked) and all(p.is_file() for p in checked) and parity.get("inputs") == fingerprint(
         *checked, extra={"tokenizer": parity.get("tokenizer")})
 
@@ -102,13 +106,6 @@ def _yaml(meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _flatten(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     if isinstance(data, dict):
@@ -163,10 +160,10 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
     meta = card_metadata(config)
     arch = resolve_architecture(config.model.architecture)
     lora = count_lora(arch, config.lora.r, config.lora.target_modules)
-    export = _read_json(run_dir / "gguf" / "export.json") or {}
-    stats = _read_json(run_dir / "data" / "stats.json")
-    results = _read_json(run_dir / "eval" / "results.json")
-    parity = _read_json(run_dir / "gguf" / "parity.json")
+    export = read_json(run_dir / "gguf" / "export.json") or {}
+    stats = read_json(run_dir / "data" / "stats.json")
+    results = read_json(run_dir / "eval" / "results.json")
+    parity = read_parity(run_dir)
     adapter_file = run_dir / "adapter" / "adapter_model.safetensors"
     repo_name = repo_id.split("/")[-1] if repo_id else run_dir.name
     licence = meta.get("license_name", meta["license"])
@@ -184,7 +181,7 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
         "| file | size | tensor types | calculator estimate |",
         "| --- | --- | --- | --- |",
     ]
-    published = {p.name for p in published_ggufs(run_dir, config)}
+    published = {p.name for p in published_ggufs(run_dir, config, parity)}
     for report in (export.get("gguf") or {}).values():
         if Path(report["path"]).name not in published:
             continue

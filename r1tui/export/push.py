@@ -53,14 +53,15 @@ def _card_bytes(config, run_dir: Path, repo_id: str) -> int:
 
 def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
     """Repo, visibility and every file with its size; reads only the run folder."""
-    from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs
+    from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs, read_parity
 
     run_dir = Path(run_dir).resolve()
-    ggufs = published_ggufs(run_dir, config)
+    parity = read_parity(run_dir)
+    ggufs = published_ggufs(run_dir, config, parity)
     if not ggufs:
         raise R1Error(f"{run_dir}: no exported GGUF in gguf/ (none checked by parity); "
                       f"run `r1tui export {run_dir.name}` first")
-    checked = checked_ggufs(run_dir)
+    checked = checked_ggufs(run_dir, parity)
     left_out = sorted(p.name for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith(".") and p not in checked)
     files: list[dict[str, Any]] = [{"path_in_repo": p.name, "local": str(p), "bytes": p.stat().st_size} for p in ggufs]
     adapter_dir = run_dir / "adapter"
@@ -76,7 +77,6 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
     for name, path in (("Modelfile", run_dir / "gguf" / "Modelfile"), ("parity.json", run_dir / "gguf" / "parity.json")):
         if path.is_file():
             files.append({"path_in_repo": name, "local": str(path), "bytes": path.stat().st_size})
-    parity = _read_json(run_dir / "gguf" / "parity.json")
     repo_id = config.hub_repo_id
     card_path = run_dir / "card" / "README.md"
     files.append({"path_in_repo": "README.md", "local": str(card_path), "bytes": _card_bytes(config, run_dir, repo_id),
@@ -89,7 +89,7 @@ def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
         "total_bytes": sum(f["bytes"] for f in files),
         "token": _token_source(),
         # None: never checked, or a checked file was rewritten since (so it must be checked again)
-        "parity_ok": parity.get("ok") if isinstance(parity, dict) and parity_is_current(run_dir) else None,
+        "parity_ok": parity.get("ok") if parity_is_current(run_dir, parity) else None,
         "not_published": left_out,
     }
 
@@ -104,15 +104,6 @@ def adapter_config_for_hub(config, path: Path) -> bytes:
     if not named or Path(named).is_absolute() or Path(named).exists() or named.startswith("."):
         data["base_model_name_or_path"] = config.model.name
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-def _read_json(path: Path) -> Any:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _scrub(text: str, token: str | None) -> str:
