@@ -258,9 +258,10 @@ def _equivalent(gold: str, guess: str, tolerance: float) -> str | None:
     if _math_verify_equal(gold_parsed, guess_parsed):
         return "symbolic"
     exact = bool(re.fullmatch(r"[-+]?\d+", _lone_number(gold) or ""))
+    stated = _lone_number(guess)
     for target in _numbers(gold, gold_parsed):
         for value in _numbers(guess, guess_parsed):
-            if numerically_equal(value, target, tolerance, stated=_lone_number(guess), exact=exact):
+            if numerically_equal(value, target, tolerance, stated=stated, exact=exact):
                 return "numeric"
     return None
 
@@ -351,8 +352,9 @@ def _numbers(text: str, readings: list[list]) -> list[float]:
             number = _as_float(item)
             if number is not None:
                 values.append(number)
-    if not values and _lone_number(text) is not None:  # "9.8 m/s^2": one number and a unit
-        values.append(float(_lone_number(text)))
+    lone = None if values else _lone_number(text)
+    if lone is not None:  # "9.8 m/s^2": one number and a unit
+        values.append(float(lone))
     return values
 
 
