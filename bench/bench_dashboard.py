@@ -225,6 +225,19 @@ def send_key(app, key: str) -> None:
     app._driver.send_message(event)
 
 
+SWITCHES = [("1", "pipeline", "events · log:"), ("4", "training", "checkpoints")]  # key, tab, text it shows
+
+
+async def timed_switch(app, tabs, switch_number: int) -> float:
+    """Switch between panels 1 and 4 (alternately) and time until the new one is drawn."""
+    key, target, marker = SWITCHES[switch_number % 2]
+    pressed = time.perf_counter()
+    send_key(app, key)
+    while tabs.active != target or marker not in screen_text(app):
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - pressed
+
+
 async def live_flood(seconds: float, rate: float = 0.0) -> dict:
     """Another process writes events (at ``rate`` per second, 0: as fast as it can);
     we switch panels meanwhile."""
@@ -253,15 +266,8 @@ async def live_flood(seconds: float, rate: float = 0.0) -> dict:
             writer_process.stdout.readline()  # GO
             started = time.perf_counter()
             tabs = app.query_one(TabbedContent)
-            markers = {"1": ("pipeline", "events · log:"), "4": ("training", "checkpoints")}
             while writer_process.poll() is None:
-                key = "1" if len(latencies) % 2 == 0 else "4"
-                target, marker = markers[key]
-                pressed = time.perf_counter()
-                send_key(app, key)
-                while tabs.active != target or marker not in screen_text(app):
-                    await asyncio.sleep(0.001)
-                latencies.append(time.perf_counter() - pressed)
+                latencies.append(await timed_switch(app, tabs, len(latencies)))
                 await asyncio.sleep(0.1)
             written = int(writer_process.stdout.read().strip())
             elapsed = time.perf_counter() - started
@@ -332,12 +338,7 @@ async def idle_switch_latency(samples: int = 20) -> dict:
             await pilot.press("4")
             tabs = app.query_one(TabbedContent)
             for i in range(samples):
-                key, target, marker = ("1", "pipeline", "events · log:") if i % 2 == 0 else ("4", "training", "checkpoints")
-                pressed = time.perf_counter()
-                send_key(app, key)
-                while tabs.active != target or marker not in screen_text(app):
-                    await asyncio.sleep(0.001)
-                latencies.append(time.perf_counter() - pressed)
+                latencies.append(await timed_switch(app, tabs, i))
                 await asyncio.sleep(0.1)
     return {"panel_switch_latency_median_ms": round(1000 * statistics.median(latencies), 1),
             "panel_switch_latency_max_ms": round(1000 * max(latencies), 1)}
