@@ -35,9 +35,6 @@ def ollama_template(tekken: bool = False) -> str:
     )
 
 
-OLLAMA_TEMPLATE = ollama_template()
-
-
 def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: list[str] | None = None,
                      tekken: bool = False) -> str:
     lines = [
