@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 EVENT_VERSION = 1
 EVENT_TYPES = frozenset({
@@ -73,6 +73,15 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+class EventSink(Protocol):
+    """Where a stage reports: the run's ``EventWriter``, the ``NullWriter`` outside a run, or
+    a command's progress view wrapped around a writer. Every stage takes one of these."""
+
+    def emit(self, type: str, stage: str | None = None, **data: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class EventWriter:
@@ -196,7 +205,7 @@ class NullWriter:
 
 
 @contextlib.contextmanager
-def stage(events: EventWriter | NullWriter | None, name: str, **inputs: Any) -> Iterator[dict[str, Any]]:
+def stage(events: EventSink | None, name: str, **inputs: Any) -> Iterator[dict[str, Any]]:
     """Emit stage_started, then stage_finished with duration and status.
 
     Yields a dict the stage fills with its outputs (paths, sizes). An exception marks

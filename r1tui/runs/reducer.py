@@ -1,8 +1,11 @@
-"""What the dashboard knows about a run, folded from its event log.
+"""The one reducer over a run's event log: what everyone knows about a run.
 
-``RunState.apply(event)`` is the reducer: a deterministic function of the event
-sequence that does no I/O, so tests drive it with plain lists of events and the
-dashboard drives it with batches read from ``events.jsonl``. It updates the state in
+``RunState.apply(event)`` is a deterministic function of the event sequence that does
+no I/O, so tests drive it with plain lists of events, ``r1tui runs`` / ``logs`` /
+``cancel`` / resume fold a whole log through it (``r1tui.runs.status``), and the
+dashboard folds batches read from ``events.jsonl``. Run status, stage states, elapsed
+time and stuck detection are decided here and nowhere else; the one fact from outside
+the log, whether a writer still holds the run, comes in through ``set_process_alive``. It updates the state in
 place (the dashboard folds thousands of events per second) and bumps ``version`` so
 views can skip redrawing what did not change. Histories are capped: a week-long run
 keeps the last ``HISTORY`` points of each series, never an ever-growing list.
@@ -15,19 +18,24 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1tui.quants import QUANT_TYPES
 from r1tui.runs.events import Event
 
-STAGES = ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval", "push")
-# The runner plans in coarser steps (r1tui.runs.runner.ALL_STAGES); export is four stages.
-PLAN_GROUPS = {"export": ("merge", "gguf", "quantize", "parity")}
 HISTORY = 2000  # points kept per plotted series
 LOG_LINES = 500  # log lines kept for the pipeline panel
 FINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
-_QUANT_IN_TEXT = re.compile(r"\b(Q4_K_M|Q5_K_M|Q6_K|Q8_0|F16|BF16)\b")
+RUN_STATUSES = ("running", "finished", "failed", "cancelled", "crashed")
+DEFAULT_HEARTBEAT_S = 10.0
+_QUANT_IN_TEXT = re.compile(r"\b(" + "|".join(map(re.escape, (*QUANT_TYPES, "BF16"))) + r")\b")
+
+
+def stale_after(heartbeat_s: float | None) -> float:
+    """A log silent for this long, from a live writer, means the run is stuck."""
+    return max(60.0, 6 * (heartbeat_s or DEFAULT_HEARTBEAT_S))
 
 
 @dataclass
@@ -143,11 +151,14 @@ class RunState:
         """The first device (the one the gauge and history show); empty before any sample."""
         return self.gpus[min(self.gpus)] if self.gpus else GpuState()
 
-    def __init__(self) -> None:
+    def __init__(self, groups: Mapping[str, Iterable[str]] | None = None) -> None:
+        # A planned step that runs as several stages (export: merge, gguf, quantize,
+        # parity), from the stage registry; logs record the steps they were started with.
+        self.groups = {name: tuple(parts) for name, parts in (groups or {}).items()}
         self.run_id: str | None = None
         self.config_path: str | None = None
         self.pid: int | None = None
-        self.planned_stages: list[str] = []  # stage names, export expanded to its four
+        self.planned_stages: list[str] = []  # stage names, groups expanded
         self.backend: str | None = None
         self.dry_run = False
         self.started_ts: float | None = None
@@ -161,7 +172,11 @@ class RunState:
         self.process_alive: bool | None = None  # None: not checked (or no process to check)
         self.heartbeat_s: float | None = None  # how often the pipeline promised a heartbeat
         self.stuck = False  # the process lives but the log went silent far past its heartbeat
-        self.stages: dict[str, StageState] = {name: StageState(name) for name in STAGES}
+        self.stages: dict[str, StageState] = {}  # every stage seen or planned, in order of appearance
+        self.current_stage: str | None = None  # the stage the latest attempt is in, or last ran
+        self.attempt_stages: dict[str, str] = {}  # stage -> status, in the latest attempt only
+        self.attempt_error: str | None = None  # the first error of the latest attempt
+        self.finished_error: str | None = None  # what its run_finished said went wrong
         self.metrics: dict[str, Series] = {}
         self.last_metric: dict[str, Any] = {}
         self.checkpoints: list[dict[str, Any]] = []
@@ -194,10 +209,11 @@ class RunState:
             self.apply(event)
 
     def set_process_alive(self, alive: bool | None, now: float | None = None) -> None:
-        """Fold in what the process table says (and, given ``now``, whether the log is stale)."""
+        """Fold in whether a writer holds the run (and, given ``now``, whether the log is stale)."""
         stuck = False
-        if alive and now is not None and self.heartbeat_s and self.last_ts and not self.finished_status:
-            stuck = now - self.last_ts > max(60.0, 6 * self.heartbeat_s)  # as r1tui.runs.runner judges it
+        if alive and now is not None and self.started_ts is not None and not self.finished_status:
+            last = self.last_ts or self.attempt_started_ts or now
+            stuck = now - last > stale_after(self.heartbeat_s)
         if alive != self.process_alive or stuck != self.stuck:
             self.process_alive, self.stuck = alive, stuck
             self.version += 1
@@ -228,11 +244,26 @@ class RunState:
             end = self.last_ts
         return self.earlier_attempts_s + max(0.0, (end if end is not None else now) - self.attempt_started_ts)
 
+    def silence_s(self, now: float) -> float | None:
+        """Seconds since the log last moved."""
+        last = self.last_ts or self.attempt_started_ts
+        return None if last is None else max(0.0, now - last)
+
+    def stage(self, name: str) -> StageState:
+        """A stage's state (a pending one for a stage not seen yet)."""
+        return self.stages.get(name) or StageState(name)
+
     def stage_status(self, name: str) -> str:
-        """A stage's status, with a running stage of a crashed run shown as crashed."""
-        stage = self.stages[name]
-        if stage.status == "running" and self.status in ("crashed", "failed", "cancelled"):
+        """A stage's status, with a running stage whose writer is gone shown as crashed: the
+        run crashed, failed or was cancelled, or a later command (``r1tui export`` on a
+        finished run) died without finishing the stage."""
+        stage = self.stage(name)
+        if stage.status != "running":
+            return stage.status
+        if self.status in ("crashed", "failed", "cancelled"):
             return "crashed" if self.status == "crashed" else self.status
+        if self.process_alive is False:
+            return "crashed"
         return stage.status
 
     def series(self, name: str) -> Series:
@@ -266,7 +297,10 @@ def _run_started(state: RunState, event: Event) -> None:
     state.config_path = data.get("config_path") or state.config_path
     state.pid = data.get("pid") if isinstance(data.get("pid"), int) else state.pid
     if data.get("stages"):
-        state.planned_stages = [name for step in data["stages"] for name in PLAN_GROUPS.get(step, (step,))]
+        state.planned_stages = list(dict.fromkeys(
+            name for step in data["stages"] for name in state.groups.get(step, (step,))))
+        for name in state.planned_stages:
+            state.stages.setdefault(name, StageState(name))
     state.backend = data.get("backend") or state.backend
     state.dry_run = bool(data.get("dry_run", False))
     state.heartbeat_s = _number(data.get("heartbeat_s")) or state.heartbeat_s
@@ -280,12 +314,17 @@ def _run_started(state: RunState, event: Event) -> None:
     state.finished_status = None
     state.finished_ts = None
     state.error = None
+    state.current_stage = None
+    state.attempt_stages = {}
+    state.attempt_error = None
+    state.finished_error = None
 
 
 def _run_finished(state: RunState, event: Event) -> None:
     state.finished_status = str(event.data.get("status") or "finished")
     state.finished_ts = event.ts
-    state.error = event.data.get("error") or state.error
+    state.finished_error = event.data.get("error") or None
+    state.error = state.finished_error or state.error
 
 
 def _stage_started(state: RunState, event: Event) -> None:
@@ -293,6 +332,8 @@ def _stage_started(state: RunState, event: Event) -> None:
     if stage is None:
         return
     stage.status = "running"
+    state.current_stage = stage.name
+    state.attempt_stages[stage.name] = "running"
     stage.started_ts = event.ts
     stage.finished_ts = None
     stage.duration_s = None
@@ -311,6 +352,7 @@ def _stage_finished(state: RunState, event: Event) -> None:
     if stage is None:
         return
     stage.status = str(event.data.get("status") or "finished")
+    state.attempt_stages[stage.name] = stage.status
     stage.finished_ts = event.ts
     duration = _number(event.data.get("duration_s"))
     if duration is None and stage.started_ts is not None:
@@ -415,6 +457,7 @@ def _log(state: RunState, event: Event) -> None:
 def _error(state: RunState, event: Event) -> None:
     message = str(event.data.get("message") or "error")
     state.error = message
+    state.attempt_error = state.attempt_error or message
     state.logs.append(LogLine(event.ts, "error", event.stage, message))
     stage = _stage(state, event)
     if stage is not None:

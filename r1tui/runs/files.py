@@ -1,0 +1,99 @@
+"""Writing files so that nothing is ever half-written, and reading them back leniently.
+
+Every file the pipeline writes goes to a temporary sibling first and is renamed into
+place (``os.replace`` is atomic on one file system), so a kill, a full disk or a crash
+leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def temp_sibling(path: Path, suffix: str = "") -> Path:
+    """A temporary name in the same folder as ``path`` (so os.replace is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished folder into place; the old one (if any) goes only after."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete temporary files a killed process left behind (names start with '.' and hold '.tmp-')."""
+    if not Path(folder).is_dir():
+        return
+    for leftover in Path(folder).glob(".*.tmp-*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def read_json(path: str | Path) -> Any | None:
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON object file (stage records, parity.json), or {} when missing or not an object."""
+    data = read_json(path)
+    return data if isinstance(data, dict) else {}
+
+
+def fingerprint(*paths: Path, extra: Any = None) -> str:
+    """A cheap identity for inputs: name, size and mtime of every file (like make), plus ``extra``.
+
+    Hashing a 44 GB base model on every export would cost minutes; size + mtime
+    catches every rewrite the pipeline itself makes.
+    """
+    digest = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        digest.update(root.name.encode())  # not the full path: a moved run folder stays up to date
+        for file in files:
+            relative = file.relative_to(root) if file != root else Path(file.name)
+            if any(part.startswith(".") for part in relative.parts):
+                continue  # temp files
+            stat = file.stat()
+            digest.update(f"{relative.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def digest(value: Any) -> str:
+    """A short stable hash of a JSON-able value (config sections a stage depends on)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]

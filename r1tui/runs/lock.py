@@ -1,0 +1,182 @@
+"""The writers' lock: at most one process writes a run at a time.
+
+Every writer of a run (the pipeline, a resume, ``r1tui export``, ``eval``, ``push``,
+``parity``) holds an exclusive ``flock`` on ``<run>/lock`` while it writes. The lock
+belongs to the operating system, not to a pid file: a writer killed with -9 releases
+it at once, and a pid reused by another process never looks like a live writer. The
+file also records who holds it (pid, what, since) for the one-line refusal a second
+writer gets; the file itself is never deleted (deleting lock files races).
+
+Watchers ask ``holder(layout)`` (a non-blocking shared lock taken and dropped), which
+is how ``r1tui runs`` and the dashboard tell a live stage from one whose writer died.
+A writer retries for a moment before giving up, so such a probe can never make a
+writer fail by chance.
+
+A detached run is started under the lock: the launching command takes it, passes the
+open file to the pipeline process (``--lock-fd``) and lets go of its own copy, so there
+is no instant in which a second ``r1tui run --resume`` could slip in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1tui.errors import R1Error
+from r1tui.runs.layout import RunLayout
+
+ACQUIRE_TIMEOUT_S = 0.5  # longer than any probe holds its shared lock
+_held: dict[Path, RunLock] = {}  # locks this process holds, by file: re-entrant within a process
+
+
+class RunBusy(R1Error):
+    """Another process is writing the run."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int | None
+    what: str
+    since: float | None
+
+    def describe(self) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(self.since)) if self.since else "?"
+        pid = f"pid {self.pid}" if self.pid else "another process"
+        return f"{pid} ({self.what}, since {when})"
+
+
+def _read_holder(fd: int) -> Holder:
+    try:
+        raw = os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
+        data = json.loads(raw) if raw.strip() else {}
+    except (OSError, ValueError):
+        data = {}
+    pid = data.get("pid")
+    return Holder(pid if isinstance(pid, int) else None, str(data.get("what") or "a writer"),
+                  data.get("since") if isinstance(data.get("since"), (int, float)) else None)
+
+
+def holder(layout: RunLayout) -> Holder | None:
+    """Who writes the run now, or None when nobody does (or the run has no lock file yet)."""
+    held = _held.get(layout.lock.resolve())
+    if held is not None:
+        return Holder(os.getpid(), held.what, held.since)
+    try:
+        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return _read_holder(fd)
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def has_lock_file(layout: RunLayout) -> bool:
+    """Runs made before the lock existed have none: their liveness comes from the pid file."""
+    return layout.lock.is_file()
+
+
+class RunLock:
+    """``with RunLock(layout, "r1tui export"):`` — exclusive write access to one run.
+
+    Raises ``RunBusy`` (one line naming the holder) when another process holds it.
+    Re-entrant within one process: a stage run by the pipeline does not lock again.
+    """
+
+    def __init__(self, layout: RunLayout, what: str, timeout_s: float = ACQUIRE_TIMEOUT_S):
+        self.layout, self.what, self.timeout_s = layout, what, timeout_s
+        self.fd: int | None = None
+        self.since: float | None = None
+        self._outer: RunLock | None = None
+
+    def acquire(self) -> RunLock:
+        key = self.layout.lock.resolve()
+        if key in _held:  # this process already writes the run
+            self._outer = _held[key]
+            return self
+        fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    who = _read_holder(fd)
+                    os.close(fd)
+                    run = self.layout.run_id
+                    raise RunBusy(f"run {run} is busy: {who.describe()} is writing it; wait for it to end "
+                                  f"or stop it with `r1tui cancel {run}`") from None
+                time.sleep(0.02)
+        self.fd, self.since = fd, time.time()
+        self.record(os.getpid())
+        _held[key] = self
+        return self
+
+    def record(self, pid: int) -> None:
+        """Write who holds the lock (the pipeline's pid once it has taken over)."""
+        if self.fd is None:
+            return
+        payload = json.dumps({"pid": pid, "what": self.what, "since": self.since}).encode()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, payload + b"\n", 0)
+
+    def hand_over(self) -> int:
+        """The descriptor to pass to a child process that keeps the lock after we let go
+        (``release`` then closes our copy without unlocking the shared open file)."""
+        if self.fd is None:
+            raise RuntimeError("hand_over needs an acquired lock")
+        return self.fd
+
+    @classmethod
+    def adopt(cls, layout: RunLayout, fd: int, what: str) -> RunLock:
+        """Take over a lock a parent process acquired and passed down as ``fd``."""
+        lock = cls(layout, what)
+        try:
+            os.fstat(fd)
+        except OSError:
+            # Not inherited (a worker under accelerate launch): the launcher holds it for us.
+            return lock
+        os.set_inheritable(fd, False)
+        lock.fd, lock.since = fd, time.time()
+        lock.record(os.getpid())
+        _held[layout.lock.resolve()] = lock
+        return lock
+
+    def release(self, unlock: bool = True) -> None:
+        """Let go. ``unlock=False`` only closes our descriptor: a child that inherited the
+        same open file keeps the lock."""
+        if self._outer is not None:
+            self._outer = None
+            return
+        if self.fd is None:
+            return
+        _held.pop(self.layout.lock.resolve(), None)
+        with contextlib.suppress(OSError):
+            if unlock:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
