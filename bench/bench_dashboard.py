@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -31,6 +32,10 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from r1tui.runs.layout import RunLayout
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDED = REPO / "tests" / "dashboard" / "fixtures" / "tiny_run_events.jsonl"
@@ -43,15 +48,20 @@ def screen_text(app) -> str:
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
-def make_run(runs_dir: Path, run_id: str, events: Path | None = RECORDED) -> Path:
+def make_run(runs_dir: Path, run_id: str, events: Path | None = RECORDED, live: bool = False) -> RunLayout:
+    """A run folder with the tiny config (and the recorded log); ``live``: this process
+    stands for its pipeline (its pid file), so the dashboard sees a live writer."""
     from r1tui.config import dump_toml, load_config
+    from r1tui.runs.layout import RunLayout
 
-    run_dir = runs_dir / run_id
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.toml").write_text(dump_toml(load_config(TINY_CONFIG)))
+    run = RunLayout(runs_dir / run_id)
+    run.root.mkdir(parents=True)
+    run.config.write_text(dump_toml(load_config(TINY_CONFIG)))
     if events is not None:
-        shutil.copy(events, run_dir / "events.jsonl")
-    return run_dir
+        shutil.copy(events, run.events)
+    if live:
+        run.pid.write_text(f"{os.getpid()}\n")
+    return run
 
 
 # ---------------------------------------------------------------- 1. start-up
@@ -73,7 +83,7 @@ DASHBOARD_APP = """
 import sys, time
 from pathlib import Path
 from r1tui.dashboard.app import DashboardApp
-from r1tui.dashboard.source import resolve_run
+from r1tui.dashboard.source import open_run
 WAIT_FOR_REPLAY = {wait}
 class Timed(DashboardApp):
     def on_ready(self):
@@ -90,7 +100,7 @@ class Timed(DashboardApp):
         strips = self.screen._compositor.render_strips()
         return "\\n".join("".join(s.text for s in strip) for strip in strips)
 runs = Path({runs!r})
-Timed(run=resolve_run(None, runs), runs_dir=runs, sample_local_gpu=False).run(headless=True, size=(80, 24))
+Timed(run=open_run(runs), runs_dir=runs, sample_local_gpu=False).run(headless=True, size=(80, 24))
 """
 
 
@@ -153,13 +163,13 @@ def write_log(path: Path, n_events: int) -> None:
 
 async def replay_with_dashboard(runs: Path, panel_key: str) -> tuple[float, int]:
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
 
-    app = DashboardApp(run=resolve_run(None, runs), runs_dir=runs, sample_local_gpu=False)
+    app = DashboardApp(run=open_run(runs), runs_dir=runs, sample_local_gpu=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press(panel_key)
         started = time.perf_counter()
-        app.switch_run(resolve_run(None, runs))  # replay from the start, on the chosen panel
+        app.switch_run(open_run(runs))  # replay from the start, on the chosen panel
         while not (app.caught_up and app.state.events_seen):
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - started
@@ -167,16 +177,17 @@ async def replay_with_dashboard(runs: Path, panel_key: str) -> tuple[float, int]
 
 
 def bench_replay(n_events: int) -> dict:
-    from r1tui.dashboard.state import reduce
+    from r1tui.pipeline import registry
     from r1tui.runs.events import EventReader
+    from r1tui.runs.reducer import RunState, reduce
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
-        run_dir = make_run(runs, "20261128-000000-big", events=None)
-        write_log(run_dir / "events.jsonl", n_events)
-        size = (run_dir / "events.jsonl").stat().st_size
+        run = make_run(runs, "20261128-000000-big", events=None)
+        write_log(run.events, n_events)
+        size = run.events.stat().st_size
         started = time.perf_counter()
-        state = reduce(EventReader(run_dir / "events.jsonl").read_new())
+        state = reduce(EventReader(run.events).read_new(), RunState(groups=registry.groups()))
         bare = time.perf_counter() - started
         results = {"events": state.events_seen, "log_bytes": size,
                    "reference_reader_plus_reducer_events_per_s": round(state.events_seen / bare)}
@@ -244,15 +255,15 @@ async def live_flood(seconds: float, rate: float = 0.0) -> dict:
     from textual.widgets import TabbedContent
 
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
     from r1tui.runs.events import EventWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
-        run_dir = make_run(runs, "20261128-000000-live", events=None)
-        with EventWriter(run_dir / "events.jsonl") as writer:
-            writer.emit("run_started", run_id=run_dir.name, pid=1, stages=["train"], dry_run=False)
-        app = DashboardApp(run=resolve_run(None, runs), runs_dir=runs, sample_local_gpu=False)
+        run = make_run(runs, "20261128-000000-live", events=None, live=True)
+        with EventWriter(run.events) as writer:
+            writer.emit("run_started", run_id=run.run_id, pid=os.getpid(), stages=["train"], dry_run=False)
+        app = DashboardApp(run=open_run(runs), runs_dir=runs, sample_local_gpu=False)
         latencies: list[float] = []
         async with app.run_test(size=(80, 24)) as pilot:
             while not app.caught_up:
@@ -260,7 +271,7 @@ async def live_flood(seconds: float, rate: float = 0.0) -> dict:
             await pilot.press("4")
             seen_before = app.state.events_seen
             writer_process = subprocess.Popen(
-                [sys.executable, "-c", FLOOD_WRITER, str(run_dir / "events.jsonl"), str(seconds), str(rate)],
+                [sys.executable, "-c", FLOOD_WRITER, str(run.events), str(seconds), str(rate)],
                 stdout=subprocess.PIPE, text=True, cwd=REPO)
             assert writer_process.stdout is not None
             writer_process.stdout.readline()  # GO
@@ -292,23 +303,20 @@ async def live_flood(seconds: float, rate: float = 0.0) -> dict:
 async def idle_cpu(seconds: float = 5.0) -> dict:
     """CPU the dashboard uses while nothing happens: a finished run, and a live run
     whose log is quiet (the tail still polls every 0.1 s, the header ticks each second)."""
-    import os
-
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
     from r1tui.runs.events import EventWriter
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         make_run(runs, "20261128-000000-tiny")
-        live = make_run(runs, "20261129-000000-live", events=None)
-        (live / "pid").write_text(f"{os.getpid()}\n")
-        with EventWriter(live / "events.jsonl") as writer:
-            writer.emit("run_started", run_id=live.name, pid=os.getpid(), stages=["train"], dry_run=False)
+        live = make_run(runs, "20261129-000000-live", events=None, live=True)
+        with EventWriter(live.events) as writer:
+            writer.emit("run_started", run_id=live.run_id, pid=os.getpid(), stages=["train"], dry_run=False)
         for name, run_id, panel in (("finished_run", "20261128-000000-tiny", "1"),
-                                    ("live_quiet_run_training_panel", live.name, "4")):
-            app = DashboardApp(run=resolve_run(run_id, runs), runs_dir=runs, sample_local_gpu=False)
+                                    ("live_quiet_run_training_panel", live.run_id, "4")):
+            app = DashboardApp(run=open_run(runs, run_id), runs_dir=runs, sample_local_gpu=False)
             async with app.run_test(size=(80, 24)) as pilot:
                 while not app.caught_up:
                     await asyncio.sleep(0.01)
@@ -325,12 +333,12 @@ async def idle_switch_latency(samples: int = 20) -> dict:
     from textual.widgets import TabbedContent
 
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         make_run(runs, "20261128-000000-tiny")
-        app = DashboardApp(run=resolve_run(None, runs), runs_dir=runs, sample_local_gpu=False)
+        app = DashboardApp(run=open_run(runs), runs_dir=runs, sample_local_gpu=False)
         latencies = []
         async with app.run_test(size=(80, 24)) as pilot:
             while not app.caught_up:
@@ -349,15 +357,15 @@ async def idle_switch_latency(samples: int = 20) -> dict:
 
 async def write_to_screen(samples: int) -> dict:
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
     from r1tui.runs.events import EventWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
-        run_dir = make_run(runs, "20261128-000000-latency", events=None)
-        writer = EventWriter(run_dir / "events.jsonl")
-        writer.emit("run_started", run_id=run_dir.name, pid=1, stages=["train"], dry_run=False)
-        app = DashboardApp(run=resolve_run(None, runs), runs_dir=runs, sample_local_gpu=False)
+        run = make_run(runs, "20261128-000000-latency", events=None, live=True)
+        writer = EventWriter(run.events)
+        writer.emit("run_started", run_id=run.run_id, pid=os.getpid(), stages=["train"], dry_run=False)
+        app = DashboardApp(run=open_run(runs), runs_dir=runs, sample_local_gpu=False)
         latencies = []
         async with app.run_test(size=(80, 24)) as pilot:
             while not app.caught_up:

@@ -49,12 +49,12 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     from r1tui.config import parse_config
-    from r1tui.data.formatting import format_assistant
     from r1tui.data.prepare import render_examples
     from r1tui.data.render import load_renderer
     from r1tui.data.sources import Example, LoadedExamples
     from r1tui.data.synthetic import generate_problems
     from r1tui.data.tokenizer import load_hf_tokenizer, load_reference, save_hf_tokenizer
+    from r1tui.response_format import format_assistant
 
     disable_progress_bar()
     hf_logging.set_verbosity_error()

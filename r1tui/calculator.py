@@ -158,6 +158,13 @@ def _use_more_bits(i_layer: int, n_layers: int) -> bool:
     return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
 
 
+# llama.cpp's per-tensor rules (llama_tensor_get_type), not name lists: the _M mixes give
+# attn_v and ffn_down Q6_K on the layers use_more_bits picks; output.weight is Q6_K
+# unless the whole file is already at least that wide.
+_MORE_BITS_ON_ATTN_V_FFN_DOWN = frozenset({"Q4_K_M", "Q5_K_M"})
+_OUTPUT_KEEPS_BASE_TYPE = frozenset({"Q8_0", "F16", "Q6_K"})
+
+
 def gguf_tensor_types(arch: Architecture, quant: str) -> list[tuple[str, int, int, str]]:
     """(gguf tensor name, rows, row length, ggml type) for every tensor, as llama.cpp picks."""
     base = QUANT_BASE_TYPE[quant]
@@ -167,7 +174,7 @@ def gguf_tensor_types(arch: Architecture, quant: str) -> list[tuple[str, int, in
     tensors: list[tuple[str, int, int, str]] = []
 
     def pick(kind: str, i_layer: int) -> str:
-        if quant in ("Q4_K_M", "Q5_K_M") and kind in ("attn_v", "ffn_down") and _use_more_bits(i_layer, n):
+        if quant in _MORE_BITS_ON_ATTN_V_FFN_DOWN and kind in ("attn_v", "ffn_down") and _use_more_bits(i_layer, n):
             return "Q6_K"
         return base
 
@@ -181,7 +188,7 @@ def gguf_tensor_types(arch: Architecture, quant: str) -> list[tuple[str, int, in
     tensors.append(("output_norm.weight", 1, arch.hidden_size, "F32"))
     if not arch.tie_word_embeddings:
         # the output matrix gets Q6_K unless the whole file is Q8_0 or F16
-        out_type = base if quant in ("Q8_0", "F16", "Q6_K") else "Q6_K"
+        out_type = base if quant in _OUTPUT_KEEPS_BASE_TYPE else "Q6_K"
         tensors.append(("output.weight", arch.vocab_size, arch.hidden_size, out_type))
     return [(name, rows, cols, _fallback(ggml, cols)) for name, rows, cols, ggml in tensors]
 

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from r1tui.errors import ConfigError, R1Error
+from r1tui.quants import QUANT_TYPES
 
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-QUANT_TYPES = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
 ARCHITECTURES = ("mistral-small-2409", "mistral-small-24b", "tiny")
 
 PositiveInt = Annotated[int, Field(gt=0)]

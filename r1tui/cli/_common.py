@@ -11,6 +11,7 @@ from typing import Any
 
 from r1tui.config import Config, default_config_path, load_config, parse_config
 from r1tui.errors import ConfigError
+from r1tui.runs.layout import RunLayout, resolve_run
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,28 @@ def runs_dir_of(args: argparse.Namespace) -> Path:
     if getattr(args, "runs_dir", None):
         return Path(args.runs_dir).expanduser().resolve()
     return Path(load_cli_config(args).runs.dir)
+
+
+def resolve_cli_run(args: argparse.Namespace, ref: str | None = None) -> RunLayout:
+    """The run named on the command line (args.run unless ``ref``), as every command finds it."""
+    return resolve_run(runs_dir_of(args), ref if ref is not None else getattr(args, "run", None))
+
+
+def run_and_config(args: argparse.Namespace, doing: str | None = None) -> tuple[RunLayout | None, Config]:
+    """The run named by args.run (if any) and the config to use: the run's frozen copy
+    unless --config was given. ``doing``: this command writes into the run, so a run
+    that is still running is refused (saying what would have been done)."""
+    config = load_cli_config(args)
+    if not getattr(args, "run", None):
+        return None, config
+    layout = resolve_run(Path(config.runs.dir), args.run)
+    if doing is not None:
+        from r1tui.runs.status import refuse_if_running
+
+        refuse_if_running(layout, doing)
+    if not getattr(args, "config", None) and layout.config.is_file():
+        config = layout.frozen_config()
+    return layout, config
 
 
 def load_cli_config(args: argparse.Namespace) -> Config:
@@ -77,3 +100,38 @@ def progress():
 
 def resolve_path(path: str | None) -> Path | None:
     return Path(path).expanduser().resolve() if path else None
+
+
+class EventProgress:
+    """An event writer that also draws each stage's progress on a Rich progress bar."""
+
+    def __init__(self, writer, bar):
+        self.writer = writer
+        self.bar = bar
+        self.path = getattr(writer, "path", None)
+        self._tasks: dict[str, int] = {}
+        self._totals: dict[str, float] = {}
+
+    def emit(self, type: str, stage: str | None = None, **data):
+        event = self.writer.emit(type, stage=stage, **data)
+        if stage is None:
+            return event
+        if type == "stage_started":
+            self._tasks[stage] = self.bar.add_task(stage, total=None)
+        elif type == "stage_progress" and stage in self._tasks:
+            from r1tui.present import format_bytes
+
+            message = str(data.get("message") or "")
+            if data.get("unit") == "byte":
+                message = f"{format_bytes(data['completed'])} / {format_bytes(data['total'])} {message}"
+            self._totals[stage] = data.get("total") or 1
+            self.bar.update(self._tasks[stage], completed=data.get("completed"), total=data.get("total"),
+                            description=f"{stage} {message[:60]}".strip())
+        elif type == "stage_finished" and stage in self._tasks:
+            total = self._totals.get(stage, 1)
+            self.bar.update(self._tasks[stage], completed=total, total=total,
+                            description=f"{stage} ({data.get('status')})")
+        return event
+
+    def close(self) -> None:
+        self.writer.close()

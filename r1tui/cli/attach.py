@@ -45,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
     from r1tui.cli._common import resolve_path, runs_dir_of
     from r1tui.dashboard.app import DashboardApp
-    from r1tui.dashboard.source import resolve_run
+    from r1tui.dashboard.source import open_run
     from r1tui.errors import R1Error
 
     config_path = resolve_path(getattr(args, "config", None))
     runs_dir = runs_dir_of(args).resolve()
-    run_ref = resolve_run(getattr(args, "run", None), runs_dir)
+    run_ref = open_run(runs_dir, getattr(args, "run", None))
     dry_run = getattr(args, "dry_run", None)
     if dry_run is None and dry_run_requested():
         dry_run = True

@@ -9,7 +9,7 @@ from r1tui.cli._common import (
     add_runs_dir_argument,
     console,
     print_json,
-    runs_dir_of,
+    resolve_cli_run,
 )
 
 HELP = "stop a running run cleanly: training saves a checkpoint, the log records cancelled"
@@ -38,24 +38,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
     from r1tui.errors import R1Error
-    from r1tui.runs.runner import cancel_run, resolve_run, run_status
+    from r1tui.pipeline.launch import cancel_run
+    from r1tui.runs.status import run_status
 
     if args.wait < 0:
         raise R1Error(f"--wait {args.wait:g}: must be 0 (do not wait) or more seconds")
-    runs_dir = runs_dir_of(args)
-    run_dir = resolve_run(runs_dir, args.run)
+    layout = resolve_cli_run(args)
     out = console()
     if dry_run_requested():
-        status = run_status(run_dir)
-        out.print(f"[bold yellow]dry run[/]: would send SIGTERM to pid {status.pid} of run {run_dir.name} "
+        status = run_status(layout)
+        out.print(f"[bold yellow]dry run[/]: would send SIGTERM to pid {status.pid} of run {layout.run_id} "
                   f"(status: {status.status}); nothing sent")
         return 0
-    status = cancel_run(run_dir, wait=args.wait)
+    status = cancel_run(layout, wait=args.wait)
     if args.json:
         print_json(status.to_dict())
     elif status.status == "running":
-        out.print(f"asked run {run_dir.name} to stop (pid {status.pid}); it is finishing its current step — "
+        out.print(f"asked run {layout.run_id} to stop (pid {status.pid}); it is finishing its current step — "
                   f"`r1tui runs` shows when it has stopped")
     else:
-        out.print(f"run {run_dir.name}: {status.status}" + (f" at step {status.step}" if status.step else ""))
+        out.print(f"run {layout.run_id}: {status.status}" + (f" at step {status.step}" if status.step else ""))
     return 0

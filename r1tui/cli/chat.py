@@ -45,15 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.cli.evaluate import resolve_run_and_config
+    from r1tui.cli._common import run_and_config
 
-    config, run_dir = resolve_run_and_config(args, writes=False)
+    layout, config = run_and_config(args)
     if args.gguf:
         gguf = Path(args.gguf).expanduser().resolve()
-    elif run_dir is not None:
+    elif layout is not None:
         from r1tui.eval.run import find_run_gguf
 
-        gguf = find_run_gguf(run_dir, config)
+        gguf = find_run_gguf(layout, config)
     else:
         raise R1Error("which model? give a RUN or --gguf PATH (see r1tui chat --help)")
     for flag, value in (("--max-tokens", args.max_tokens), ("--n-ctx", args.n_ctx)):

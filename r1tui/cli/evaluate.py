@@ -9,11 +9,11 @@ from r1tui.cli._common import (
     add_config_argument,
     add_runs_dir_argument,
     console,
-    load_cli_config,
     print_json,
     progress,
+    run_and_config,
 )
-from r1tui.config import Config, load_config
+from r1tui.config import Config
 from r1tui.errors import R1Error
 
 HELP = "evaluate a run's GGUF (or any GGUF / model folder): accuracy, reasoning depth, format"
@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.runs.runner import is_run_dir
+    from r1tui.runs.layout import layout_of
 
-    config, run_dir = resolve_run_and_config(args)
+    layout, config = run_and_config(args, doing="evaluate it")
     if args.num_samples is not None and args.num_samples <= 0:
         raise R1Error(f"--num-samples {args.num_samples}: must be at least 1")
     config = _with_overrides(config, args)
@@ -71,31 +71,33 @@ def run(args: argparse.Namespace) -> int:
     for path, flag in ((gguf, "--gguf"), (model_dir, "--hf")):
         if path is not None and not path.exists():
             raise R1Error(f"{flag} {path}: not found")
-    if run_dir is None and gguf is not None and gguf.parent.name == "gguf" and is_run_dir(gguf.parent.parent):
-        run_dir = gguf.parent.parent  # a run's own GGUF: its results and events belong to that run
-        if (run_dir / "config.toml").is_file() and not args.config:
-            config = _with_overrides(load_config(run_dir / "config.toml"), args)
-    if run_dir is None and gguf is None and model_dir is None:
+    if layout is None and gguf is not None and layout_of(gguf) is not None:
+        layout = layout_of(gguf)  # a run's own GGUF: its results and events belong to that run
+        if layout.config.is_file() and not args.config:
+            config = _with_overrides(layout.frozen_config(), args)
+    if layout is None and gguf is None and model_dir is None:
         raise R1Error("nothing to evaluate: give a RUN, --gguf PATH or --hf DIR (see r1tui eval --help)")
     vs, vs_dir = _split_model(args.vs)
     out_dir = Path(args.out).expanduser().resolve() if args.out else None
-    if out_dir is None and run_dir is None:
+    if out_dir is None and layout is None:
         out_dir = Path.cwd() / "eval" / (gguf or model_dir).stem
 
     from r1tui.eval.run import RESULTS_FILE, find_run_gguf
 
     if gguf is None and model_dir is None:
-        gguf = find_run_gguf(run_dir, config)
+        gguf = find_run_gguf(layout, config)
     out = console()
     if dry_run_requested():
-        _print_plan(out, config, args, gguf or model_dir, vs or vs_dir, (out_dir or run_dir / "eval") / RESULTS_FILE)
+        _print_plan(out, config, args, gguf or model_dir, vs or vs_dir, (out_dir or layout.eval_dir) / RESULTS_FILE)
         return 0
 
     from r1tui.eval.report import comparison_table, results_table, summary_text
     from r1tui.eval.run import evaluate_run
     from r1tui.runs.events import EventWriter
+    from r1tui.runs.lock import RunLock
 
-    events = EventWriter(run_dir / "events.jsonl") if run_dir is not None else None
+    lock = RunLock(layout, "r1tui eval").acquire() if layout is not None else None
+    events = EventWriter(layout.events) if layout is not None else None
     try:
         with progress() as bar:
             task = bar.add_task("eval", total=None)
@@ -105,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total,
                            description=f"eval {record['domain']} {verdict}")
 
-            results = evaluate_run(config, run_dir, events=events, gguf=gguf, model_dir=model_dir, vs=vs,
+            results = evaluate_run(config, layout.root if layout else None, events=events, gguf=gguf, model_dir=model_dir, vs=vs,
                                    vs_model_dir=vs_dir, source=args.source, num_samples=args.num_samples,
                                    out_dir=out_dir, on_sample=on_sample)
     finally:
         if events is not None:
             events.close()
+        if lock is not None:
+            lock.release()
     if args.json:
         print_json({key: value for key, value in results.items() if key != "samples"})
         return 0
@@ -136,23 +140,6 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
         except ValidationError as exc:
             raise R1Error(f"{flag} {value}: {exc.errors()[0]['msg']}") from None
     return config
-
-
-def resolve_run_and_config(args: argparse.Namespace, writes: bool = True) -> tuple[Config, Path | None]:
-    """The run folder named by args.run (if any) and the config to use: the run's frozen copy
-    unless --config was given. ``writes``: refuse a run that is still running."""
-    from r1tui.export.rundir import refuse_if_running, run_config
-    from r1tui.runs.runner import resolve_run
-
-    config = load_cli_config(args)
-    if not getattr(args, "run", None):
-        return config, None
-    run_dir = resolve_run(config.runs.dir, args.run)
-    if writes:
-        refuse_if_running(run_dir, "evaluate it")
-    if not getattr(args, "config", None):
-        config = run_config(run_dir, config)
-    return config, run_dir
 
 
 def _split_model(path: str | None) -> tuple[Path | None, Path | None]:

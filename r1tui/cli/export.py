@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from r1tui.cli._common import (
+    EventProgress,
     add_config_argument,
     add_runs_dir_argument,
     console,
-    load_cli_config,
     print_json,
+    run_and_config,
 )
 
 HELP = "merge the adapter, convert to GGUF, quantize, check tokenizer parity, write a Modelfile and card"
@@ -19,8 +21,11 @@ with llama.cpp's own converter to an F16 GGUF with the chat template embedded, q
 to each configured type (default Q4_K_M) with per-tensor progress, read every file back
 (tensor types, size next to the calculator's estimate), check that each GGUF tokenizes
 the training format exactly like the training tokenizer (gguf/parity.json), and write
-an Ollama Modelfile and a model card. Steps whose outputs are up to date are skipped,
-so running it again after a failure resumes. Events go to the run's events.jsonl.
+an Ollama Modelfile and a model card. These are the pipeline's stages merge, gguf,
+quantize and parity: a stage whose outputs exist and whose inputs did not change since
+it last finished (stages.json) is skipped, so running it again after a failure resumes.
+Only quant types whose file is missing or whose F16 changed are quantized again. Events
+go to the run's events.jsonl; the run is locked while it is written.
 
 RUN is a run id under runs.dir (or a unique prefix), a run folder, or "latest". The run's own config.toml
 is used when it has one.
@@ -33,7 +38,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from r1tui.config import QUANT_TYPES
+    from r1tui.quants import QUANT_TYPES
 
     parser.add_argument("run", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--quant", nargs="+", action="extend", choices=QUANT_TYPES, metavar="TYPE",
@@ -44,94 +49,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_runs_dir_argument(parser)
 
 
-class EventProgress:
-    """An event writer that also draws each stage's progress on a Rich progress bar."""
-
-    def __init__(self, writer, bar):
-        self.writer = writer
-        self.bar = bar
-        self.path = getattr(writer, "path", None)
-        self._tasks: dict[str, int] = {}
-        self._totals: dict[str, float] = {}
-
-    def emit(self, type: str, stage: str | None = None, **data):
-        event = self.writer.emit(type, stage=stage, **data)
-        if stage is None:
-            return event
-        if type == "stage_started":
-            self._tasks[stage] = self.bar.add_task(stage, total=None)
-        elif type == "stage_progress" and stage in self._tasks:
-            from r1tui.export._util import format_bytes
-
-            message = str(data.get("message") or "")
-            if data.get("unit") == "byte":
-                message = f"{format_bytes(data['completed'])} / {format_bytes(data['total'])} {message}"
-            self._totals[stage] = data.get("total") or 1
-            self.bar.update(self._tasks[stage], completed=data.get("completed"), total=data.get("total"),
-                            description=f"{stage} {message[:60]}".strip())
-        elif type == "stage_finished" and stage in self._tasks:
-            total = self._totals.get(stage, 1)
-            self.bar.update(self._tasks[stage], completed=total, total=total,
-                            description=f"{stage} ({data.get('status')})")
-        return event
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.table import Table
 
     from r1tui.cli import dry_run_requested
     from r1tui.cli._common import progress
-    from r1tui.export._util import format_bytes
-    from r1tui.export.rundir import run_for_writing
-
-    run_dir, config = run_for_writing(args.run, load_cli_config(args), "export it")
-    out = console()
-    if args.dry_run or dry_run_requested():
-        from r1tui.export.pipeline import plan_export
-
-        plan = plan_export(config, run_dir, args.quant)
-        if args.json:
-            print_json({k: v for k, v in plan.items() if k in ("steps", "needed_bytes", "free_bytes", "quant_types")}
-                       | {"run_dir": str(run_dir), "converter": str(plan["converter"]), "base": plan["base"], "dry_run": True})
-            return 0
-        table = Table(title=f"export plan for {run_dir.name} (dry run: nothing written)")
-        for column in ("step", "output", "size", "action"):
-            table.add_column(column)
-        for step in plan["steps"]:
-            table.add_row(step["step"], step["output"], format_bytes(step["bytes"]), "run" if step["run"] else "up to date")
-        table.add_row("parity", str(run_dir / "gguf" / "parity.json"), "", "run")
-        out.print(table)
-        verdict = "fits" if plan["needed_bytes"] < plan["free_bytes"] else "[bold red]does not fit[/]"
-        out.print(f"disk: needs {format_bytes(plan['needed_bytes'])}, {format_bytes(plan['free_bytes'])} free ({verdict}); "
-                  f"converter: {plan['converter']}; base: {plan['base']}")
-        return 0
-
-    from r1tui.export import export_run
+    from r1tui.export import stages as export_stages
+    from r1tui.pipeline import orchestrator
+    from r1tui.present import format_bytes
     from r1tui.runs.events import EventWriter
+    from r1tui.runs.lock import RunLock
 
-    with EventWriter(run_dir / "events.jsonl") as writer, progress() as bar:
-        result = export_run(config, run_dir, events=EventProgress(writer, bar), quant_types=args.quant)
+    layout, config = run_and_config(args, "export it")
+    out = console()
+    ctx = orchestrator.context(config, layout, options={"quant_types": args.quant})
+    export_stages.preflight(ctx)  # an unknown quant type, no adapter, no converter: one line, nothing written
+    if args.dry_run or dry_run_requested():
+        return _print_plan(out, ctx, args.json)
+
+    with RunLock(layout, "r1tui export"), EventWriter(layout.events) as writer, progress() as bar:
+        skipped = orchestrator.run_named(config, layout, ["export"], events=EventProgress(writer, bar),
+                                         quant_types=args.quant, what="r1tui export")
+    result = export_stages.export_result(layout, skipped)
     if args.json:
-        print_json(result)
+        print_json(result.to_dict())
         return 0
-    table = Table(title=f"GGUF files of {run_dir.name}")
+    table = Table(title=f"GGUF files of {layout.run_id}")
     for column in ("file", "size", "tensor data", "calculator", "tensor types", "types as calculated"):
         table.add_column(column)
-    for report in result["gguf"].values():
+    for report in result.gguf.values():
         table.add_row(Path(report["path"]).name, format_bytes(report["file_bytes"]),
                       f"{report['tensor_bytes']:,} B", f"{report['calculator_bytes']:,} B",
                       ", ".join(f"{k}×{v}" for k, v in report["type_counts"].items()),
                       "yes" if report["types_match_calculator"] else "[yellow]no[/]")
     out.print(table)
-    parity = result["parity"]
-    out.print(f"[bold green]tokenizer parity OK[/]: {parity['samples']} samples, {parity['tokens_compared']} tokens "
-              f"identical ({parity['path']})")
-    out.print(f"Modelfile: {result['modelfile']}\nmodel card: {result['card']}")
-    if result["skipped"]:
-        out.print(f"[dim]up to date, skipped: {', '.join(result['skipped'])}[/]")
+    parity = result.parity
+    out.print(f"[bold green]tokenizer parity OK[/]: {parity.samples} samples, {parity.tokens_compared} tokens "
+              f"identical ({parity.path})")
+    out.print(f"Modelfile: {result.modelfile}\nmodel card: {result.card}")
+    if result.skipped:
+        out.print(f"[dim]up to date, skipped: {', '.join(result.skipped)}[/]")
+    return 0
+
+
+def _print_plan(out, ctx, as_json: bool) -> int:
+    """DRY_RUN: what the export would do (the orchestrator's plan), sizes and disk; writes nothing."""
+    from rich.table import Table
+
+    from r1tui.export import stages as export_stages
+    from r1tui.pipeline import orchestrator, registry
+    from r1tui.present import format_bytes
+    from r1tui.runs.disk import free_bytes
+
+    layout = ctx.layout
+    plan = orchestrator.plan_stages(ctx, registry.expand(["export"]))
+    quants = export_stages.requested_quants(ctx)
+    converter = export_stages.preflight(ctx)
+    base = export_stages.base_model(ctx)
+    needed = sum(step.bytes or 0 for step in plan if step.runs)
+    free = free_bytes(layout.root)
+    if as_json:
+        print_json({"steps": [{"step": step.name, "writes": registry.get(step.name).writes, "run": step.runs,
+                               "reason": step.reason, "bytes": step.bytes} for step in plan],
+                    "needed_bytes": needed, "free_bytes": free, "quant_types": quants,
+                    "run_dir": str(layout.root), "converter": str(converter), "base": base, "dry_run": True})
+        return 0
+    table = Table(title=f"export plan for {layout.run_id} (dry run: nothing written)")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("writes")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    for step in plan:
+        label = step.name
+        if step.name == "quantize":
+            label += " " + " ".join(q for q in quants if q != "F16")
+        table.add_row(label, registry.get(step.name).writes, format_bytes(step.bytes) if step.bytes else "",
+                      "run" if step.runs else step.reason)
+    out.print(table)
+    verdict = "fits" if needed < free else "[bold red]does not fit[/]"
+    out.print(f"disk: needs {format_bytes(needed)}, {format_bytes(free)} free ({verdict}); "
+              f"converter: {converter}; base: {base}")
     return 0

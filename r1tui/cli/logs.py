@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console, runs_dir_of
+from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console, resolve_cli_run
 
 HELP = "print a run's events readably (-f follows until the run ends)"
 DESCRIPTION = """\
@@ -38,18 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
+    from r1tui.cli._display import format_event
     from r1tui.errors import R1Error
-    from r1tui.runs.display import format_event
-    from r1tui.runs.events import EVENT_TYPES, EVENTS_FILE, EventReader
-    from r1tui.runs.runner import pid_alive, read_pid, resolve_run
+    from r1tui.runs.events import EVENT_TYPES, EventReader
+    from r1tui.runs.status import writer_alive
 
     types = {t.strip() for t in args.type.split(",") if t.strip()} if args.type else None
     unknown = sorted(types - EVENT_TYPES) if types else []
     if unknown:
         raise R1Error(f"--type {unknown[0]}: no such event type; use some of {', '.join(sorted(EVENT_TYPES))}")
-    runs_dir = runs_dir_of(args)
-    run_dir = resolve_run(runs_dir, args.run)
-    reader = EventReader(run_dir / EVENTS_FILE)
+    layout = resolve_cli_run(args)
+    reader = EventReader(layout.events)
     out = console()
 
     def show(events) -> bool:
@@ -84,11 +83,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         now = time.monotonic()
         if now >= next_check:
-            # A cheap liveness check (pid file + /proc), not a re-read of the whole log:
+            # A cheap liveness check (the run's lock), not a re-read of the whole log:
             # a week-long run's log is large and this loop polls four times a second.
             next_check = now + 2.0
-            pid = read_pid(run_dir)
-            if pid is None or not pid_alive(pid):
+            if not writer_alive(layout)[0]:
                 show(reader.read_new())  # whatever landed just before the process went away
                 return 0
         time.sleep(0.25)

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
     from rich.table import Table
@@ -51,22 +52,26 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.errors import R1Error
     from r1tui.export.gguf import find_converter, read_gguf
     from r1tui.export.parity import SAMPLE_CONVERSATIONS, check_parity, describe_failure
+    from r1tui.runs.events import EventWriter, stage
+    from r1tui.runs.files import write_json_atomic
+    from r1tui.runs.lock import RunLock
 
-    config = load_cli_config(args)
     if not args.gguf and not args.run:
         raise R1Error("nothing to check: pass --gguf PATH or a RUN (see `r1tui parity --help`)")
-    run_dir = None
+    layout = None
     if args.run:
-        from r1tui.export.rundir import run_for_writing
+        from r1tui.cli._common import run_and_config
 
-        run_dir, config = run_for_writing(args.run, config, "check it")
+        layout, config = run_and_config(args, "check it")
+    else:
+        config = load_cli_config(args)
     spec = args.tokenizer or config.model.tokenizer
     if args.gguf:
         files = [Path(args.gguf)]
     else:
-        files = sorted(p for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith("."))
+        files = sorted(layout.gguf_files())
         if not files:
-            raise R1Error(f"{run_dir}: no GGUF in gguf/; run `r1tui export {run_dir.name}` first")
+            raise R1Error(f"{layout.root}: no GGUF in {layout.gguf_dir.name}/; run `r1tui export {layout.run_id}` first")
     for file in files:
         if not file.is_file():
             raise R1Error(f"{file}: GGUF not found; pass --gguf PATH to an existing .gguf file")
@@ -80,15 +85,10 @@ def run(args: argparse.Namespace) -> int:
         converter = find_converter(config.export.llama_cpp_dir)
     except R1Error:
         converter = None  # read_gguf then uses any importable gguf-py; only used for hints
-    writer = None
-    if run_dir is not None:
-        from r1tui.runs.events import EventWriter
-
-        writer = EventWriter(run_dir / "events.jsonl")
     reports = []
-    try:
-        from r1tui.runs.events import stage
-
+    # Checking a run writes into it (its log, parity.json): hold the run's lock meanwhile.
+    with RunLock(layout, "r1tui parity") if layout is not None else contextlib.nullcontext(), \
+            EventWriter(layout.events) if layout is not None else contextlib.nullcontext() as writer:
         with stage(writer, "parity", tokenizer=spec, files=[f.name for f in files]) as outputs:
             for index, file in enumerate(files, start=1):
                 try:
@@ -96,16 +96,14 @@ def run(args: argparse.Namespace) -> int:
                 except R1Error:
                     info = None
                 reports.append(check_parity(file, spec, gguf_info=info))
-                if run_dir is not None:
+                if layout is not None:
                     reports[-1]["gguf"] = file.name  # parity.json is published: no local paths in it
                 if writer is not None:
                     writer.emit("stage_progress", stage="parity", completed=index, total=len(files), unit="file",
                                 message=f"{file.name}: {'ok' if reports[-1]['ok'] else 'MISMATCH'}")
             ok = all(r["ok"] for r in reports)
-            if run_dir is not None:
-                from r1tui.export._util import write_json_atomic
-
-                write_json_atomic(run_dir / "gguf" / "parity.json", {
+            if layout is not None:
+                write_json_atomic(layout.parity, {
                     "ok": ok, "tokenizer": spec, "files": {Path(r["gguf"]).name: r for r in reports},
                     "cases": reports[0]["cases"], "tokens_compared": reports[0]["tokens_compared"]})
             outputs.update(ok=ok)
@@ -113,9 +111,6 @@ def run(args: argparse.Namespace) -> int:
             if not ok:
                 failed = next(r for r in reports if not r["ok"])
                 raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}")
-    finally:
-        if writer is not None:
-            writer.close()
     return 0
 
 

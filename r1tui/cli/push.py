@@ -8,7 +8,6 @@ from r1tui.cli._common import (
     add_config_argument,
     add_runs_dir_argument,
     console,
-    load_cli_config,
     print_json,
 )
 
@@ -44,49 +43,49 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from r1tui.cli import dry_run_requested
-    from r1tui.cli.export import EventProgress
-    from r1tui.export._util import format_bytes
+    from r1tui.cli._common import EventProgress, run_and_config
     from r1tui.export.push import push_run
-    from r1tui.export.rundir import run_for_writing
+    from r1tui.present import format_bytes
 
-    run_dir, config = run_for_writing(args.run, load_cli_config(args), "push it")
+    layout, config = run_and_config(args, "push it")
     out = console()
     if args.dry_run or dry_run_requested():
-        plan = push_run(config, run_dir, dry_run=True)
+        plan = push_run(config, layout, dry_run=True)
         if args.json:
-            print_json(plan)
+            print_json({**plan.to_dict(), "dry_run": True})
             return 0
-        repo = plan["repo_id"] or "[bold red](not set: set hub.repo_id or HF_REPO_ID)[/]"
-        visibility = "private" if plan["private"] else "public"
-        table = Table(title=f"push plan (dry run: no network): {plan['repo_id'] or 'repo not set'} ({visibility})")
+        repo = plan.repo_id or "[bold red](not set: set hub.repo_id or HF_REPO_ID)[/]"
+        visibility = "private" if plan.private else "public"
+        table = Table(title=f"push plan (dry run: no network): {plan.repo_id or 'repo not set'} ({visibility})")
         table.add_column("file in repo")
         table.add_column("size", justify="right")
         table.add_column("from")
-        for file in plan["files"]:
-            source = "generated model card" if file.get("generated") else file["local"]
-            table.add_row(file["path_in_repo"], format_bytes(file["bytes"]), source)
+        for file in plan.files:
+            source = "generated model card" if file.generated else file.local
+            table.add_row(file.path_in_repo, format_bytes(file.bytes), source)
         out.print(table)
         token = {"HF_TOKEN": "found in HF_TOKEN", "saved login": "found in the saved Hub login"}.get(
-            plan["token"], "[bold red]missing[/] (set HF_TOKEN or run `hf auth login`)")
-        if plan["parity_ok"] is not True:
-            state = "failed" if plan["parity_ok"] is False else "not checked (or a GGUF changed since)"
+            plan.token, "[bold red]missing[/] (set HF_TOKEN or run `hf auth login`)")
+        if plan.parity_ok is not True:
+            state = "failed" if plan.parity_ok is False else "not checked (or a GGUF changed since)"
             out.print(f"[bold red]tokenizer parity {state}[/]: push will refuse until `r1tui export RUN` passes it")
-        if plan["not_published"]:
-            out.print(f"not published (not made by the last export): {', '.join(plan['not_published'])}")
-        out.print(f"repo: {repo} ({plan['repo_id_source']}), {visibility}; {len(plan['files'])} files, "
-                  f"{format_bytes(plan['total_bytes'])}; token: {token}")
+        if plan.not_published:
+            out.print(f"not published (not made by the last export): {', '.join(plan.not_published)}")
+        out.print(f"repo: {repo} ({plan.repo_id_source}), {visibility}; {len(plan.files)} files, "
+                  f"{format_bytes(plan.total_bytes)}; token: {token}")
         return 0
 
     from r1tui.runs.events import EventWriter
+    from r1tui.runs.lock import RunLock
 
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
                    console=console(stderr=True))
-    with EventWriter(run_dir / "events.jsonl") as writer, bar:
-        result = push_run(config, run_dir, events=EventProgress(writer, bar))
+    with RunLock(layout, "r1tui push"), EventWriter(layout.events) as writer, bar:
+        result = push_run(config, layout, events=EventProgress(writer, bar))
     if args.json:
-        print_json(result)
+        print_json(result.to_dict())
         return 0
-    visibility = "private" if result["private"] else "public"
-    out.print(f"[bold green]pushed[/] {len(result['files'])} files ({format_bytes(result['uploaded_bytes'])}) "
-              f"to {result['url']} ({visibility}), commit {result['commit'][:12]}")
+    visibility = "private" if result.private else "public"
+    out.print(f"[bold green]pushed[/] {len(result.files)} files ({format_bytes(result.uploaded_bytes)}) "
+              f"to {result.url} ({visibility}), commit {result.commit[:12]}")
     return 0

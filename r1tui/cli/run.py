@@ -12,7 +12,9 @@ from r1tui.cli._common import (
     console,
     load_cli_config,
     print_json,
+    resolve_cli_run,
 )
+from r1tui.runs.layout import RunLayout
 
 HELP = "run the whole pipeline (prepare, train, export, eval) detached; print the run id"
 DESCRIPTION = """\
@@ -38,14 +40,6 @@ Examples:
   DRY_RUN=1 r1tui run
 """
 
-STAGE_WORK = {
-    "prepare": ("render and mask the data", "data/ (Arrow dataset + stats.json)"),
-    "train": ("LoRA training, checkpoints every train.save_steps", "checkpoints/, adapter/"),
-    "export": ("merge, GGUF convert, quantize, tokenizer parity", "merged/, gguf/"),
-    "eval": ("answer accuracy and reasoning quality", "eval/results.json"),
-}
-
-
 def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool) -> None:
     add_config_argument(parser)
     parser.add_argument("--resume", metavar="RUN", default=None,
@@ -58,8 +52,11 @@ def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool)
                         help="train with N processes under accelerate launch (DDP, backend hf); default 1")
     add_runs_dir_argument(parser)
     if stages_option:
+        from r1tui.pipeline import registry
+
         parser.add_argument("--stages", metavar="LIST", default=None,
-                            help="comma-separated subset of prepare,train,export,eval (default: all)")
+                            help=f"comma-separated subset of {','.join(registry.steps())} (default: all); "
+                                 f"single stages ({','.join(registry.stage_names())}) work too")
     parser.add_argument("--json", action="store_true", help="print {run_id, run_dir, pid} as JSON")
 
 
@@ -70,73 +67,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def start(args: argparse.Namespace, stages: list[str]) -> int:
     """Shared by `run` and `train`."""
     from r1tui.cli import dry_run_requested
+    from r1tui.config import check_backend_settings
     from r1tui.errors import R1Error
-    from r1tui.runs.runner import ALL_STAGES, read_pid, resolve_run, run_status, start_run
+    from r1tui.pipeline import registry
+    from r1tui.pipeline.launch import start_run
+    from r1tui.runs.status import read_pid, run_status
 
-    unknown = [s for s in stages if s not in ALL_STAGES]
-    if unknown:
-        raise R1Error(f"--stages: unknown stage {unknown[0]!r}; use a comma-separated subset of {','.join(ALL_STAGES)}")
+    stages = registry.expand(stages)
     if args.processes < 1:
         raise R1Error(f"--processes {args.processes}: needs at least 1")
-    resume_dir = None
-    if args.resume:
-        from r1tui.config import load_config
-
-        config = load_cli_config(args)
-        resume_dir = resolve_run(Path(config.runs.dir), args.resume)
-        config = load_config(resume_dir / "config.toml")
-    else:
-        config = load_cli_config(args)
-    from r1tui.config import check_backend_settings
-
+    resume = resolve_cli_run(args, args.resume) if args.resume else None
+    config = resume.frozen_config() if resume else load_cli_config(args)
     check_backend_settings(config)
     if dry_run_requested():
-        _print_plan(config, stages, args, resume_dir)
+        _print_plan(config, stages, args, resume)
         return 0
     out = console()
-    config_path = args.config or (None if resume_dir else _default_config_file())
     if args.foreground and not args.json:
-        out.print(f"[bold]starting[/] stages {', '.join(stages)} in the foreground (Ctrl-C cancels, a checkpoint is saved)")
-    run_id = start_run(config_path, stages, detach=not args.foreground, resume_run=resume_dir,
-                       dataset=Path(args.dataset).resolve() if args.dataset else None, processes=args.processes,
-                       runs_dir=Path(config.runs.dir) if not resume_dir else None)
-    run_dir = resume_dir or Path(config.runs.dir) / run_id
+        out.print(f"[bold]starting[/] stages {', '.join(registry.steps_of(stages))} in the foreground "
+                  "(Ctrl-C cancels, a checkpoint is saved)")
+    layout = start_run(config, stages, detach=not args.foreground, resume_run=resume,
+                       dataset=Path(args.dataset).resolve() if args.dataset else None, processes=args.processes)
+    run_id = layout.run_id
     if args.foreground:
-        status = run_status(run_dir)
+        status = run_status(layout)
         if args.json:
-            print_json({"run_id": run_id, "run_dir": str(run_dir), "status": status.status, "error": status.error})
+            print_json({"run_id": run_id, "run_dir": str(layout.root), "status": status.status, "error": status.error})
         else:
             colour = {"finished": "green", "cancelled": "yellow"}.get(status.status, "red")
             out.print(f"run {run_id}: [bold {colour}]{status.status}[/]" + (f" — {status.error}" if status.error else ""))
         return {"finished": 0, "cancelled": 130}.get(status.status, 1)
-    pid = read_pid(run_dir)
+    pid = read_pid(layout)
     if args.json:
-        print_json({"run_id": run_id, "run_dir": str(run_dir), "pid": pid})
+        print_json({"run_id": run_id, "run_dir": str(layout.root), "pid": pid})
         return 0
-    verb = "resumed" if resume_dir else "started"
+    verb = "resumed" if resume else "started"
     out.print(f"{run_id}")
-    out.print(f"[dim]{verb} {', '.join(stages)} in {run_dir} (pid {pid}), detached. "
+    out.print(f"[dim]{verb} {', '.join(registry.steps_of(stages))} in {layout.root} (pid {pid}), detached. "
               f"Follow: r1tui logs {run_id} -f · dashboard: r1tui attach {run_id} · stop: r1tui cancel {run_id}[/]",
               highlight=False)
     return 0
 
 
-def _default_config_file() -> str | None:
-    from r1tui.config import default_config_path
-
-    path = default_config_path()
-    return str(path) if path.is_file() else None
-
-
-def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume_dir: Path | None) -> None:
+def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume: RunLayout | None) -> None:
     from rich.table import Table
 
     from r1tui.dryrun import build_report, report_renderables
+    from r1tui.pipeline import registry
 
     out = console()
-    where = resume_dir or (Path(config.runs.dir) / "<new id>")
+    where = resume.root if resume else (Path(config.runs.dir) / "<new id>")
     mode = "foreground" if args.foreground else "detached"
-    out.print(f"[bold yellow]dry run[/]: nothing started, written or downloaded. Would {'resume' if resume_dir else 'start'} "
+    out.print(f"[bold yellow]dry run[/]: nothing started, written or downloaded. Would {'resume' if resume else 'start'} "
               f"{where} ({mode}, {args.processes} process{'es' if args.processes > 1 else ''}).")
     plan = Table(title="Plan", title_justify="left")
     plan.add_column("stage")
@@ -145,37 +127,29 @@ def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume
     backend = config.train.backend
     if backend == "auto":
         backend = "auto: unsloth with a CUDA GPU and Unsloth installed, else hf"
-    for name in stages:
-        does, writes = STAGE_WORK[name]
-        if name == "prepare" and args.dataset:
+    for stage in (registry.get(name) for name in stages):
+        does, writes = stage.does, stage.writes
+        if stage.name == "prepare" and args.dataset:
             does, writes = f"skipped: uses the prepared dataset {args.dataset}", "-"
-        if name == "train":
+        if stage.name == "train":
             does = f"{does}; backend {backend}; {config.train.max_steps if config.train.max_steps > 0 else str(config.train.epochs) + ' epochs'}" \
                    f"{' steps' if config.train.max_steps > 0 else ''}"
-        if resume_dir is not None:
+        if resume is not None:
             does += " (skipped when up to date)"
-        plan.add_row(name, does, writes)
+        plan.add_row(stage.name, does, writes)
     out.print(plan)
     for renderable in report_renderables(build_report(config)):
         out.print(renderable)
 
 
 def run(args: argparse.Namespace) -> int:
+    from r1tui.pipeline import registry
+    from r1tui.pipeline.launch import started_steps
+
     if args.stages:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     elif args.resume:
-        stages = _stages_of(args) or ["prepare", "train", "export", "eval"]
+        stages = started_steps(resolve_cli_run(args, args.resume)) or list(registry.steps())
     else:
-        stages = ["prepare", "train", "export", "eval"]
+        stages = list(registry.steps())
     return start(args, stages)
-
-
-def _stages_of(args: argparse.Namespace) -> list[str] | None:
-    """A resumed run keeps the stages it was started with (a `train` run does not grow export)."""
-    from r1tui.runs.events import EVENTS_FILE, read_events
-    from r1tui.runs.runner import resolve_run
-
-    run_dir = resolve_run(load_cli_config(args).runs.dir, args.resume)
-    started = [e for e in read_events(run_dir / EVENTS_FILE) if e.type == "run_started"]
-    stages = started[-1].data.get("stages") if started else None
-    return list(stages) if isinstance(stages, list) and stages else None

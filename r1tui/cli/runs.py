@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from r1tui.runs.display import format_duration
-    from r1tui.runs.runner import is_stuck_pipeline, list_runs
+    from r1tui.present import format_duration
+    from r1tui.runs.status import is_stuck_pipeline, list_runs
 
     runs_dir = runs_dir_of(args)
     runs = list_runs(runs_dir)

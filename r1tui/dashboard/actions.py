@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from r1tui.pipeline import registry
+
 ACTIONS = ("start", "resume", "cancel", "export", "evaluate", "push")
+EXPORT_STEP = "export"  # the registry's step that `r1tui export` runs
+
+
+def export_stages() -> list[str]:
+    """The stages the export action (`r1tui export`) runs, in order, from the stage registry."""
+    return [stage.name for stage in registry.stages() if stage.step == EXPORT_STEP]
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def plan_action(
         args += ["--runs-dir", str(runs_dir)] if runs_dir is not None else []
         return ActionPlan(
             action, "Start a run", _cli(python, *args),
-            ("runs every stage (prepare → train → merge → gguf → quantize → parity → eval) in a detached process",
+            (f"runs every stage ({' → '.join(registry.stage_names())}) in a detached process",
              f"config: {show_path(str(config_path)) if config_path else 'the default lookup ($R1TUI_CONFIG, ./config.toml, built-in)'}",
              "the dashboard switches to the new run when its folder appears"),
         )
@@ -84,9 +92,11 @@ def plan_action(
         )
     if action == "export":
         quants = ", ".join(quant_types or []) or "the configured quant types"
+        stages = [stage for stage in registry.stages() if stage.step == EXPORT_STEP]
         return ActionPlan(
             action, "Export GGUF", _cli(python, "export", run),
-            (f"merge the adapter, convert to F16 GGUF, quantize to {quants}, check tokenizer parity",),
+            (f"runs {' → '.join(stage.name for stage in stages)}, quant types {quants}",
+             *(f"{stage.name}: {stage.does}" for stage in stages)),
             blocked="the run is still running" if live else "",
         )
     if action == "evaluate":

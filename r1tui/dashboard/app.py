@@ -2,7 +2,7 @@
 
 The app owns the run being watched (``run_ref``), its folded events (``state``), the
 config and its dry-run report, and the dry-run toggle. A thread worker tails the
-run's ``events.jsonl`` and posts one ``EventsBatch`` per poll; the app folds it and
+run's event log and posts one ``EventsBatch`` per poll; the app folds it and
 redraws the header and the visible panel only. Actions launch ``python -m r1tui …``
 in a new session through ``launcher``, so quitting never stops them.
 """
@@ -25,19 +25,16 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
-from r1tui.dashboard.format import display_path, size
+from r1tui.dashboard.format import display_path
 from r1tui.dashboard.screens.main import PANELS, MainScreen
-from r1tui.dashboard.source import (
-    EventTail,
-    RunRef,
-    find_ggufs,
-    find_runs,
-    load_run_config,
-    process_alive,
-)
-from r1tui.dashboard.state import RunState
+from r1tui.dashboard.source import EventTail, RunRef, find_ggufs, find_runs, load_run_config
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.pipeline import registry
+from r1tui.present import format_bytes
 from r1tui.runs.events import Event
+from r1tui.runs.layout import RunLayout
+from r1tui.runs.reducer import RunState
+from r1tui.runs.status import writer_alive
 
 REFRESH_SECONDS = 0.1  # redraw at most this often while events pour in
 ALIVE_CHECK_SECONDS = 1.0
@@ -45,7 +42,7 @@ NEW_RUN_WAIT_SECONDS = 120.0
 
 
 class EventsBatch(Message):
-    """Events read from the log in one poll, and whether the run's process lives."""
+    """Events read from the log in one poll, and whether a writer holds the run."""
 
     def __init__(self, generation: int, events: list[Event], alive: bool | None, caught_up: bool) -> None:
         super().__init__()
@@ -69,7 +66,7 @@ class DashboardApp(App[None]):
         self.runs_dir = runs_dir
         self.config_path = config_path
         self.run_ref: RunRef | None = None
-        self.state = RunState()
+        self.state = RunState(groups=registry.groups())
         self.config: Any = None
         self.config_error: str | None = None
         self.report: dict[str, Any] | None = None
@@ -95,9 +92,9 @@ class DashboardApp(App[None]):
     # -- the run being watched ------------------------------------------------
     def _open(self, run: RunRef | None) -> None:
         self.run_ref = run
-        self.state = RunState()
+        self.state = RunState(groups=registry.groups())
         self.caught_up = run is None
-        self.config, self.config_error, self.report = _load_config(run.run_dir if run else None, self.config_path)
+        self.config, self.config_error, self.report = _load_config(run.layout if run else None, self.config_path)
         self.masking_stats = None
         self._start = None
 
@@ -148,20 +145,16 @@ class DashboardApp(App[None]):
     def tail(self, run: RunRef, generation: int) -> None:
         """Replay the log from the start, then follow it; one message per read."""
         worker = get_current_worker()
-        tail = EventTail(run.events_path)
-        pid = None
+        tail = EventTail(run.layout.events)
         last_check = 0.0
         alive: bool | None = None
         while not worker.is_cancelled:
             events = tail.read()
-            for event in events:
-                if event.type == "run_started" and isinstance(event.data.get("pid"), int):
-                    pid = event.data["pid"]
             now = time.monotonic()
             checked = now - last_check >= ALIVE_CHECK_SECONDS
             if checked:
                 last_check = now
-                alive = process_alive(run.run_dir, pid)
+                alive, _ = writer_alive(run.layout)
             caught_up = tail.at_end()
             if events or checked:
                 self._applied.clear()
@@ -289,16 +282,15 @@ class DashboardApp(App[None]):
         if name == "start":
             params, vram = report["parameters"], report["vram"]
             return (f"estimates: {params['total']:,} parameters · LoRA {params['lora_trainable']:,} "
-                    f"({params['lora_share_of_base']:.2%}) · training VRAM {size(vram['total'])} of "
-                    f"{size(vram['gpu_bytes'])} ({'fits' if vram['fits'] else 'does not fit'})")
+                    f"({params['lora_share_of_base']:.2%}) · training VRAM {format_bytes(vram['total'])} of "
+                    f"{format_bytes(vram['gpu_bytes'])} ({'fits' if vram['fits'] else 'does not fit'})")
         if name == "export":
             rows = [r for r in report["gguf"] if r["configured"]]
-            return "predicted GGUF sizes: " + ", ".join(f"{r['quant']} {size(r['bytes'])}" for r in rows)
+            return "predicted GGUF sizes: " + ", ".join(f"{r['quant']} {format_bytes(r['bytes'])}" for r in rows)
         if name == "push" and self.main is not None:
             plan = self.main.query_one("#panel-push").plan
-            if plan and isinstance(plan.get("files"), list):
-                total = sum((f.get("bytes") or 0) for f in plan["files"] if isinstance(f, dict))
-                return f"{len(plan['files'])} files, {size(total)} to {plan.get('repo_id') or '?'}"
+            if plan is not None:
+                return f"{len(plan.files)} files, {format_bytes(plan.total_bytes)} to {plan.repo_id or '?'}"
         return ""
 
     def launch(self, plan: ActionPlan) -> None:
@@ -324,8 +316,12 @@ class DashboardApp(App[None]):
                 self.main.action_show_panel("pipeline")
 
     # -- REPL helpers ---------------------------------------------------------
+    def _ggufs(self) -> list[Path]:
+        configured = list(self.config.export.quant_types) if self.config is not None else []
+        return find_ggufs(self.runs_dir, self.run_ref.layout if self.run_ref else None, configured)
+
     def gguf_candidates(self) -> list[Path]:
-        found = find_ggufs(self.runs_dir, self.run_ref.run_dir if self.run_ref else None)
+        found = self._ggufs()
         if self.gguf is not None and self.gguf not in found:
             found.insert(0, self.gguf)
         return found
@@ -333,8 +329,8 @@ class DashboardApp(App[None]):
     def default_gguf(self) -> Path | None:
         if self.gguf is not None:
             return self.gguf
-        own = find_ggufs(self.runs_dir, self.run_ref.run_dir if self.run_ref else None)
-        return own[0] if own else None
+        found = self._ggufs()
+        return found[0] if found else None
 
     # -- command palette ------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -355,10 +351,10 @@ class DashboardApp(App[None]):
                                 lambda ref=ref: self.switch_run(ref), discover=False)
 
 
-def _load_config(run_dir: Path | None, config_path: Path | None) -> tuple[Any, str | None, dict[str, Any] | None]:
+def _load_config(run: RunLayout | None, config_path: Path | None) -> tuple[Any, str | None, dict[str, Any] | None]:
     """(config, its load error, its dry-run report): the run's frozen config, else config_path."""
     try:
-        config = load_run_config(run_dir, config_path)
+        config = load_run_config(run, config_path)
     except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, None
     from r1tui.dryrun import build_report

@@ -1,12 +1,15 @@
-"""Small formatting helpers shared by the panels (Rich text, no Textual)."""
+"""Rich-only helpers shared by the panels (no Textual): status badges, bars, short paths.
+
+Sizes, durations and numbers are ``r1tui.present``'s, the same in every command.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
+
+from r1tui.present import finite
 
 STATUS_STYLE = {
     "none": ("·", "dim"),
@@ -23,45 +26,6 @@ STATUS_STYLE = {
 def status_text(status: str) -> Text:
     icon, style = STATUS_STYLE.get(status, ("?", ""))
     return Text(f"{icon} {status}", style=style)
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a finite float, else None (NaN, infinities, strings, bools)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def duration(seconds: float | None) -> str:
-    seconds = finite(seconds)
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def size(n: float | None) -> str:
-    n = finite(n)
-    if n is None:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def number(value: float | None, digits: int = 4) -> str:
-    value = finite(value)
-    if value is None:
-        return "—"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.{digits}g}"
 
 
 def bar(fraction: float | None, width: int, style: str = "green") -> Text:

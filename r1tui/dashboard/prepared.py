@@ -1,4 +1,4 @@
-"""Reading a run's prepared dataset (``runs/<id>/data``) without ``datasets`` or torch.
+"""Reading a run's prepared dataset (``RunLayout.data``) without ``datasets`` or torch.
 
 ``datasets.save_to_disk`` writes Arrow IPC stream files (``data-*.arrow``); pyarrow
 memory-maps them, so paging through examples costs what one example costs.

@@ -1,59 +1,56 @@
 """Finding runs and reading what they left on disk (no Textual, no torch).
 
-A run is a folder ``runs/<id>/`` (see docs/runs.md), found the way every command finds
-it (``r1tui.runs.runner.resolve_run``). The dashboard reads its ``events.jsonl`` through
-``r1tui.runs.events.EventReader`` and a few result files (``data/stats.json``,
-``gguf/parity.json``, ``eval/results.json``); whether its process is alive comes from the
-``pid`` file and the process table.
+A run is a folder whose every path ``r1tui.runs.layout.RunLayout`` names; the dashboard
+finds it the way every command does (``r1tui.runs.layout.resolve_run``), reads its event
+log through ``r1tui.runs.events.EventReader`` and a few result files through the layout.
+Whether a writer still holds the run is ``r1tui.runs.status.writer_alive``'s to say.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from r1tui.export._util import read_json  # noqa: F401 - re-exported for the panels
-from r1tui.runs.events import EVENTS_FILE, Event, EventReader
-from r1tui.runs.runner import pid_alive, read_pid, run_folders  # noqa: F401 - pid_alive re-exported for the panels
-from r1tui.runs.runner import resolve_run as resolve_run_path
+from r1tui.quants import order_ggufs
+from r1tui.runs.events import Event, EventReader
+from r1tui.runs.files import read_json  # noqa: F401 - re-exported for the panels
+from r1tui.runs.layout import RunLayout, run_folders
+from r1tui.runs.layout import resolve_run as _resolve
 
 REPLAY_CHUNK_BYTES = 1 << 20  # one message per MiB while replaying a long log
 
 
 @dataclass(frozen=True)
 class RunRef:
-    run_id: str
-    run_dir: Path
+    """The run the dashboard watches: its layout, and the two names the panels show."""
+
+    layout: RunLayout
+
+    @classmethod
+    def at(cls, run_dir: str | Path) -> RunRef:
+        return cls(RunLayout(Path(run_dir)))
 
     @property
-    def events_path(self) -> Path:
-        return self.run_dir / EVENTS_FILE
+    def run_id(self) -> str:
+        return self.layout.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.layout.root
 
 
 def find_runs(runs_dir: Path) -> list[RunRef]:
     """Runs under ``runs_dir``, newest first."""
-    return [RunRef(p.name, p) for p in run_folders(runs_dir)]
+    return [RunRef.at(p) for p in run_folders(runs_dir)]
 
 
-def resolve_run(run: str | None, runs_dir: Path) -> RunRef | None:
-    """The run named on the command line (as every command resolves it), else the newest;
-    None when there is no run yet (the dashboard then starts empty)."""
-    if not run and not run_folders(runs_dir):
+def open_run(runs_dir: Path, ref: str | Path | None = None) -> RunRef | None:
+    """The run ``ref`` names (as every command resolves it; the newest when None); None when
+    none is named and there is no run yet (the dashboard then starts empty)."""
+    if not ref and not run_folders(runs_dir):
         return None
-    path = resolve_run_path(runs_dir, run)
-    return RunRef(path.name, path)
-
-
-def process_alive(run_dir: Path, pid_from_events: int | None = None) -> bool | None:
-    """Is the run's process alive? None when there is nothing to check.
-
-    Only the pid file and the process table are read (cheap enough to ask every
-    second); ``r1tui.runs.runner.run_status`` would re-read the whole log each time.
-    """
-    pid = read_pid(run_dir) or pid_from_events
-    if pid is None:
-        return None
-    return pid_alive(pid)
+    return RunRef(_resolve(runs_dir, ref))
 
 
 class EventTail:
@@ -77,13 +74,12 @@ class EventTail:
             return True
 
 
-
-def load_run_config(run_dir: Path | None, fallback: str | Path | None = None):
-    """The run's frozen config.toml, else ``fallback`` / the default config lookup."""
+def load_run_config(run: RunLayout | None, fallback: str | Path | None = None):
+    """The run's frozen config, else ``fallback`` / the default config lookup."""
     from r1tui.config import default_config_path, load_config, parse_config
 
-    if run_dir is not None and (run_dir / "config.toml").is_file():
-        return load_config(run_dir / "config.toml")
+    if run is not None and run.config.is_file():
+        return run.frozen_config()
     if fallback:
         return load_config(fallback)
     path = default_config_path()
@@ -92,13 +88,12 @@ def load_run_config(run_dir: Path | None, fallback: str | Path | None = None):
     return parse_config({}, origin="built-in defaults")
 
 
-def find_ggufs(runs_dir: Path, run_dir: Path | None = None) -> list[Path]:
-    """GGUF files to chat with: the run's own first (smallest quant first), then others."""
-    found: list[Path] = []
-    if run_dir is not None:
-        found += sorted((run_dir / "gguf").glob("*.gguf"), key=lambda p: p.stat().st_size)
-    if runs_dir.is_dir():
-        for path in sorted(runs_dir.glob("*/gguf/*.gguf")):
-            if path not in found:
-                found.append(path)
+def find_ggufs(runs_dir: Path, run: RunLayout | None = None, configured: Sequence[str] = ()) -> list[Path]:
+    """GGUF files to chat with: the run's own first, in the order a consumer chooses them
+    (``RunLayout.choose_gguf``: the configured quant types first), then other runs'."""
+    found: list[Path] = order_ggufs(run.gguf_files(), configured) if run is not None else []
+    own = run.root.resolve() if run is not None else None
+    for folder in reversed(run_folders(runs_dir)):  # oldest run first, as before
+        if folder.resolve() != own:
+            found += [path for path in RunLayout(folder).gguf_files() if path not in found]
     return found

@@ -26,7 +26,7 @@ from r1tui.data.render import IGNORE_INDEX, ChatRenderer, RenderError, load_rend
 from r1tui.data.sources import LoadedExamples, load_examples
 from r1tui.data.stats import MaskingStats
 from r1tui.errors import R1Error
-from r1tui.runs.events import stage
+from r1tui.runs.events import NullWriter, stage
 
 if TYPE_CHECKING:
     from r1tui.config import Config
@@ -90,15 +90,15 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
     out_dir = Path(out_dir)
     _refuse_foreign_folder(out_dir)
     source = str(Path(data_path).expanduser().resolve()) if data_path else config.data.source
-    emit = events.emit if events is not None else (lambda *args, **kwargs: None)
+    events = events if events is not None else NullWriter()
     with stage(events, "prepare", source=source, out_dir=str(out_dir)) as outputs:
         renderer = load_renderer(config.model.tokenizer)
-        emit("stage_progress", stage="prepare", completed=0, total=0, unit="rows", message=f"reading {source}")
+        events.emit("stage_progress", stage="prepare", completed=0, total=0, unit="rows", message=f"reading {source}")
         loaded = load_examples(source, split=config.data.split, fields=config.data.fields,
                                num_examples=config.data.num_examples, seed=config.data.seed)
 
         def progress(done: int, total: int) -> None:
-            emit("stage_progress", stage="prepare", completed=done, total=total, unit="rows", message="rendering")
+            events.emit("stage_progress", stage="prepare", completed=done, total=total, unit="rows", message="rendering")
 
         columns, stats = render_examples(loaded, renderer, config, progress)
         if not columns["input_ids"]:
@@ -106,7 +106,7 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
             raise R1Error(f"{source}: no usable rows ({reasons}); check data.source, data.fields and model.max_seq_length")
         result = stats.to_dict()
         _write_dataset(columns, result, out_dir)
-        emit("artifact", stage="prepare", kind="dataset", path=str(out_dir), examples=result["examples"],
+        events.emit("artifact", stage="prepare", kind="dataset", path=str(out_dir), examples=result["examples"],
              tokens=result["tokens"])
         outputs.update(path=str(out_dir), examples=result["examples"], tokens=result["tokens"],
                        trained_tokens=result["trained_tokens"], dropped=result["dropped_total"],

@@ -34,10 +34,10 @@ from typing import Literal
 
 from r1tui.data.tokenizer import TextTokenizer, load_text_tokenizer
 from r1tui.errors import R1Error
+from r1tui.response_format import THINK_END
 
 IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
-THINK_END = "</think>"
 # Instruct formats whose plain-text chat rendering is implemented (and tested against mistral-common).
 SYSTEM_BEFORE_LAST_USER = ("v2", "v3")
 SYSTEM_IN_PLACE = ("v7",)

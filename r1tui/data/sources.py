@@ -34,8 +34,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from r1tui.data.formatting import format_assistant, split_think
 from r1tui.errors import R1Error
+from r1tui.response_format import format_assistant, split_think
 
 log = logging.getLogger(__name__)
 

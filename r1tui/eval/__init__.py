@@ -6,7 +6,7 @@ depth), ``extract_answer`` / ``check_answer`` (correctness), ``load_eval_set``.
 Nothing here imports torch, transformers or llama_cpp at module scope.
 """
 
-from r1tui.eval.answers import check_answer, extract_answer, split_response
+from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import ReasoningQualityEvaluator, format_summary
 from r1tui.eval.run import (
     compare_results,
@@ -16,6 +16,7 @@ from r1tui.eval.run import (
     load_results,
 )
 from r1tui.eval.sets import load_eval_set
+from r1tui.response_format import extract_answer, split_response
 
 __all__ = [
     "ReasoningQualityEvaluator", "check_answer", "compare_results", "evaluate_model", "evaluate_run",

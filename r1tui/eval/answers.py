@@ -1,15 +1,8 @@
-"""Reading a response: its think block, its final answer, and whether that answer is right.
+"""Whether a model's answer is right: the reference compared by the domain's rule.
 
-A response in the training format looks like::
-
-    <think>
-    step … step …
-    </think>
-    FINAL ANSWER: 42
-
-``split_response`` separates the reasoning from the rest, ``extract_answer`` takes the
-answer (the last ``FINAL ANSWER:`` line after the think block, falling back to the last
-``\\boxed{…}``), and ``check_answer`` compares it with the reference by the domain's rule:
+Reading the answer out of a response (its think block, the last ``FINAL ANSWER:`` line,
+the last ``\\boxed{…}``) is r1tui.response_format's; ``check_answer`` compares what it
+read with the reference by the domain's rule:
 
 - ``coding``: exact match of the output after trimming whitespace and code fences.
 - ``math``, ``physics`` and anything else: math-verify's symbolic/numeric equivalence,
@@ -27,24 +20,13 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from r1tui.response_format import last_boxed
+
 EXACT_DOMAINS = frozenset({"coding"})
 # Answers longer than this are not handed to the symbolic parser: math-verify's own
 # timeout only works on the main thread, and a bounded input keeps parsing bounded.
 MAX_PARSE_CHARS = 400
 
-# "FINAL ANSWER: 42", "**Final answer:** 42", "FINAL_ANSWER: 42" anywhere on a line …
-_FINAL_ANSWER = re.compile(r"final[ \t_]+answer[ \t*_]*[:：][ \t*]*(?:__(?=[ \t]))?[ \t*]*(.*)$",
-                           re.IGNORECASE | re.MULTILINE)
-# … and, only when there is no such line, "FINAL ANSWER = 42" / "Final answer - 42" at the
-# start of a line (not `final_answer = n * 2` in code, nor "# final answer - see above" after
-# a real answer line).
-_FINAL_ANSWER_LOOSE = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(final[ \t_]+answer)[ \t*]*"
-                                 r"(?:=|[-–—](?=[ \t]))[ \t*]*(.*)$", re.IGNORECASE | re.MULTILINE)
-# … or a line that is only a heading ("### Final Answer", "**Final Answer**"): the value follows it.
-_FINAL_ANSWER_HEADING = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*final[ \t_]+answer[ \t]*[:：]?"
-                                   r"[ \t]*(?:\*\*|__)?[ \t]*[:：]?[ \t]*()$", re.IGNORECASE | re.MULTILINE)
 _VARIABLE_PREFIX = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_]*(?:\([^()]*\))?\s*=\s*(?=\S)")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _E_NOTATION = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")
@@ -52,96 +34,6 @@ _LEADING_NUMBER = re.compile(r"\s*\$?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+
 _UNIT = re.compile(r"[A-Za-z°%ΩµμÅ][A-Za-z0-9°%ΩµμÅ/^*·.()-]*")
 _SET_SEPARATORS = re.compile(r"\s*(?:,|;|\\text\{\s*or\s*\}|\\text\{\s*and\s*\}|\bor\b|\band\b)\s*")
 
-
-@dataclass(frozen=True)
-class ParsedResponse:
-    think: str | None      # text inside <think>…</think> (or after an unclosed <think>); None without a tag
-    think_closed: bool     # both tags present, in order
-    answer_part: str       # what follows </think> (the whole text when the think block never closed)
-
-
-def split_response(text: str) -> ParsedResponse:
-    """Separate the think block from the answer part."""
-    open_at = text.find(THINK_OPEN)
-    close_at = text.find(THINK_CLOSE, open_at + len(THINK_OPEN) if open_at >= 0 else 0)
-    if open_at >= 0 and close_at >= 0:
-        return ParsedResponse(text[open_at + len(THINK_OPEN):close_at].strip(), True,
-                              text[close_at + len(THINK_CLOSE):])
-    if open_at >= 0:  # truncated inside the reasoning, or never closed
-        return ParsedResponse(text[open_at + len(THINK_OPEN):].strip(), False, "")
-    if close_at >= 0:  # the opening tag was in the prompt or got lost: all before is reasoning
-        return ParsedResponse(text[:close_at].strip(), False, text[close_at + len(THINK_CLOSE):])
-    return ParsedResponse(None, False, text)
-
-
-@dataclass(frozen=True)
-class ExtractedAnswer:
-    text: str | None
-    source: str  # "final_answer" | "boxed" | "none"
-
-
-def extract_answer(text: str) -> ExtractedAnswer:
-    """The last ``FINAL ANSWER:`` line after the think block, else the last ``\\boxed{}``.
-
-    The marker is case-insensitive, may sit in bold (``**Final answer:**``) and needs
-    its colon, unless it is a heading on a line of its own (``### Final Answer``) with
-    the value below; without either, ``FINAL ANSWER = 42`` or ``- 42`` starting a line
-    counts (never the code identifier ``final_answer``). "The final answer is 12" in
-    prose is not an answer line.
-    """
-    part = split_response(text).answer_part
-    matches = sorted([*_FINAL_ANSWER.finditer(part), *_FINAL_ANSWER_HEADING.finditer(part)],
-                     key=lambda match: match.start())
-    if not matches:
-        matches = [m for m in _FINAL_ANSWER_LOOSE.finditer(part) if m.group(1) != "final_answer"]
-    if matches:
-        last = matches[-1]
-        value = last.group(last.lastindex or 0).strip()
-        if not value:  # "FINAL ANSWER:" with the answer on the next non-empty line
-            following = [line.strip() for line in part[last.end():].splitlines() if line.strip()]
-            value = following[0] if following else ""
-        value = _clean(value)
-        if value:
-            return ExtractedAnswer(value, "final_answer")
-    boxed = last_boxed(part)
-    if boxed is not None and boxed.strip():
-        return ExtractedAnswer(boxed.strip(), "boxed")
-    return ExtractedAnswer(None, "none")
-
-
-def has_answer_line(text: str) -> bool:
-    """A ``FINAL ANSWER:`` line with a value after the think block."""
-    return extract_answer(text).source == "final_answer"
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` (or ``\\fbox{…}``), braces balanced."""
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    for start in reversed(starts):
-        depth = 1
-        for index in range(start, len(text)):
-            if text[index] == "{":
-                depth += 1
-            elif text[index] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:index]
-    return None
-
-
-def _clean(value: str) -> str:
-    value = value.strip().rstrip(" .")
-    if value.count("**") % 2:  # the closing half of bold opened before the marker: "**FINAL ANSWER: 21**"
-        value = value[:-2] if value.endswith("**") else value[2:] if value.startswith("**") else value
-    # Bold around the value; "__" is left alone: "__init__" is an answer, not markdown.
-    value = re.sub(r"^\*\*(.*)\*\*$", r"\1", value.strip().rstrip(" .")).strip()
-    boxed = last_boxed(value)
-    if boxed is not None and value.startswith(("\\boxed", "$\\boxed", "\\fbox")):
-        value = boxed
-    return value.rstrip(" .").strip()
-
-
-# ----------------------------------------------------------------- checking
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from r1tui.eval.answers import split_response
+from r1tui.response_format import split_response
 
 DOMAINS = ("math", "physics", "coding")
 DEPTH_FLOOR = 0.4

@@ -24,17 +24,17 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.errors import R1Error
-from r1tui.eval.answers import check_answer, extract_answer, split_response
+from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, summarize
+from r1tui.quants import quant_of
+from r1tui.response_format import extract_answer, split_response
 from r1tui.runs.events import StageCancelled, stage
+from r1tui.runs.layout import RESULTS_FILE, RunLayout
 
 log = logging.getLogger(__name__)
 
 RESULTS_VERSION = 1
-RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.json"
-PREFERRED_QUANT = "Q4_K_M"
-_QUANT_IN_NAME = re.compile(r"(?:^|[-_.])((?:I?Q\d(?:_K)?(?:_[SMLX]{1,2})?|Q\d_\d|BF16|F16|F32))$", re.IGNORECASE)
 
 SampleCallback = Callable[[int, int, dict[str, Any]], None]
 
@@ -180,24 +180,15 @@ def build_results(records: list[dict[str, Any]], evaluator: ReasoningQualityEval
 # ----------------------------------------------------------------- models
 
 
-def quant_of(path: Path) -> str | None:
-    """The quant type written in a GGUF's file name (``x-Q4_K_M.gguf`` -> ``Q4_K_M``)."""
-    match = _QUANT_IN_NAME.search(path.stem)
-    return match.group(1).upper() if match else None
-
-
-def find_run_gguf(run_dir: Path, config: Config | None = None) -> Path:
-    """The run's Q4_K_M GGUF, else another quant it exported (F16 last)."""
-    folder = Path(run_dir) / "gguf"
-    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-    if not files:
-        raise R1Error(f"{run_dir.name}: no GGUF in {folder}; export it first (r1tui export {run_dir.name}) or pass --gguf PATH")
-    order = [PREFERRED_QUANT] + [q for q in (config.export.quant_types if config else []) if q != "F16"]
-    for quant in order:
-        for path in files:
-            if quant_of(path) == quant:
-                return path
-    return sorted(files, key=lambda p: (quant_of(p) in ("F16", "BF16", "F32"), p.name))[0]
+def find_run_gguf(layout: RunLayout | Path, config: Config | None = None) -> Path:
+    """The GGUF of a run to evaluate or chat with: the configured quant types first, then
+    the documented order (``r1tui.quants.GGUF_PREFERENCE``: Q4_K_M first, F16 last)."""
+    layout = layout if isinstance(layout, RunLayout) else RunLayout(Path(layout))
+    chosen = layout.choose_gguf(config.export.quant_types if config else ())
+    if chosen is None:
+        raise R1Error(f"{layout.run_id}: no GGUF in {layout.gguf_dir}; export it first "
+                      f"(r1tui export {layout.run_id}) or pass --gguf PATH")
+    return chosen
 
 
 def open_model(config: Config, gguf: str | Path | None = None, model_dir: str | Path | None = None):
@@ -253,14 +244,15 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
     from r1tui.eval.sets import load_eval_set
 
     run_dir = Path(run_dir) if run_dir is not None else None
+    layout = RunLayout(run_dir) if run_dir is not None else None
     if gguf is None and model_dir is None:
-        if run_dir is None:
+        if layout is None:
             raise R1Error("nothing to evaluate: give a run, --gguf PATH or --hf PATH")
-        gguf = find_run_gguf(run_dir, config)
+        gguf = find_run_gguf(layout, config)
     if out_dir is None:
-        if run_dir is None:
+        if layout is None:
             raise R1Error("where should results go? pass --out DIR")
-        out_dir = run_dir / "eval"
+        out_dir = layout.eval_dir
     out_dir = Path(out_dir)
     model_path = Path(gguf or model_dir)
     with stage(events, "eval", model=str(model_path), vs=str(vs or vs_model_dir or "") or None) as outputs:
@@ -374,7 +366,7 @@ def write_json(path: str | Path, data: Any) -> Path:
 def load_results(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
-        path = path / "eval" / RESULTS_FILE if (path / "eval").is_dir() else path / RESULTS_FILE
+        path = RunLayout(path).eval_results if RunLayout(path).eval_dir.is_dir() else path / RESULTS_FILE
     if not path.is_file():
         raise R1Error(f"{path}: no eval results; run r1tui eval first")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -23,6 +23,7 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.errors import R1Error
+from r1tui.response_format import extract_final_answer
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ def normalize_row(raw: Any, where: str, default_id: str, fields: dict[str, str] 
 
 def example_row(example, row_id: str, where: str) -> dict[str, Any]:
     """An eval row from a data-adapter Example: its last user turn and its reference FINAL ANSWER."""
-    from r1tui.data.formatting import extract_final_answer
-
     messages = example.messages
     user_turns = [m["content"] for m in messages[:-1] if m["role"] == "user"]
     reference = extract_final_answer(messages[-1]["content"])

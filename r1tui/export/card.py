@@ -5,7 +5,7 @@ Everything in it is read from the run folder or computed: the licence of the bas
 24B models and the tiny model), the frozen training config, the LoRA size from the
 calculator, masking statistics (data/stats.json), the evaluation table
 (eval/results.json, when present), the GGUF files with their sizes and types
-(gguf/export.json), the tokenizer parity result and how to run it.
+(the export manifest), the tokenizer parity result and how to run it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1tui.export._util import fingerprint, format_bytes, read_json, read_stamp, write_text_atomic
+from r1tui.present import format_bytes
+from r1tui.quants import quant_of
+from r1tui.runs.files import fingerprint, read_json, read_json_object, write_text_atomic
+from r1tui.runs.layout import RunLayout
 
 MRL_LINK = "https://mistral.ai/licenses/MRL-0.1.md"
 HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
@@ -23,26 +26,30 @@ HUB_LICENCE_IDS = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4
 TAGS = ["gguf", "llama.cpp", "ollama", "lora", "peft", "mistral", "reasoning", "distillation", "r1tui"]
 
 
-def read_parity(run_dir: Path) -> dict[str, Any]:
-    """gguf/parity.json, the last export's tokenizer check ({} when there is none)."""
-    return read_stamp(Path(run_dir) / "gguf" / "parity.json")
+def _layout(run: Path | RunLayout) -> RunLayout:
+    return run if isinstance(run, RunLayout) else RunLayout(Path(run))
 
 
-def checked_ggufs(run_dir: Path, parity: dict[str, Any]) -> list[Path]:
+def read_parity(run_dir: Path | RunLayout) -> dict[str, Any]:
+    """parity.json, the last export's tokenizer check ({} when there is none)."""
+    return read_json_object(_layout(run_dir).parity)
+
+
+def checked_ggufs(run_dir: Path | RunLayout, parity: dict[str, Any]) -> list[Path]:
     """The GGUFs the last export made and checked for tokenizer parity."""
-    return [Path(run_dir) / "gguf" / name for name in (parity.get("files") or {})]
+    return [_layout(run_dir).gguf_dir / name for name in (parity.get("files") or {})]
 
 
-def published_ggufs(run_dir: Path, config, parity: dict[str, Any] | None = None) -> list[Path]:
+def published_ggufs(run_dir: Path | RunLayout, config, parity: dict[str, Any] | None = None) -> list[Path]:
     """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type.
     A GGUF left over from an earlier export, or copied in, is never one of them."""
     checked = checked_ggufs(run_dir, read_parity(run_dir) if parity is None else parity)
     files = [p for p in checked if p.is_file()]
     keep_f16 = "F16" in config.export.quant_types
-    return [p for p in files if keep_f16 or not p.name.endswith("-F16.gguf")] or files
+    return [p for p in files if keep_f16 or quant_of(p) != "F16"] or files
 
 
-def parity_is_current(run_dir: Path, parity: dict[str, Any]) -> bool:
+def parity_is_current(run_dir: Path | RunLayout, parity: dict[str, Any]) -> bool:
     """parity.json still describes the files on disk (none rewritten or removed since):
     the export's own fingerprint of the checked files, taken again."""
     checked = checked_ggufs(run_dir, parity)
@@ -153,19 +160,19 @@ def _eval_table(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render_card(config, run_dir: Path, repo_id: str) -> str:
+def render_card(config, run_dir: Path | RunLayout, repo_id: str) -> str:
     from r1tui.calculator import count_lora, resolve_architecture
 
-    run_dir = Path(run_dir)
+    layout = _layout(run_dir)
     meta = card_metadata(config)
     arch = resolve_architecture(config.model.architecture)
     lora = count_lora(arch, config.lora.r, config.lora.target_modules)
-    export = read_json(run_dir / "gguf" / "export.json") or {}
-    stats = read_json(run_dir / "data" / "stats.json")
-    results = read_json(run_dir / "eval" / "results.json")
-    parity = read_parity(run_dir)
-    adapter_file = run_dir / "adapter" / "adapter_model.safetensors"
-    repo_name = repo_id.split("/")[-1] if repo_id else run_dir.name
+    export = read_json_object(layout.export_manifest)
+    stats = read_json(layout.data_stats)
+    results = read_json(layout.eval_results)
+    parity = read_parity(layout)
+    adapter_file = layout.adapter / "adapter_model.safetensors"
+    repo_name = repo_id.split("/")[-1] if repo_id else layout.run_id
     licence = meta.get("license_name", meta["license"])
 
     parts = [_yaml(meta), "", f"# {repo_name}", ""]
@@ -181,7 +188,7 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
         "| file | size | tensor types | calculator estimate |",
         "| --- | --- | --- | --- |",
     ]
-    published = {p.name for p in published_ggufs(run_dir, config, parity)}
+    published = {p.name for p in published_ggufs(layout, config, parity)}
     for report in (export.get("gguf") or {}).values():
         if Path(report["path"]).name not in published:
             continue
@@ -190,7 +197,7 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
                      f"{format_bytes(report['calculator_bytes'])} of tensors |")
     if adapter_file.is_file():
         parts.append(f"| `adapter/` (peft LoRA) | {format_bytes(adapter_file.stat().st_size)} | | |")
-    parts.append("| `Modelfile` (Ollama) | | | |")
+    parts.append(f"| `{layout.modelfile.name}` (Ollama) | | | |")
     parts += ["", "## LoRA", "",
               f"r = {config.lora.r}, alpha = {config.lora.alpha}, dropout = {config.lora.dropout}, on "
               f"{', '.join(config.lora.target_modules)}: **{lora.trainable:,}** trainable parameters, "
@@ -210,8 +217,8 @@ def render_card(config, run_dir: Path, repo_id: str) -> str:
     else:
         parts.append("Not checked.")
     gguf_names = sorted(published)
-    example = next((n for n in gguf_names if not n.endswith("-F16.gguf")), gguf_names[0] if gguf_names else "MODEL.gguf")
-    quant = example.removesuffix(".gguf").rsplit("-", 1)[-1]
+    example = next((n for n in gguf_names if quant_of(n) != "F16"), gguf_names[0] if gguf_names else "MODEL.gguf")
+    quant = quant_of(example) or "Q4_K_M"
     target = repo_id or "USER/REPO"
     parts += [
         "", "## Run it", "",
@@ -244,7 +251,7 @@ def _public_toml(config) -> str:
     return re.sub(r'"(/[^"]*?)([^/"]+)"', r'".../\2"', dump_toml(config).strip())
 
 
-def write_card(config, run_dir: Path, repo_id: str = "") -> Path:
-    """card/README.md in the run folder."""
-    text = render_card(config, run_dir, repo_id)
-    return write_text_atomic(Path(run_dir) / "card" / "README.md", text)
+def write_card(config, run_dir: Path | RunLayout, repo_id: str = "") -> Path:
+    """The run's model card (``RunLayout.card``)."""
+    layout = _layout(run_dir)
+    return write_text_atomic(layout.card, render_card(config, layout, repo_id))

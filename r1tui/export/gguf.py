@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.errors import R1Error
-from r1tui.export._util import temp_sibling
+from r1tui.runs.files import temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ INSTALLED_CONVERTER = Path("share") / "r1tui" / "llama.cpp"
 QUANT_FTYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q8_0": 7, "F16": 1}
 
 ProgressFn = Callable[[int, int, str], None]  # (completed, total, message)
+
+
+def gguf_stem(config) -> str:
+    """File stem of a run's GGUFs: the base model's name and "-r1" (Mistral-Small-Instruct-2409-r1);
+    ``RunLayout.gguf(stem, quant)`` names the file."""
+    name = config.model.name.rstrip("/").split("/")[-1] or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) + "-r1"
 
 
 # ---------------------------------------------------------------- the converter
@@ -167,7 +174,7 @@ def quantize_gguf(source: Path, target: Path, quant: str, *, on_progress: Progre
     """Quantize `source` (an F16 GGUF) to `target` with llama.cpp's rules for `quant`.
 
     Progress is one call per tensor. The file appears under `target` only when llama.cpp
-    reported success (the export pipeline then reads it back with `read_gguf`); on any
+    reported success (the quantize stage then reads it back with `read_gguf`); on any
     failure, KeyboardInterrupt or StageCancelled the temporary file is removed and the
     child process stopped.
     """

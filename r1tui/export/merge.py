@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from r1tui.errors import R1Error
-from r1tui.export._util import check_free_space, remove_stale_temps, replace_dir, temp_sibling
+from r1tui.runs.disk import check_free_space
+from r1tui.runs.files import remove_stale_temps, replace_dir, temp_sibling
+from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ def resolve_base(config, run_dir: Path, adapter_dir: Path) -> str:
     named = adapter_base(adapter_dir, run_dir)
     if named and Path(named).is_dir():
         return named
-    if config.model.random_init and (Path(run_dir) / "base").is_dir():
-        return str(Path(run_dir) / "base")
+    if config.model.random_init and RunLayout(Path(run_dir)).base.is_dir():
+        return str(RunLayout(Path(run_dir)).base)
     if config.model.path is not None and Path(config.model.path).is_dir():
         return str(config.model.path)
     if named and re.fullmatch(r"[\w.-]+/[\w.-]+", named) and not named.startswith("."):

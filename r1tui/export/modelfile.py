@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1tui.export._util import write_text_atomic
+from r1tui.quants import UNQUANTIZED, quant_of
+from r1tui.runs.files import write_text_atomic
 
 STOP_TOKENS = ("</s>", "[INST]")
 
@@ -51,11 +52,12 @@ def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: 
     return "\n".join(lines)
 
 
-def write_modelfile(gguf_dir: Path, gguf_names: list[str], *, num_ctx: int, system: str = "",
+def write_modelfile(path: Path, gguf_names: list[str], *, num_ctx: int, system: str = "",
                     tekken: bool = False) -> Path:
-    """Modelfile pointing at the first quantized file (F16 only when nothing else exists)."""
-    preferred = [name for name in gguf_names if not name.endswith("-F16.gguf")] or gguf_names
+    """The Modelfile at ``path`` (``RunLayout.modelfile``, beside the GGUFs), pointing at the
+    first quantized file (an unquantized one only when nothing else exists)."""
+    preferred = [name for name in gguf_names if quant_of(name) not in UNQUANTIZED] or gguf_names
     chosen = preferred[0]
     text = render_modelfile(chosen, num_ctx=num_ctx, system=system,
                             others=[name for name in gguf_names if name != chosen], tekken=tekken)
-    return write_text_atomic(Path(gguf_dir) / "Modelfile", text)
+    return write_text_atomic(Path(path), text)

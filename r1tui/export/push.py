@@ -9,22 +9,67 @@
 - Files go up one at a time (``preupload_lfs_files``, one progress event per file) and
   are committed together at the end (``create_commit``). Content the Hub already holds
   is not sent again, so running push again after a failure resumes.
-- A dry run returns the plan (repo, visibility, every file and its size) and touches
-  no network.
+- A dry run returns the plan (a ``PushPlan``: repo, visibility, every file and its size)
+  and touches no network; a push returns a ``PushResult``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from r1tui.errors import R1Error
+from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
 TOKEN_HELP = "set HF_TOKEN or run `hf auth login` with a write token (https://huggingface.co/settings/tokens)"
+
+
+@dataclass(frozen=True)
+class PushFile:
+    """One file of the upload: where it goes in the repo, where it comes from, its size."""
+
+    path_in_repo: str
+    local: str
+    bytes: int
+    rewritten: bool = False  # adapter_config.json: published with the base's Hub id (adapter_config_for_hub)
+    generated: bool = False  # the model card: rendered for the repo at push time
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """What ``r1tui push`` would upload, read from the run folder alone (no network)."""
+
+    repo_id: str  # "" when neither hub.repo_id nor HF_REPO_ID is set
+    repo_id_source: str  # "HF_REPO_ID" or "hub.repo_id"
+    private: bool
+    files: list[PushFile]
+    total_bytes: int
+    token: str | None  # where the token would come from ("HF_TOKEN", "saved login"), never the token
+    parity_ok: bool | None  # None: never checked, or a checked GGUF was rewritten since
+    not_published: list[str] = field(default_factory=list)  # GGUFs in the run the last export did not check
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did."""
+
+    repo_id: str
+    url: str
+    commit: str
+    private: bool
+    files: list[dict[str, Any]]  # {"path_in_repo", "bytes"} per file
+    uploaded_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _token_source() -> str | None:
@@ -45,53 +90,54 @@ def _token() -> str:
     return token
 
 
-def _card_bytes(config, run_dir: Path, repo_id: str) -> int:
+def _layout(run: str | Path | RunLayout) -> RunLayout:
+    return run if isinstance(run, RunLayout) else RunLayout(Path(run).resolve())
+
+
+def _card_bytes(config, layout: RunLayout, repo_id: str) -> int:
     from r1tui.export.card import render_card
 
-    return len(render_card(config, run_dir, repo_id).encode("utf-8"))
+    return len(render_card(config, layout, repo_id).encode("utf-8"))
 
 
-def plan_push(config, run_dir: str | Path) -> dict[str, Any]:
+def plan_push(config, run_dir: str | Path | RunLayout) -> PushPlan:
     """Repo, visibility and every file with its size; reads only the run folder."""
     from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs, read_parity
 
-    run_dir = Path(run_dir).resolve()
-    parity = read_parity(run_dir)
-    ggufs = published_ggufs(run_dir, config, parity)
+    layout = _layout(run_dir)
+    parity = read_parity(layout)
+    ggufs = published_ggufs(layout, config, parity)
     if not ggufs:
-        raise R1Error(f"{run_dir}: no exported GGUF in gguf/ (none checked by parity); "
-                      f"run `r1tui export {run_dir.name}` first")
-    checked = checked_ggufs(run_dir, parity)
-    left_out = sorted(p.name for p in (run_dir / "gguf").glob("*.gguf") if not p.name.startswith(".") and p not in checked)
-    files: list[dict[str, Any]] = [{"path_in_repo": p.name, "local": str(p), "bytes": p.stat().st_size} for p in ggufs]
-    adapter_dir = run_dir / "adapter"
+        raise R1Error(f"{layout.root}: no exported GGUF in {layout.gguf_dir.name}/ (none checked by parity); "
+                      f"run `r1tui export {layout.run_id}` first")
+    checked = checked_ggufs(layout, parity)
+    left_out = sorted(p.name for p in layout.gguf_files() if p not in checked)
+    files = [PushFile(p.name, str(p), p.stat().st_size) for p in ggufs]
+    adapter_dir = layout.adapter
     for path in sorted(adapter_dir.rglob("*")) if adapter_dir.is_dir() else []:
         relative = path.relative_to(adapter_dir)
         if not path.is_file() or any(part.startswith(".") for part in relative.parts) or relative.name == "README.md":
             continue  # peft's boilerplate card names the local base folder; the repo's card covers the adapter
-        entry = {"path_in_repo": f"adapter/{relative.as_posix()}", "local": str(path), "bytes": path.stat().st_size}
+        in_repo = f"{adapter_dir.name}/{relative.as_posix()}"
         if relative.as_posix() == "adapter_config.json":
-            entry["bytes"] = len(adapter_config_for_hub(config, path))
-            entry["rewritten"] = True
-        files.append(entry)
-    for name, path in (("Modelfile", run_dir / "gguf" / "Modelfile"), ("parity.json", run_dir / "gguf" / "parity.json")):
+            files.append(PushFile(in_repo, str(path), len(adapter_config_for_hub(config, path)), rewritten=True))
+        else:
+            files.append(PushFile(in_repo, str(path), path.stat().st_size))
+    for path in (layout.modelfile, layout.parity):
         if path.is_file():
-            files.append({"path_in_repo": name, "local": str(path), "bytes": path.stat().st_size})
+            files.append(PushFile(path.name, str(path), path.stat().st_size))
     repo_id = config.hub_repo_id
-    card_path = run_dir / "card" / "README.md"
-    files.append({"path_in_repo": "README.md", "local": str(card_path), "bytes": _card_bytes(config, run_dir, repo_id),
-                  "generated": True})
-    return {
-        "repo_id": repo_id,
-        "repo_id_source": "HF_REPO_ID" if os.environ.get("HF_REPO_ID") else "hub.repo_id",
-        "private": config.hub.private,
-        "files": files,
-        "total_bytes": sum(f["bytes"] for f in files),
-        "token": _token_source(),
-        # None: never checked, or a checked file was rewritten since (so it must be checked again)
-        "parity_ok": parity.get("ok") if parity_is_current(run_dir, parity) else None,
-        "not_published": left_out,
-    }
+    files.append(PushFile(layout.card.name, str(layout.card), _card_bytes(config, layout, repo_id), generated=True))
+    return PushPlan(
+        repo_id=repo_id,
+        repo_id_source="HF_REPO_ID" if os.environ.get("HF_REPO_ID") else "hub.repo_id",
+        private=config.hub.private,
+        files=files,
+        total_bytes=sum(f.bytes for f in files),
+        token=_token_source(),
+        parity_ok=parity.get("ok") if parity_is_current(layout, parity) else None,
+        not_published=left_out,
+    )
 
 
 def adapter_config_for_hub(config, path: Path) -> bytes:
@@ -135,24 +181,24 @@ def _hub_error(exc: BaseException, endpoint: str, repo_id: str, token: str | Non
     return R1Error(f"push to {repo_id} failed: {type(exc).__name__}: {message}; {again}")
 
 
-def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) -> dict[str, Any]:
+def push_run(config, run_dir: str | Path | RunLayout, events=None, dry_run: bool = False) -> PushPlan | PushResult:
     """Upload the run's GGUF(s), adapter, Modelfile and model card to the Hub.
 
-    Returns the plan (with "dry_run": True) when `dry_run`, else
-    {"repo_id", "url", "commit", "private", "files", "uploaded_bytes"}.
+    Returns the ``PushPlan`` when ``dry_run`` (no network), else the ``PushResult``. The caller
+    holds the run's lock (``RunLock``) while it pushes: push rewrites the model card.
     """
     from r1tui.runs.events import NullWriter, stage
 
     events = events or NullWriter()
-    run_dir = Path(run_dir).resolve()
-    plan = plan_push(config, run_dir)
+    layout = _layout(run_dir)
+    plan = plan_push(config, layout)
     if dry_run:
-        return {**plan, "dry_run": True}
-    if plan["parity_ok"] is not True:
-        state = "failed" if plan["parity_ok"] is False else "was not checked (or a GGUF changed since)"
-        raise R1Error(f"tokenizer parity {state} for {run_dir.name}: a GGUF that tokenizes unlike training is "
-                      f"not published; run `r1tui export {run_dir.name}` and fix what it reports")
-    if not plan["repo_id"]:
+        return plan
+    if plan.parity_ok is not True:
+        state = "failed" if plan.parity_ok is False else "was not checked (or a GGUF changed since)"
+        raise R1Error(f"tokenizer parity {state} for {layout.run_id}: a GGUF that tokenizes unlike training is "
+                      f"not published; run `r1tui export {layout.run_id}` and fix what it reports")
+    if not plan.repo_id:
         raise R1Error("no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID (e.g. your-name/mistral-small-r1)")
     token = _token()
 
@@ -167,37 +213,38 @@ def push_run(config, run_dir: str | Path, events=None, dry_run: bool = False) ->
         raise R1Error("HF_HUB_OFFLINE is set, so the Hub cannot be reached; unset it to push")
     endpoint = (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
     api = HfApi(endpoint=endpoint, token=token)
-    repo_id = plan["repo_id"]
+    repo_id = plan.repo_id
     bars_were_off = are_progress_bars_disabled()
     disable_progress_bars()  # progress goes out as events; the CLI draws them
     try:
-        with stage(events, "push", repo_id=repo_id, private=plan["private"], files=len(plan["files"]),
-                   bytes=plan["total_bytes"]) as out:
+        with stage(events, "push", repo_id=repo_id, private=plan.private, files=len(plan.files),
+                   bytes=plan.total_bytes) as out:
             try:
                 repo_id = _writable_repo(api, repo_id)
-                url = api.create_repo(repo_id, private=plan["private"], exist_ok=True, repo_type="model")
+                url = api.create_repo(repo_id, private=plan.private, exist_ok=True, repo_type="model")
                 from r1tui.export.card import write_card
 
-                write_card(config, run_dir, repo_id)
-                files = plan_push(config, run_dir)["files"]  # the card's size with the final repo id
+                write_card(config, layout, repo_id)
+                files = plan_push(config, layout).files  # the card's size with the final repo id
                 operations = [CommitOperationAdd(
-                    path_in_repo=f["path_in_repo"],
-                    path_or_fileobj=adapter_config_for_hub(config, Path(f["local"])) if f.get("rewritten") else f["local"],
+                    path_in_repo=f.path_in_repo,
+                    path_or_fileobj=adapter_config_for_hub(config, Path(f.local)) if f.rewritten else f.local,
                 ) for f in files]
-                total, done = sum(f["bytes"] for f in files), 0
+                total, done = sum(f.bytes for f in files), 0
                 for operation, file in zip(operations, files, strict=True):
                     api.preupload_lfs_files(repo_id, additions=[operation], repo_type="model")
-                    done += file["bytes"]
+                    done += file.bytes
                     events.emit("stage_progress", stage="push", completed=done, total=total, unit="byte",
-                                message=file["path_in_repo"])
+                                message=file.path_in_repo)
                 commit = api.create_commit(repo_id, operations=operations, repo_type="model",
-                                           commit_message=f"Upload {run_dir.name} with r1tui")
+                                           commit_message=f"Upload {layout.run_id} with r1tui")
             except R1Error:
                 raise
             except Exception as exc:  # noqa: BLE001 - every Hub/network failure becomes one line
                 raise _hub_error(exc, endpoint, repo_id, token) from exc
-            result = {"repo_id": repo_id, "url": str(url), "commit": commit.oid, "private": plan["private"],
-                      "files": [{k: f[k] for k in ("path_in_repo", "bytes")} for f in files], "uploaded_bytes": total}
+            result = PushResult(repo_id=repo_id, url=str(url), commit=commit.oid, private=plan.private,
+                                files=[{"path_in_repo": f.path_in_repo, "bytes": f.bytes} for f in files],
+                                uploaded_bytes=total)
             out.update(repo_id=repo_id, url=str(url), commit=commit.oid, bytes=total)
             events.emit("artifact", stage="push", kind="hub", path=str(url), bytes=total, repo_id=repo_id)
     finally:

@@ -8,11 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from r1tui.response_format import THINK_END, THINK_START
+
 if TYPE_CHECKING:
     from r1tui.infer.prompt import Message
-
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 
 # Why a generation ended.
 FINISH_EOS = "eos"          # the model emitted its end-of-sequence token
@@ -136,21 +135,21 @@ class ThinkSplitter:
         while self._held:
             if self.state == "start":
                 stripped = self._held.lstrip()
-                if THINK_OPEN.startswith(stripped):
+                if THINK_START.startswith(stripped):
                     break  # still could be the opening tag
-                if stripped.startswith(THINK_OPEN):
+                if stripped.startswith(THINK_START):
                     self.state = "think"
                     continue
                 self.state = "answer"
             elif self.state == "think":
-                close_at = self._held.find(THINK_CLOSE)
+                close_at = self._held.find(THINK_END)
                 if close_at >= 0:
-                    end = close_at + len(THINK_CLOSE)
+                    end = close_at + len(THINK_END)
                     parts.append(("think", self._held[:end]))
                     self._held = self._held[end:]
                     self.state = "answer"
                     continue
-                keep = _partial_suffix(self._held, THINK_CLOSE)
+                keep = _partial_suffix(self._held, THINK_END)
                 if len(self._held) > keep:
                     parts.append(("think", self._held[: len(self._held) - keep]))
                     self._held = self._held[len(self._held) - keep:]

@@ -5,8 +5,9 @@ The rule, for every stage alike: a stage is skipped (``stage_finished`` with sta
 fingerprint and its outputs still exist; otherwise it runs, and its record is
 rewritten ("started" before, "finished" with its outputs after). A stage that does not
 apply to the run (``skip_reason``) is skipped with that reason. The disk a stage will
-write (``output_bytes``) is checked up front for everything that will run, so a full
-disk is one line before any work, not a torn file after an hour.
+write (``output_bytes``) is checked before each step starts, for every stage of the step
+that will run, so a full disk is one line before the step's work, not a torn file after
+an hour.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from r1tui.pipeline import registry
 from r1tui.pipeline.registry import Stage
-from r1tui.runs.context import StageContext
+from r1tui.present import format_bytes
 from r1tui.runs import cancel
+from r1tui.runs.context import StageContext
 from r1tui.runs.disk import check_free_space
 from r1tui.runs.events import EventSink, NullWriter
 from r1tui.runs.events import stage as stage_events
+from r1tui.runs.files import read_json_object, write_text_atomic
 from r1tui.runs.layout import RunLayout
 from r1tui.runs.lock import RunLock
-from r1tui.runs.files import read_json_object, write_text_atomic
-from r1tui.present import format_bytes
 
 if TYPE_CHECKING:
     from r1tui.config import Config
@@ -82,13 +83,16 @@ def check_disk(ctx: StageContext, plan: Sequence[PlannedStage]) -> None:
 def run_stages(ctx: StageContext, names: Sequence[str]) -> list[str]:
     """Run the named stages in pipeline order; returns the names of those skipped."""
     selected = [registry.get(name) for name in registry.expand(names)]
-    if ctx.main:
-        check_disk(ctx, plan_stages(ctx, [s.name for s in selected if s.output_bytes]))
-    skipped = []
+    skipped, checked_steps = [], set()
     for stage in selected:
         cancel.raise_if_requested()
         if not ctx.main and not stage.all_ranks:
             continue
+        if ctx.main and stage.step not in checked_steps:
+            # Disk for everything this step will write, before its first stage starts (not
+            # at the start of the run: what export writes is known only once training ended).
+            checked_steps.add(stage.step)
+            check_disk(ctx, plan_stages(ctx, [s.name for s in selected if s.step == stage.step and s.output_bytes]))
         if _run_one(stage, ctx):
             skipped.append(stage.name)
     return skipped

@@ -72,15 +72,26 @@ def _handler(signum: int, frame: object) -> None:
         raise StageCancelled(f"cancelled ({name})")
 
 
-def install(ignore_hangup: bool = True) -> None:
+def install(ignore_hangup: bool = True) -> dict[int, object]:
     """Route SIGTERM and SIGINT to the cancel request; ignore SIGHUP in a detached run.
 
-    Only the main thread may install handlers; elsewhere this does nothing.
+    Returns the handlers it replaced (for ``restore``). Only the main thread may install
+    handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
+        return {}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _handler),
+                signal.SIGINT: signal.signal(signal.SIGINT, _handler)}
     if ignore_hangup and hasattr(signal, "SIGHUP"):
         # A closed SSH session or terminal must never stop a detached run.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return previous
+
+
+def restore(previous: dict[int, object]) -> None:
+    """Put back the handlers ``install`` replaced (a foreground run inside a longer process)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)

@@ -5,19 +5,10 @@ event by one writer. Every event has the same envelope::
 
     {"v": 1, "seq": 12, "ts": 1764280000.123, "type": "metric", "stage": "train", "data": {...}}
 
-Types and their ``data``:
-
-- ``run_started``   {"run_id", "config_path", "pid", "stages": [...], "dry_run"}
-- ``run_finished``  {"status": "finished" | "failed" | "cancelled", "error"?}
-- ``stage_started`` {"inputs"?: {...}}
-- ``stage_progress``{"completed", "total", "unit", "message"?}
-- ``stage_finished``{"status": "finished" | "skipped" | "failed" | "cancelled", "duration_s", "outputs"?: {...}}
-- ``metric``        {"step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s", ...}
-- ``log``           {"level", "message"}
-- ``artifact``      {"kind", "path", "bytes"?, ...}
-- ``error``         {"message", "kind"?}
-- ``heartbeat``     {}
-- ``gpu``           {"available": bool, "name"?, "memory_used", "memory_total", "utilization", "temperature"}
+Every type and the keys its ``data`` may hold are declared in ``EVENT_SCHEMA`` below:
+the writer refuses an undeclared type or key, and readers (the reducer, the dashboard's
+panels, ``r1tui logs``) read only declared keys, so a reader that expects a key no
+writer writes is caught by a test instead of showing a blank forever.
 
 A reader tails the file by byte offset and leaves a partial last line for the next
 read, so it is safe against a writer that is mid-line.
@@ -36,11 +27,28 @@ from pathlib import Path
 from typing import Any, Protocol
 
 EVENT_VERSION = 1
-EVENT_TYPES = frozenset({
-    "run_started", "run_finished", "stage_started", "stage_progress", "stage_finished",
-    "metric", "log", "artifact", "error", "heartbeat", "gpu",
-})
-EVENTS_FILE = "events.jsonl"
+# type -> the keys its data may hold (every one optional unless a reader says otherwise)
+EVENT_SCHEMA: dict[str, frozenset[str]] = {
+    "run_started": frozenset({"run_id", "config_path", "pid", "stages", "dry_run", "resumed", "heartbeat_s",
+                              "world_size", "backend", "dataset"}),
+    "run_finished": frozenset({"status", "error", "reason"}),  # status: finished | failed | cancelled
+    "stage_started": frozenset({"inputs"}),
+    "stage_progress": frozenset({"completed", "total", "unit", "message", "quant"}),
+    # status: finished | skipped | failed | cancelled
+    "stage_finished": frozenset({"status", "duration_s", "outputs"}),
+    "metric": frozenset({"step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s",
+                         "samples_per_s", "elapsed_s", "eta_s", "tokens_seen", "world_size", "mean_token_accuracy",
+                         "entropy", "cuda_allocated", "cuda_reserved", "cuda_peak", "cuda_peak_reserved"}),
+    "log": frozenset({"level", "message"}),
+    # kind: dataset | checkpoint | merged | gguf | parity | modelfile | card | eval_results | hub
+    "artifact": frozenset({"kind", "path", "bytes", "quant", "calculator_bytes", "type_counts", "step",
+                           "accuracy", "repo_id", "examples", "tokens"}),
+    "error": frozenset({"message", "kind"}),
+    "heartbeat": frozenset(),
+    "gpu": frozenset({"available", "reason", "index", "name", "memory_used", "memory_total", "utilization",
+                      "memory_utilization", "temperature", "power_w"}),
+}
+EVENT_TYPES = frozenset(EVENT_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,11 @@ class EventWriter:
             self._file.flush()
 
     def emit(self, type: str, stage: str | None = None, **data: Any) -> Event:
-        if type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+        if type not in EVENT_SCHEMA:
+            raise ValueError(f"unknown event type {type!r}; known: {', '.join(sorted(EVENT_SCHEMA))}")
+        undeclared = set(data) - EVENT_SCHEMA[type]
+        if undeclared:
+            raise ValueError(f"{type} event: undeclared key {sorted(undeclared)[0]!r}; declare it in EVENT_SCHEMA")
         with self._lock:
             self._seq += 1
             event = Event(type=type, data=_finite(data), stage=stage, ts=time.time(), seq=self._seq)

@@ -13,6 +13,7 @@ a run; ``RunLayout.frozen_config`` is the one place a run's own config is read.
     pipeline.log     the pipeline's stdout and stderr
     stages.json      what each stage last did, with the fingerprint of its inputs
     data/            the rendered and masked dataset, with stats.json
+    base/            the random-init base model of a tiny run (model.random_init)
     checkpoints/     training checkpoints; adapter/ the trained LoRA adapter
     merged/          the adapter merged into the base model
     gguf/            <stem>-<QUANT>.gguf files, parity.json, export.json, Modelfile
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.toml"
 EVENTS_FILE = "events.jsonl"
+RESULTS_FILE = "results.json"  # eval results, in a run's eval/ or in the folder `r1tui eval --out` names
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,11 @@ class RunLayout:
         return self.root / "checkpoints"
 
     @property
+    def base(self) -> Path:
+        """The random-init base model a tiny run builds (model.random_init)."""
+        return self.root / "base"
+
+    @property
     def adapter(self) -> Path:
         return self.root / "adapter"
 
@@ -134,7 +141,7 @@ class RunLayout:
 
     @property
     def eval_results(self) -> Path:
-        return self.eval_dir / "results.json"
+        return self.eval_dir / RESULTS_FILE
 
     # -- GGUF files
     def gguf(self, stem: str, quant: str) -> Path:

@@ -39,6 +39,12 @@ class RunBusy(R1Error):
     """Another process is writing the run."""
 
 
+def busy(layout: RunLayout, who: str) -> RunBusy:
+    """The one line every refused writer gets."""
+    run = layout.run_id
+    return RunBusy(f"run {run} is busy: {who} is writing it; wait for it to end or stop it with `r1tui cancel {run}`")
+
+
 @dataclass(frozen=True)
 class Holder:
     pid: int | None
@@ -120,9 +126,7 @@ class RunLock:
                 if time.monotonic() >= deadline:
                     who = _read_holder(fd)
                     os.close(fd)
-                    run = self.layout.run_id
-                    raise RunBusy(f"run {run} is busy: {who.describe()} is writing it; wait for it to end "
-                                  f"or stop it with `r1tui cancel {run}`") from None
+                    raise busy(self.layout, who.describe()) from None
                 time.sleep(0.02)
         self.fd, self.since = fd, time.time()
         self.record(os.getpid())

@@ -235,8 +235,8 @@ class RunState:
         return self.status == "running"
 
     def elapsed(self, now: float) -> float | None:
-        """Time spent running, summed over attempts, as ``r1tui runs`` counts it
-        (``r1tui.runs.runner.active_seconds``)."""
+        """Time spent running, summed over attempts (the gap between a cancel and a resume
+        not counted); ``r1tui runs`` shows the same figure (``r1tui.runs.status``)."""
         if self.attempt_started_ts is None:
             return None
         end = self.finished_ts

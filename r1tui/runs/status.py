@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r1tui.errors import R1Error
 from r1tui.runs.events import read_events
 from r1tui.runs.layout import RunLayout, run_folders
-from r1tui.runs.lock import has_lock_file, holder
-from r1tui.runs.reducer import DEFAULT_HEARTBEAT_S, RUN_STATUSES, RunState, stale_after
+from r1tui.runs.lock import busy, has_lock_file, holder
+from r1tui.runs.reducer import DEFAULT_HEARTBEAT_S, RUN_STATUSES, RunState
 
 STATUSES = RUN_STATUSES
 
@@ -145,14 +146,24 @@ def run_status(run_dir: str | Path | RunLayout, now: float | None = None) -> Run
     info.status = state.status
     info.finished_at = state.finished_ts
     info.error = state.finished_error or state.attempt_error
-    if state.finished_status:
-        pass
-    elif state.stuck:
+    if not state.finished_status and state.stuck:
         info.reason = f"no heartbeat for {state.silence_s(now):.0f} s (process {pid} is alive but stuck)"
-    elif not alive:
+    elif not state.finished_status and not alive:
         info.reason = f"process {pid} is gone without a run_finished event"
     info.active_s = state.elapsed(now)
     return info
+
+
+def refuse_if_running(layout: RunLayout, doing: str) -> None:
+    """A command that writes into a run must not race the process writing it now: refused
+    in one line naming that process (as the lock itself names it), before anything is written."""
+    status = run_status(layout)
+    if status.status != "running":
+        return
+    if status.writer and has_lock_file(layout):
+        raise busy(layout, status.writer)
+    raise R1Error(f"run {layout.run_id} is still running (pid {status.pid}); {doing} when it has "
+                  f"finished, or stop it first with `r1tui cancel {layout.run_id}`")
 
 
 def is_stuck_pipeline(status: RunStatus) -> bool:

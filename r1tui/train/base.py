@@ -14,17 +14,17 @@ import shutil
 from pathlib import Path
 
 from r1tui.config import Config
+from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-BASE_DIR = "base"
 _MARKER = "r1tui_base.json"
 
 
 def base_model_source(config: Config, run_dir: str | Path) -> str:
     """Where the base weights come from, without building anything."""
     if config.model.random_init:
-        return str((Path(run_dir) / BASE_DIR).resolve())
+        return str(RunLayout(Path(run_dir)).base.resolve())
     if config.model.path is not None:
         return str(config.model.path)
     return config.model.name

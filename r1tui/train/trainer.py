@@ -20,11 +20,10 @@ from r1tui.config import Config, unsloth_quantization_problem
 from r1tui.errors import R1Error
 from r1tui.runs import cancel
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
+from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
-ADAPTER_DIR = "adapter"
 SAVE_TOTAL_LIMIT = 3  # checkpoints kept; a 22B r=64 checkpoint with optimizer state is ~2.5 GB
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -34,7 +33,7 @@ _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 def checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first (a half-written one is ignored)."""
-    folder = Path(run_dir) / CHECKPOINTS_DIR
+    folder = RunLayout(Path(run_dir)).checkpoints
     found = []
     if folder.is_dir():
         for child in folder.iterdir():
@@ -211,7 +210,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
     if backend == "unsloth" and (problem := unsloth_quantization_problem(config)):
         raise R1Error(problem)  # train.backend = auto chose Unsloth on this GPU
     checkpoint = latest_checkpoint(run_dir) if resume else None
-    adapter_dir = run_dir / ADAPTER_DIR
+    adapter_dir = RunLayout(run_dir).adapter
     with stage(events, "train", backend=backend, dataset=str(dataset_dir),
                resume_from=str(checkpoint) if checkpoint else None, world_size=world_size) as outputs:
         # The dataset first: a wrong or overlong one must fail in seconds, not after loading 22B.
@@ -241,7 +240,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
                                    skip_through_step=skip_through)
         trainer = backend_module.trainer_class()(
             model=model,
-            args=training_arguments(config, run_dir / CHECKPOINTS_DIR, backend_module),
+            args=training_arguments(config, RunLayout(run_dir).checkpoints, backend_module),
             train_dataset=dataset,
             data_collator=PadCollator(pad_token_id=_pad_id(tokenizer)),
             processing_class=tokenizer,

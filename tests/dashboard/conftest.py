@@ -13,6 +13,7 @@ import pytest
 
 from r1tui.dashboard.actions import ActionPlan, Launched, Launcher
 from r1tui.dashboard.source import RunRef
+from r1tui.runs.layout import RunLayout
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -36,16 +37,16 @@ def make_run(runs_dir: Path, *, events: bool = True, results: bool = True, run_i
     """A run folder like the runner's: frozen config, the recorded events, result files."""
     from r1tui.config import dump_toml, load_config
 
-    run_dir = runs_dir / (run_id or recorded_run_id())
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.toml").write_text(dump_toml(load_config(TINY_CONFIG)), encoding="utf-8")
+    run = RunLayout(runs_dir / (run_id or recorded_run_id()))
+    run.root.mkdir(parents=True)
+    run.config.write_text(dump_toml(load_config(TINY_CONFIG)), encoding="utf-8")
     if events:
-        shutil.copy(RECORDED_LOG, run_dir / "events.jsonl")
+        shutil.copy(RECORDED_LOG, run.events)
     if results:
-        for name, folder in (("stats.json", "data"), ("parity.json", "gguf"), ("results.json", "eval")):
-            (run_dir / folder).mkdir(exist_ok=True)
-            shutil.copy(RECORDED_FILES / name, run_dir / folder / name)
-    return RunRef(run_dir.name, run_dir)
+        for target in (run.data_stats, run.parity, run.eval_results):
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(RECORDED_FILES / target.name, target)
+    return RunRef(run)
 
 
 class RecordingLauncher(Launcher):
@@ -187,12 +188,12 @@ def prepared_data(tmp_path_factory) -> Path:
 def exported_run(new_run, prepared_data, scripted_gguf) -> RunRef:
     """The recorded run with its prepared data and a real Q4_K_M GGUF in place."""
     from r1tui.config import load_config
-    from r1tui.export.pipeline import gguf_path
+    from r1tui.export.gguf import gguf_stem
 
     run = new_run()
-    shutil.rmtree(run.run_dir / "data")
-    shutil.copytree(prepared_data, run.run_dir / "data")
-    target = gguf_path(run.run_dir, load_config(TINY_CONFIG), "Q4_K_M")
+    shutil.rmtree(run.layout.data)
+    shutil.copytree(prepared_data, run.layout.data)
+    target = run.layout.gguf(gguf_stem(load_config(TINY_CONFIG)), "Q4_K_M")
     target.parent.mkdir(exist_ok=True)
     shutil.copy(scripted_gguf, target)
     return run

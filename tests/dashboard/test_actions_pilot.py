@@ -130,8 +130,8 @@ async def test_cancel_is_refused_for_a_finished_run(make_app, recorded_run, laun
 def start_fake_live_run(run) -> subprocess.Popen:
     """A process standing in for a pipeline: alive, with a pid file and a fresh log."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    (run.run_dir / "pid").write_text(f"{process.pid}\n")
-    with EventWriter(run.events_path) as writer:
+    run.layout.pid.write_text(f"{process.pid}\n")
+    with EventWriter(run.layout.events) as writer:
         writer.emit("run_started", run_id=run.run_id, pid=process.pid, stages=["prepare", "train"],
                     dry_run=False, heartbeat_s=10.0)
         writer.emit("stage_started", stage="train")

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.anyio
 
 async def test_follows_a_growing_log(make_app, new_run, settle, wait_for, screen_text):
     run = new_run(events=False, results=False)
-    (run.run_dir / "pid").write_text(f"{os.getpid()}\n")  # a live process stands for the pipeline
-    writer = EventWriter(run.events_path)
+    run.layout.pid.write_text(f"{os.getpid()}\n")  # a live process stands for the pipeline
+    writer = EventWriter(run.layout.events)
     writer.emit("run_started", run_id=run.run_id, pid=os.getpid(), stages=["prepare", "train"], dry_run=False)
     writer.emit("stage_started", stage="train")
     app = make_app(run, clock=time.time)
@@ -46,14 +46,14 @@ async def test_follows_a_growing_log(make_app, new_run, settle, wait_for, screen
 
 async def test_reattach_shows_the_whole_history(make_app, recorded_run, settle, wait_for, screen_text):
     """Kill the dashboard mid-run, open it again: everything is there and it continues."""
-    lines = recorded_run.events_path.read_text().splitlines(keepends=True)
+    lines = recorded_run.layout.events.read_text().splitlines(keepends=True)
     half = len(lines) // 2
-    recorded_run.events_path.write_text("".join(lines[:half]))
+    recorded_run.layout.events.write_text("".join(lines[:half]))
     first = make_app(recorded_run)
     async with first.run_test(size=(80, 24)) as pilot:
         await settle(pilot, first)
         assert first.state.events_seen == half
-    with open(recorded_run.events_path, "a") as log:
+    with open(recorded_run.layout.events, "a") as log:
         log.write("".join(lines[half:]))
     again = make_app(recorded_run)
     async with again.run_test(size=(80, 24)) as pilot:
@@ -66,8 +66,8 @@ async def test_reattach_shows_the_whole_history(make_app, recorded_run, settle, 
 async def test_a_killed_run_shows_as_crashed(make_app, new_run, settle, wait_for, screen_text):
     run = new_run(events=False, results=False)
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    (run.run_dir / "pid").write_text(f"{process.pid}\n")
-    with EventWriter(run.events_path) as writer:
+    run.layout.pid.write_text(f"{process.pid}\n")
+    with EventWriter(run.layout.events) as writer:
         writer.emit("run_started", run_id=run.run_id, pid=process.pid, stages=["train"], dry_run=False)
         writer.emit("stage_started", stage="train")
     app = make_app(run, clock=time.time)
@@ -85,7 +85,7 @@ async def test_malformed_lines_are_skipped(make_app, new_run, settle):
     run = new_run(events=False, results=False)
     good = json.dumps({"v": 1, "seq": 1, "ts": 1.0, "type": "log", "stage": None,
                        "data": {"level": "info", "message": "ok"}})
-    run.events_path.write_text(f"{good}\nnot json at all\n{{\"broken\": \n{good}\n")
+    run.layout.events.write_text(f"{good}\nnot json at all\n{{\"broken\": \n{good}\n")
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
@@ -95,7 +95,8 @@ async def test_malformed_lines_are_skipped(make_app, new_run, settle):
 @pytest.mark.slow
 async def test_start_a_real_run_then_quit_and_it_keeps_running(make_app, runs_dir, settle, wait_for, tmp_path):
     """Start from the dashboard (dry run off), follow the new run, quit: the run lives on."""
-    from r1tui.runs.runner import cancel_run, read_pid, run_status
+    from r1tui.pipeline.launch import cancel_run
+    from r1tui.runs.status import read_pid, run_status
 
     launcher = Launcher(tmp_path / "real-launches")
     app = make_app(None, dry_run=False, launcher=launcher, python=sys.executable, clock=time.time)
@@ -108,16 +109,16 @@ async def test_start_a_real_run_then_quit_and_it_keeps_running(make_app, runs_di
             run: RunRef = app.run_ref
             assert [ref.run_id for ref in find_runs(runs_dir)] == [run.run_id]
             await wait_for(pilot, lambda: app.state.status == "running", timeout=60, what="the run to start")
-            await wait_for(pilot, lambda: app.state.stages["prepare"].status != "pending", timeout=90,
+            await wait_for(pilot, lambda: app.state.stage("prepare").status != "pending", timeout=90,
                            what="the first stage")
-            pid = read_pid(run.run_dir)
+            pid = read_pid(run.layout)
             await pilot.press("q")
-        assert pid is not None and run_status(run.run_dir).status == "running"
+        assert pid is not None and run_status(run.layout).status == "running"
         time.sleep(1.0)
-        assert run_status(run.run_dir).status == "running"  # quitting the dashboard did not stop it
-        final = cancel_run(run.run_dir, wait=120)
+        assert run_status(run.layout).status == "running"  # quitting the dashboard did not stop it
+        final = cancel_run(run.layout, wait=120)
         assert final.status in ("cancelled", "finished"), final
-        events = read_events(run.events_path)
+        events = read_events(run.layout.events)
         assert events[0].type == "run_started" and events[-1].type == "run_finished"
     finally:
         if pid is not None:

@@ -14,6 +14,9 @@ from textual_plotext import PlotextPlot
 from r1tui.dashboard.widgets.data import DataPanel
 from r1tui.dashboard.widgets.gpu import GpuPanel
 from r1tui.dashboard.widgets.push import PushPanel
+from r1tui.pipeline import registry
+from r1tui.present import format_bytes
+from r1tui.quants import quant_of
 from r1tui.runs.events import EventWriter, read_events
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +24,7 @@ SIZE = (80, 24)
 
 
 def recorded(run):
-    return read_events(run.events_path)
+    return read_events(run.layout.events)
 
 
 async def test_attach_replays_the_whole_log(make_app, recorded_run, settle, screen_text, wait_for):
@@ -41,13 +44,13 @@ async def test_pipeline_panel_lists_every_stage(make_app, recorded_run, settle, 
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         text = screen_text(app)
-        for stage in ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval"):
+        rows = [line.split()[0] for line in text.splitlines() if line.split()[1:3] == ["✓", "finished"]]
+        assert rows == list(registry.stage_names())  # every registered stage, in pipeline order
+        for stage in registry.stage_names():
             line = next(line for line in text.splitlines() if line.strip().startswith(stage))
-            assert "✓ finished" in line, line
-            duration = app.state.stages[stage].duration_s
+            duration = app.state.stage(stage).duration_s
             assert (f"{duration:.1f}s" if duration < 60 else "") in line
-        push_line = next(line for line in text.splitlines() if line.strip().startswith("push"))
-        assert "pending" in push_line
+        assert not any(line.strip().startswith("push") for line in text.splitlines())  # a command, not a stage
         assert "adapter" in text and "eval/results.json" in text and "3 ckpt" in text
         assert f"{len(recorded(recorded_run))} events" in text
         assert "s start" in text and "r resume" in text and "x cancel" in text  # this panel's keys
@@ -91,7 +94,7 @@ async def test_data_panel_pages_through_real_examples(make_app, exported_run, se
         await pilot.press("3")
         panel = app.query_one(DataPanel)
         await wait_for(pilot, lambda: panel.examples is not None, what="examples")
-        stats = json.loads((exported_run.run_dir / "data" / "stats.json").read_text())
+        stats = json.loads(exported_run.layout.data_stats.read_text())
         assert len(panel.examples) == stats["examples"]
         await wait_for(pilot, lambda: "[INST]" in screen_text(app), what="token preview")
         text = screen_text(app)
@@ -208,7 +211,7 @@ async def test_gpu_panel_shows_this_machines_gpu_with_nvml_faked_present(make_ap
 
 async def test_gpu_panel_gauge_and_history_from_gpu_events(make_app, new_run, settle, screen_text, wait_for):
     run = new_run()
-    with EventWriter(run.events_path) as writer:
+    with EventWriter(run.layout.events) as writer:
         for used in (4e9, 8e9, 12e9):
             writer.emit("gpu", stage="train", available=True, name="NVIDIA H100", memory_used=used,
                         memory_total=80e9, utilization=93, temperature=64)
@@ -231,14 +234,14 @@ async def test_export_panel_sizes_and_parity(make_app, exported_run, settle, scr
         await wait_for(pilot, lambda: "tokenizer parity" in screen_text(app), what="panel 6")
         text = screen_text(app)
         predicted = {row["quant"]: row["bytes"] for row in app.report["gguf"]}
-        from r1tui.dashboard.format import size
-
-        assert size(predicted["Q4_K_M"]) in text and size(predicted["F16"]) in text
-        actual = next(exported_run.run_dir.glob("gguf/*-Q4_K_M.gguf")).stat().st_size
+        assert format_bytes(predicted["Q4_K_M"]) in text and format_bytes(predicted["F16"]) in text
+        assert " kB" in text or " MB" in text  # decimal SI units, as every command shows them
+        actual = next(p for p in exported_run.layout.gguf_files() if quant_of(p) == "Q4_K_M").stat().st_size
         q4_line = next(line for line in text.splitlines() if line.strip().startswith("Q4_K_M"))
-        assert size(actual) in q4_line and "100%" in q4_line
+        assert format_bytes(actual) in q4_line and "100%" in q4_line
         assert f"{100 * (actual - predicted['Q4_K_M']) / predicted['Q4_K_M']:+.1f}%" in q4_line
-        parity = json.loads((exported_run.run_dir / "gguf" / "parity.json").read_text())
+        assert "merge → gguf → quantize → parity" in text  # the export stages, from the registry
+        parity = json.loads(exported_run.layout.parity.read_text())
         assert parity["ok"] and f"✓ GGUF tokenizes exactly like training · {len(parity['cases'])} cases" in text
 
 
@@ -249,7 +252,7 @@ async def test_evaluator_panel_per_domain_table(make_app, recorded_run, settle, 
         await pilot.press("7")
         await wait_for(pilot, lambda: "eval " in screen_text(app), what="panel 7")
         text = screen_text(app)
-        results = json.loads((recorded_run.run_dir / "eval" / "results.json").read_text())
+        results = json.loads(recorded_run.layout.eval_results.read_text())
         for domain, stats in results["domains"].items():
             line = next(line for line in text.splitlines() if line.strip().startswith(domain))
             assert f"{stats['avg_depth']:.4f}" in line and str(stats["count"]) in line
@@ -257,7 +260,7 @@ async def test_evaluator_panel_per_domain_table(make_app, recorded_run, settle, 
 
 
 async def test_evaluator_panel_base_vs_tuned(make_app, recorded_run, settle, screen_text, wait_for):
-    results_path = recorded_run.run_dir / "eval" / "results.json"
+    results_path = recorded_run.layout.eval_results
     results = json.loads(results_path.read_text())
     from r1tui.eval.run import compare_results
 
@@ -287,14 +290,12 @@ async def test_push_panel_plan(make_app, exported_run, settle, screen_text, wait
         text = screen_text(app)
         assert "repo someone/tiny-r1 · private" in text
         assert "tiny-mistral-random-r1-Q4_K_M.gguf" in text and "README.md" in text
-        from r1tui.dashboard.format import size
-
-        assert size(panel.plan["total_bytes"]) in text
+        assert format_bytes(panel.plan.total_bytes) in text and panel.plan_error is None
 
 
 async def test_push_panel_progress_and_url(make_app, new_run, settle, screen_text, wait_for):
     run = new_run()
-    with EventWriter(run.events_path) as writer:
+    with EventWriter(run.layout.events) as writer:
         writer.emit("stage_started", stage="push")
         writer.emit("stage_progress", stage="push", completed=5_000_000, total=20_000_000, unit="byte")
     app = make_app(run)
@@ -303,7 +304,7 @@ async def test_push_panel_progress_and_url(make_app, new_run, settle, screen_tex
         await pilot.press("9")
         await wait_for(pilot, lambda: "push " in screen_text(app), what="panel 9")
         assert "5.0 MB / 20.0 MB" in screen_text(app)
-        with EventWriter(run.events_path) as writer:
+        with EventWriter(run.layout.events) as writer:
             writer.emit("artifact", stage="push", kind="hub", path="https://huggingface.co/me/tiny-r1", bytes=1)
             writer.emit("stage_finished", stage="push", status="finished", duration_s=3.0,
                         outputs={"url": "https://huggingface.co/me/tiny-r1"})
@@ -320,8 +321,7 @@ async def test_push_plan_is_made_again_when_export_finishes(make_app, new_run, s
     once the export's stages finish, without leaving the panel."""
     import shutil
 
-    from r1tui.config import load_config
-    from r1tui.export.pipeline import gguf_path
+    from r1tui.export.gguf import gguf_stem
 
     monkeypatch.setenv("HF_REPO_ID", "someone/tiny-r1")
     run = new_run()
@@ -330,18 +330,19 @@ async def test_push_plan_is_made_again_when_export_finishes(make_app, new_run, s
         await settle(pilot, app)
         await pilot.press("9")
         panel = app.query_one(PushPanel)
-        await wait_for(pilot, lambda: panel.plan is not None, what="the first plan")
-        assert "no exported GGUF" in panel.plan["error"]
+        await wait_for(pilot, lambda: panel.plan_error is not None, what="the first plan")
+        assert panel.plan is None and "no exported GGUF" in panel.plan_error
         await wait_for(pilot, lambda: "exported GGUF in gguf/" in screen_text(app), what="no GGUF, shown")
-        target = gguf_path(run.run_dir, app.config, "Q4_K_M")
-        assert target.parent == run.run_dir / "gguf" and load_config(run.run_dir / "config.toml")
+        target = run.layout.gguf(gguf_stem(app.config), "Q4_K_M")
+        assert run.layout.frozen_config().model.name == app.config.model.name
         shutil.copy(scripted_gguf, target)
-        with EventWriter(run.events_path) as writer:
+        with EventWriter(run.layout.events) as writer:
             writer.emit("stage_started", stage="quantize")
             writer.emit("artifact", stage="quantize", kind="gguf", quant="Q4_K_M", path=str(target),
                         bytes=target.stat().st_size)
             writer.emit("stage_finished", stage="quantize", status="finished", duration_s=1.0)
-        await wait_for(pilot, lambda: panel.plan is not None and "files" in panel.plan, what="the plan made again")
+        await wait_for(pilot, lambda: panel.plan is not None, what="the plan made again")
+        assert panel.plan_error is None
         await wait_for(pilot, lambda: target.name in screen_text(app), what="the GGUF in the plan")
         assert "exported GGUF in gguf/" not in screen_text(app)
 
@@ -350,7 +351,7 @@ async def test_nan_and_non_numeric_metrics_are_ignored(make_app, new_run, settle
     """json.loads accepts NaN and Infinity, and a writer may log a string: none of them is
     plotted or parsed as a step, and the dashboard keeps running."""
     run = new_run(events=False, results=False)
-    run.events_path.write_text(
+    run.layout.events.write_text(
         '{"v": 1, "ts": 1.0, "type": "run_started", "data": {"run_id": "x", "stages": ["train"]}}\n'
         '{"v": 1, "ts": 2.0, "type": "stage_started", "stage": "train", "data": {}}\n'
         '{"v": 1, "ts": 3.0, "type": "metric", "stage": "train", "data": {"step": 1, "loss": 2.5}}\n'
@@ -400,7 +401,7 @@ async def test_evaluator_table_fits_80_columns(make_app, recorded_run, settle, s
         header = next(line for line in text.splitlines() if "domain" in line)
         for column in ("domain", "correct", "accuracy", "depth", "steps", "think", "answer", "eos", "format"):
             assert column in header, header
-        results = json.loads((recorded_run.run_dir / "eval" / "results.json").read_text())
+        results = json.loads(recorded_run.layout.eval_results.read_text())
         for domain in results["domains"]:
             assert any(line.split() and line.split()[0] == domain for line in text.splitlines()), domain
         assert "…" not in "\n".join(text.splitlines()[3:-1])

@@ -10,6 +10,7 @@ from textual.widgets import Collapsible, Input, OptionList
 
 from r1tui.dashboard.screens.modals import GgufPicker
 from r1tui.dashboard.widgets.repl import ReplPanel, Turn
+from r1tui.runs.layout import RunLayout
 
 pytestmark = pytest.mark.anyio
 
@@ -59,12 +60,12 @@ async def test_one_turn_streams_think_apart_from_the_answer(make_app, exported_r
 
 def long_replies(run) -> None:
     """The run's frozen config lets the random GGUF talk for 3,000 tokens (time to act mid-reply)."""
-    from r1tui.config import dump_toml, load_config
+    from r1tui.config import dump_toml
 
-    frozen = load_config(run.run_dir / "config.toml")
+    frozen = run.layout.frozen_config()
     frozen.eval.max_new_tokens = 3000
     frozen.eval.n_ctx = 4096
-    (run.run_dir / "config.toml").write_text(dump_toml(frozen))
+    run.layout.config.write_text(dump_toml(frozen))
 
 
 async def first_tokens_of_a_long_reply(pilot, app, settle, wait_for) -> ReplPanel:
@@ -91,24 +92,24 @@ async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, w
 
 
 async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text, random_gguf):
-    other = exported_run.run_dir.parent / "other" / "gguf"
-    other.mkdir(parents=True)
-    (other.parent / "config.toml").write_text((exported_run.run_dir / "config.toml").read_text())
-    shutil.copy(random_gguf, other / "random-Q4_K_M.gguf")
+    other = RunLayout(exported_run.run_dir.parent / "other")
+    other.gguf_dir.mkdir(parents=True)
+    other.config.write_text(exported_run.layout.config.read_text())
+    shutil.copy(random_gguf, other.gguf_dir / "random-Q4_K_M.gguf")
     app = make_app(exported_run)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         panel = app.query_one(ReplPanel)
         await pilot.press("8")
         await wait_for(pilot, lambda: panel.gguf is not None, what="the default GGUF")
-        assert panel.gguf.parent == exported_run.run_dir / "gguf"
+        assert panel.gguf == exported_run.layout.choose_gguf(app.config.export.quant_types)
         await pilot.press("ctrl+o")
         await wait_for(pilot, lambda: isinstance(app.screen, GgufPicker), what="the picker")
         options = app.screen.query_one(OptionList)
         assert options.option_count == 2
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, GgufPicker), what="the picker to close")
-        assert panel.gguf == other / "random-Q4_K_M.gguf"
+        assert panel.gguf == other.gguf_dir / "random-Q4_K_M.gguf"
         await wait_for(pilot, lambda: "random-Q4_K_M.gguf" in screen_text(app), what="the status line")
 
 
@@ -168,8 +169,7 @@ async def test_history_is_cleared_when_the_model_or_the_run_changes(make_app, ex
             await pilot.pause(0.1)
             assert panel.messages == [] and not panel.query(Turn) and panel.tokens_per_s is None, change
             if change == "gguf":
-                panel.use_gguf(exported_run.run_dir / "gguf" / next(
-                    p.name for p in (exported_run.run_dir / "gguf").glob("*.gguf")))
+                panel.use_gguf(exported_run.layout.gguf_files()[0])
 
 
 async def test_the_repl_key_brings_back_the_prompt(make_app, exported_run, settle, wait_for):

@@ -1,38 +1,74 @@
-"""Finding runs, tailing a log by byte offset, and telling a live process from a dead one."""
+"""Finding runs, tailing a log by byte offset, and the GGUFs the REPL offers."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 
 import pytest
 
 from r1tui.dashboard.prepared import length_histogram
-from r1tui.dashboard.source import EventTail, find_runs, pid_alive, process_alive, resolve_run
+from r1tui.dashboard.source import (
+    EventTail,
+    RunRef,
+    find_ggufs,
+    find_runs,
+    load_run_config,
+    open_run,
+)
 from r1tui.errors import R1Error
 from r1tui.runs.events import EventWriter
+from r1tui.runs.layout import RunLayout, resolve_run
 
 
-def test_find_runs_newest_first_and_resolve(runs_dir, new_run):
+def test_find_runs_newest_first_and_open(runs_dir, new_run):
     old = new_run(run_id="20250101-000000-aaaa")
-    young = runs_dir / "20260101-000000-bbbb"
-    young.mkdir()
-    with EventWriter(young / "events.jsonl") as writer:  # starts now: newer than the recorded run
-        writer.emit("run_started", run_id=young.name, pid=1)
+    young = RunLayout(runs_dir / "20260101-000000-bbbb")
+    young.root.mkdir()
+    with EventWriter(young.events) as writer:  # starts now: newer than the recorded run
+        writer.emit("run_started", run_id=young.run_id, pid=1)
     (runs_dir / "not-a-run").mkdir()
-    assert [ref.run_id for ref in find_runs(runs_dir)] == [young.name, old.run_id]
-    assert resolve_run(None, runs_dir).run_id == young.name
-    assert resolve_run(old.run_id, runs_dir).run_dir == old.run_dir
-    assert resolve_run(str(old.run_dir), runs_dir).run_id == old.run_id
+    assert [ref.run_id for ref in find_runs(runs_dir)] == [young.run_id, old.run_id]
+    assert open_run(runs_dir).run_id == young.run_id
+    assert open_run(runs_dir, old.run_id).run_dir == old.run_dir
+    assert open_run(runs_dir, str(old.run_dir)).run_id == old.run_id
+    for ref in (None, "latest", "2025", str(old.run_dir)):  # the one resolver decides
+        assert open_run(runs_dir, ref).layout == resolve_run(runs_dir, ref)
     with pytest.raises(R1Error, match="no run 'nope'.*newest: 20260101"):
-        resolve_run("nope", runs_dir)
+        open_run(runs_dir, "nope")
 
 
 def test_no_runs_means_none(tmp_path):
-    assert resolve_run(None, tmp_path / "missing") is None
+    assert open_run(tmp_path / "missing") is None
     assert find_runs(tmp_path) == []
+    with pytest.raises(R1Error, match="no runs in"):  # a named run that is not there is an error
+        open_run(tmp_path / "missing", "20260101")
+
+
+def test_the_run_config_is_its_frozen_copy_else_the_fallback(new_run, tmp_path):
+    run = new_run(results=False)
+    assert load_run_config(run.layout).source_path == run.layout.config
+    bare = RunRef.at(tmp_path / "bare")  # a run folder with a log but no config (older runs)
+    bare.run_dir.mkdir()
+    fallback = load_run_config(bare.layout, run.layout.config)
+    assert fallback.source_path == run.layout.config
+    assert load_run_config(None, run.layout.config).source_path == run.layout.config
+
+
+def test_the_runs_own_ggufs_come_first_configured_quant_first(runs_dir, new_run):
+    own, other = new_run(results=False), new_run(run_id="20200101-000000-othr", results=False)
+    for run, quants in ((own, ("F16", "Q8_0", "Q4_K_M")), (other, ("Q4_K_M",))):
+        run.layout.gguf_dir.mkdir()
+        for quant in quants:
+            run.layout.gguf("m-r1", quant).write_bytes(b"GGUF")
+    (own.layout.gguf_dir / ".m-r1-Q6_K.gguf").write_bytes(b"half-written")  # a temporary file: never offered
+    found = find_ggufs(runs_dir, own.layout, ["Q8_0"])
+    assert [p.name for p in found] == ["m-r1-Q8_0.gguf", "m-r1-Q4_K_M.gguf", "m-r1-F16.gguf", "m-r1-Q4_K_M.gguf"]
+    assert found[0] == own.layout.choose_gguf(["Q8_0"]) and found[-1].parent == other.layout.gguf_dir
+    assert find_ggufs(runs_dir, own.layout)[0] == own.layout.choose_gguf()
+    assert find_ggufs(runs_dir, None) == [*other.layout.gguf_files(), *own.layout.gguf_files()]
+    shutil.rmtree(own.layout.gguf_dir)
+    assert find_ggufs(runs_dir, own.layout) == other.layout.gguf_files()
 
 
 def test_tail_reads_whole_lines_and_continues_from_its_offset(tmp_path):
@@ -59,22 +95,6 @@ def test_tail_replays_a_long_log_in_chunks(tmp_path):
     while not tail.at_end():
         batches.append(len(tail.read()))
     assert sum(batches) == 3000 and len(batches) > 5 and max(batches) < 3000
-
-
-def test_pid_liveness_and_zombies(tmp_path):
-    assert pid_alive(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
-    assert not pid_alive(child.pid)
-    (tmp_path / "pid").write_text(f"{child.pid}\n")
-    assert process_alive(tmp_path) is False
-    child.wait()
-    assert not pid_alive(child.pid)
-    (tmp_path / "pid").write_text(f"{os.getpid()}\n")
-    assert process_alive(tmp_path) is True
-    (tmp_path / "pid").unlink()
-    assert process_alive(tmp_path) is None
-    assert process_alive(tmp_path, pid_from_events=os.getpid()) is True
 
 
 def test_length_histogram_bins_against_max_length():

@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from r1tui.pipeline import registry
+
 if shutil.which("tmux") is None:  # pragma: no cover - tmux is on this project's machines
     pytest.fail("tmux is needed for the terminal test (apt-get install tmux)", pytrace=False)
 
@@ -66,7 +68,7 @@ def test_dashboard_in_a_real_terminal(tmux, exported_run, runs_dir, repo_root, s
     screen = tmux.wait_for("dry run off")  # started, header drawn
     header = screen.splitlines()[0]
     assert exported_run.run_id in header and "✓ finished" in header
-    for stage in ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval"):
+    for stage in registry.stage_names():
         assert any(line.strip().startswith(stage) and "finished" in line for line in screen.splitlines()), stage
 
     tmux.keys("4")  # training

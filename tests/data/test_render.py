@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from r1tui.data.formatting import format_assistant
 from r1tui.data.render import IGNORE_INDEX, RenderError, load_renderer
 from r1tui.data.synthetic import generate_problems
+from r1tui.response_format import format_assistant
 
 
 def conv(*turns: tuple[str, str]) -> list[dict[str, str]]:

@@ -11,8 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from r1tui.data.formatting import extract_final_answer, format_assistant, split_think
 from r1tui.data.synthetic import _TEMPLATES, DOMAINS, PARTITIONS, generate_problems
+from r1tui.response_format import extract_final_answer, format_assistant, split_think
 
 EVAL_SEED = 1_000_003  # config.eval.seed's default
 

@@ -11,15 +11,17 @@ import pytest
 @pytest.fixture(scope="session")
 def scripted_run(tmp_path_factory, scripted_model_dir, tiny_config_path) -> Path:
     """A tiny run exported for real: base/ is the scripted model, adapter/ an untrained LoRA
-    (peft starts B at zero, so merging keeps the script), then r1tui.export.export_run wrote
-    gguf/*-Q4_K_M.gguf. Lives at <workspace>/runs/tiny-run, next to <workspace>/config.toml."""
+    (peft starts B at zero, so merging keeps the script), then the step "export" (run by the
+    orchestrator, as `r1tui export` does) wrote gguf/*-Q4_K_M.gguf. Lives at
+    <workspace>/runs/tiny-run, next to <workspace>/config.toml."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from r1tui.config import dump_toml, load_config
     from r1tui.data.tokenizer import save_hf_tokenizer
-    from r1tui.export import export_run
+    from r1tui.pipeline.orchestrator import run_named
     from r1tui.runs.events import EventWriter
+    from r1tui.runs.layout import RunLayout
 
     workspace = tmp_path_factory.mktemp("workspace")
     run_dir = workspace / "runs" / "tiny-run"
@@ -36,5 +38,6 @@ def scripted_run(tmp_path_factory, scripted_model_dir, tiny_config_path) -> Path
     adapted.save_pretrained(run_dir / "adapter")
     save_hf_tokenizer("v3", run_dir / "adapter")
     with EventWriter(run_dir / "events.jsonl") as events:
-        export_run(load_config(run_dir / "config.toml"), run_dir, events=events)
+        layout = RunLayout(run_dir)
+        run_named(layout.frozen_config(), layout, ["export"], events=events, what="r1tui export")
     return run_dir

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from r1tui.eval.answers import check_answer, extract_answer, split_response, split_roots
+from r1tui.eval.answers import check_answer, split_roots
+from r1tui.response_format import extract_answer, split_response
 
 
 def response(think: str, after: str) -> str:

@@ -1,4 +1,4 @@
-"""End to end: `r1tui eval` on a tiny run's real Q4_K_M GGUF (exported by export_run).
+"""End to end: `r1tui eval` on a tiny run's real Q4_K_M GGUF (exported by the export stages).
 
 The run's model is the scripted one: whatever it is asked, llama.cpp generates
 SCRIPT (a think block, then "FINAL ANSWER: 4") and stops at </s>. So the expected
@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from r1tui.cli import main
-from r1tui.eval.answers import check_answer, extract_answer
+from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import ReasoningQualityEvaluator
+from r1tui.response_format import extract_answer
 from r1tui.runs.events import read_events
 
 ROWS = [

@@ -67,19 +67,35 @@ def tiny_run_template(tmp_path_factory, tiny_config_path) -> Path:
     return build_tiny_run(tmp_path_factory.mktemp("runs") / "tiny-run", tiny_config_path)
 
 
+def export(run_dir: Path, events=None, **options):
+    """``r1tui export``'s path without the terminal: the step "export" through the orchestrator,
+    under the run's lock; returns the ExportResult."""
+    from r1tui.export.stages import export_result
+    from r1tui.pipeline.orchestrator import run_named
+    from r1tui.runs.layout import RunLayout
+
+    layout = RunLayout(Path(run_dir))
+    config = options.pop("config", None) or layout.frozen_config()
+    skipped = run_named(config, layout, ["export"], events=events, what="r1tui export", **options)
+    return export_result(layout, skipped)
+
+
 @pytest.fixture(scope="session")
-def exported_run(tmp_path_factory, tiny_run_template) -> tuple[Path, dict, Path]:
-    """One real export of the tiny run: (run_dir, export_run's result, events file)."""
-    from r1tui.config import load_config
-    from r1tui.export import export_run
+def run_export():
+    """``export(run_dir, events=None, config=None, **options)`` for the tests."""
+    return export
+
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory, tiny_run_template) -> tuple[Path, object, Path]:
+    """One real export of the tiny run: (run_dir, its ExportResult, events file)."""
     from r1tui.runs.events import EventWriter
 
     run_dir = tmp_path_factory.mktemp("exported") / "tiny-run"
     shutil.copytree(tiny_run_template, run_dir)
-    config = load_config(run_dir / "config.toml")
     events_path = run_dir / "events.jsonl"
     with EventWriter(events_path) as events:
-        result = export_run(config, run_dir, events=events)
+        result = export(run_dir, events=events)
     return run_dir, result, events_path
 
 

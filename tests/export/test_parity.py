@@ -152,11 +152,10 @@ def test_parity_command_on_a_run_logs_events(exported_run, tmp_path, capsys):
     assert json.loads((run_dir / "gguf" / "parity.json").read_text())["ok"] is True
 
 
-def test_export_fails_when_the_gguf_does_not_tokenize_like_training(exported_run, tmp_path):
+def test_export_fails_when_the_gguf_does_not_tokenize_like_training(exported_run, tmp_path, run_export):
     """The trap put back into the merged folder: export converts again, and parity stops it."""
-    from r1tui.config import load_config
-    from r1tui.export import export_run
     from r1tui.runs.events import EventWriter, read_events
+    from r1tui.runs.files import read_json_object
 
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run[0], run_dir)
@@ -165,10 +164,11 @@ def test_export_fails_when_the_gguf_does_not_tokenize_like_training(exported_run
     data["add_prefix_space"] = True
     tokenizer_config.write_text(json.dumps(data))
     with EventWriter(run_dir / "events.jsonl") as events, pytest.raises(R1Error) as error:
-        export_run(load_config(run_dir / "config.toml"), run_dir, events=events)
+        run_export(run_dir, events=events)
     message = str(error.value)
     assert "tokenizer parity failed" in message and "training [" in message and "parity.json" in message
     assert "\n" not in message
     assert json.loads((run_dir / "gguf" / "parity.json").read_text())["ok"] is False
     finished = {e.stage: e.data["status"] for e in read_events(run_dir / "events.jsonl") if e.type == "stage_finished"}
     assert finished["merge"] == "skipped" and finished["gguf"] == "finished" and finished["parity"] == "failed"
+    assert read_json_object(run_dir / "stages.json")["parity"]["status"] == "started"  # not finished: redone next time

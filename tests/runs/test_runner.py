@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from r1tui.runs.events import EventReader, read_events
-from r1tui.runs.runner import run_status
+from r1tui.runs.status import run_status
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,7 @@
-"""Run status from the event log + pid + liveness; run ids; resolving runs; readable events."""
+"""Run status from the event log + the writer's liveness; run ids; resolving runs; readable events.
+
+These runs have no lock file (made by hand, like runs from before the lock existed), so a
+writer's liveness comes from the pid file; tests/runs/test_lock.py covers locked runs."""
 
 from __future__ import annotations
 
@@ -10,17 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from r1tui.cli._display import format_event
 from r1tui.errors import R1Error
-from r1tui.runs.display import format_event
+from r1tui.pipeline.launch import cancel_run, start_run
 from r1tui.runs.events import Event, EventWriter
-from r1tui.runs.runner import (
+from r1tui.runs.files import write_text_atomic as write_atomic
+from r1tui.runs.layout import RunLayout, new_run_id, resolve_run
+from r1tui.runs.reducer import stale_after
+from r1tui.runs.status import (
+    is_stuck_pipeline,
     list_runs,
-    new_run_id,
     pid_alive,
-    resolve_run,
+    process_start_time,
     run_status,
-    stale_after,
-    write_atomic,
 )
 
 
@@ -64,7 +69,7 @@ def test_a_dead_process_without_run_finished_is_crashed(tmp_path):
     assert status.status == "crashed"
     assert str(pid) in status.reason
     assert (status.stage, status.step, status.max_steps, status.loss) == ("train", 7, 30, 9.5)
-    assert status.stage_status == {"train": "running"}
+    assert status.stage_status == {"train": "crashed"}  # its writer is gone: as the dashboard shows it
 
 
 def test_a_live_process_is_running_until_its_heartbeat_goes_stale(tmp_path):
@@ -100,9 +105,9 @@ def test_run_ids_sort_by_time_and_resolve(tmp_path):
         make_run(tmp_path, run_id, None, STARTED, ("run_finished", {"status": "finished"}))
     assert [r.run_id for r in list_runs(tmp_path)] == ["20260102-000000-bbcc", "20260102-000000-bbbb",
                                                        "20260101-000000-aaaa"]
-    assert resolve_run(tmp_path, "latest").name == "20260102-000000-bbcc"
-    assert resolve_run(tmp_path, "20260101").name == "20260101-000000-aaaa"
-    assert resolve_run(tmp_path, str(tmp_path / "20260101-000000-aaaa")).name == "20260101-000000-aaaa"
+    assert resolve_run(tmp_path, "latest").run_id == "20260102-000000-bbcc"
+    assert resolve_run(tmp_path, "20260101").run_id == "20260101-000000-aaaa"
+    assert resolve_run(tmp_path, str(tmp_path / "20260101-000000-aaaa")).run_id == "20260101-000000-aaaa"
     with pytest.raises(R1Error, match="matches 2 runs"):
         resolve_run(tmp_path, "20260102")
     with pytest.raises(R1Error, match=r"no run 'nope' in .* \(newest: 20260102-000000-bbcc, 20260102-000000-bbbb, "):
@@ -113,8 +118,9 @@ def test_run_ids_sort_by_time_and_resolve(tmp_path):
 
 def test_every_command_finds_a_run_the_same_way(tmp_path):
     """One resolver serves run/logs/cancel/export/push/eval/chat and the dashboard."""
-    from r1tui.dashboard.source import resolve_run as dashboard_resolve
     from r1tui.export.rundir import run_for_writing
+
+    from r1tui.dashboard.source import resolve_run as dashboard_resolve
 
     runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
     for run_id in ("20260101-000000-aaaa", "20260102-000000-bbbb"):
@@ -136,11 +142,9 @@ def test_every_command_finds_a_run_the_same_way(tmp_path):
 
 
 def test_cancel_refuses_a_run_that_is_not_running(tmp_path):
-    from r1tui.runs.runner import cancel_run
-
     run_dir = make_run(tmp_path, "r", dead_pid(), STARTED, ("run_finished", {"status": "finished"}))
     with pytest.raises(R1Error, match="not running \\(status: finished\\)"):
-        cancel_run(run_dir)
+        cancel_run(RunLayout(run_dir))
 
 
 def test_events_read_as_one_line_each():
@@ -148,12 +152,12 @@ def test_events_read_as_one_line_each():
                               "tokens_per_s": 812.6, "eta_s": 75.0, "cuda_peak": 3 * 2**30}, stage="train", ts=1.0)
     text = format_event(metric)
     assert "step 3/30" in text and "loss 9.8765" in text and "813 tok/s" in text and "eta 1:15" in text
-    assert "vram peak 3.0 GiB" in text
+    assert "vram peak 3.2 GB" in text  # decimal units, as everywhere (r1tui.present)
     assert "no GPU (NVML Shared Library Not Found)" in format_event(
         Event("gpu", {"available": False, "reason": "NVML Shared Library Not Found"}, stage="train"))
     finished = Event("stage_finished", {"status": "skipped", "duration_s": 0.0, "outputs": {"reason": "up to date"}},
                      stage="prepare")
-    assert format_event(finished).endswith("skipped in 0:00: up to date")
+    assert format_event(finished).endswith("skipped in 0.0s: up to date")
     assert "run failed: boom" in format_event(Event("run_finished", {"status": "failed", "error": "boom"}))
 
 
@@ -198,21 +202,20 @@ def test_a_stuck_pipeline_can_be_cancelled_but_not_resumed(tmp_path, monkeypatch
 
     A log goes stale only after 60 s, so the log is moved 10 minutes into the past, and the
     process's start time (read from /proc) is faked to fall before it."""
-    from r1tui.runs import runner
-    from r1tui.runs.runner import cancel_run, is_stuck_pipeline, start_run
+    from r1tui.runs import status as status_module
 
     run_dir = tmp_path / "20261127-000000-stuk"
     stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         make_run(tmp_path, run_dir.name, stuck.pid, STARTED, ("heartbeat", {}))
         _age_events(run_dir, 600)
-        monkeypatch.setattr(runner, "process_start_time", lambda pid: time.time() - 700)
+        monkeypatch.setattr(status_module, "process_start_time", lambda pid: time.time() - 700)
         status = run_status(run_dir)
         assert status.status == "crashed" and status.alive and "alive but stuck" in status.reason
         assert is_stuck_pipeline(status)
         with pytest.raises(R1Error, match="alive but stuck.*stop it first with `r1tui cancel"):
-            start_run(None, resume_run=run_dir)
-        after = cancel_run(run_dir, wait=30)
+            start_run(None, resume_run=RunLayout(run_dir))
+        after = cancel_run(RunLayout(run_dir), wait=30)
         assert stuck.poll() == -15 and not after.alive  # SIGTERM reached it and --wait saw it go
     finally:
         stuck.kill()
@@ -220,8 +223,6 @@ def test_a_stuck_pipeline_can_be_cancelled_but_not_resumed(tmp_path, monkeypatch
 
 def test_a_process_that_took_over_a_dead_runs_pid_is_never_signalled(tmp_path):
     """A process named like ours, started after the run (its pid reused), is not the run's."""
-    from r1tui.runs.runner import cancel_run, is_stuck_pipeline, process_start_time
-
     impostor = subprocess.Popen(["bash", "-c", "exec -a r1tui sleep 60"])
     try:
         assert abs(process_start_time(impostor.pid) - time.time()) < 5  # read from /proc, really
@@ -230,7 +231,7 @@ def test_a_process_that_took_over_a_dead_runs_pid_is_never_signalled(tmp_path):
         status = run_status(run_dir)
         assert status.alive and status.status == "crashed" and not is_stuck_pipeline(status)
         with pytest.raises(R1Error, match="is not running"):
-            cancel_run(run_dir)
+            cancel_run(RunLayout(run_dir))
         assert impostor.poll() is None
     finally:
         impostor.kill()
@@ -240,7 +241,7 @@ def test_a_run_whose_config_cannot_be_loaded_ends_failed_with_the_error(tmp_path
     run_dir = tmp_path / "20261127-000000-badc"
     run_dir.mkdir()
     (run_dir / "config.toml").write_text(tiny_config_path.read_text().replace("\nr = 16", "\nr = 0"), encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "r1tui.runs.pipeline", str(run_dir), "--stages", "prepare"],
+    result = subprocess.run([sys.executable, "-m", "r1tui.pipeline", str(run_dir), "--stages", "prepare"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     status = run_status(run_dir)

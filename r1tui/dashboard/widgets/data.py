@@ -1,7 +1,7 @@
 """Data & masking: statistics, the length histogram against the max length, and the
 token preview (masked tokens dim, trained tokens highlighted, ids on demand).
 
-Examples come from the run's prepared dataset (``runs/<id>/data``); before there is
+Examples come from the run's prepared dataset (``RunLayout.data``); before there is
 one (no run yet, or prepare has not finished) they are rendered in memory from the
 config, exactly as prepare would, and labelled as a preview.
 """
@@ -25,8 +25,8 @@ from r1tui.dashboard.prepared import (
     length_histogram,
     preview_from_config,
 )
-from r1tui.dashboard.source import read_json
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.runs.files import read_json
 
 HISTOGRAM_WIDTH = 14
 
@@ -106,7 +106,7 @@ class DataPanel(Panel):
     @property
     def data_dir(self) -> Path | None:
         run = self.dashboard.run_ref
-        return run.run_dir / "data" if run is not None else None
+        return run.layout.data if run is not None else None
 
     def _source_key(self) -> object:
         data_dir = self.data_dir
@@ -126,7 +126,8 @@ class DataPanel(Panel):
         return config.model.max_seq_length if config is not None else 0
 
     def _stats(self) -> dict[str, Any] | None:
-        stats = read_json(self.data_dir / "stats.json") if self.data_dir is not None else None
+        run = self.dashboard.run_ref
+        stats = read_json(run.layout.data_stats) if run is not None else None
         return stats if isinstance(stats, dict) else self.dashboard.masking_stats
 
     def _show_stats(self) -> None:

@@ -1,10 +1,9 @@
 """Evaluator: the per-domain table (count, accuracy, depth, steps, format compliance)
-from ``runs/<id>/eval/results.json``, and base vs tuned when the run was evaluated
+from the run's eval results (``RunLayout.eval_results``), and base vs tuned when the run was evaluated
 against a second model (the results' ``comparison``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -14,8 +13,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from r1tui.dashboard.format import bar, status_text
-from r1tui.dashboard.source import read_json
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.runs.files import read_json
+from r1tui.runs.layout import RunLayout
 
 
 def results_renderables(results: dict[str, Any]) -> list[Any]:
@@ -31,7 +31,7 @@ def results_renderables(results: dict[str, Any]) -> list[Any]:
             comparison.pad_edge = False
             parts.append(comparison)
     except (KeyError, TypeError, ValueError) as exc:
-        parts.append(Text(f"eval/results.json has an unexpected shape ({exc}); re-run r1tui eval", style="red"))
+        parts.append(Text(f"the eval results have an unexpected shape ({exc}); re-run r1tui eval", style="red"))
     if results.get("complete") is False:
         parts.append(Text("incomplete: the evaluation was stopped before every sample", style="yellow"))
     return parts
@@ -48,8 +48,8 @@ class EvaluatorPanel(Panel):
     def refresh_view(self) -> None:
         app = self.dashboard
         state = app.state
-        run_dir: Path | None = app.run_ref.run_dir if app.run_ref else None
-        stage = state.stages["eval"]
+        run: RunLayout | None = app.run_ref.layout if app.run_ref else None
+        stage = state.stage("eval")
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append("eval ", style="bold")
         head.append_text(status_text(state.stage_status("eval")))
@@ -60,10 +60,10 @@ class EvaluatorPanel(Panel):
             if stage.status == "running" and stage.progress.message:
                 head.append(f" · {stage.progress.message}", style="dim")
         parts: list[Any] = [head]
-        results = read_json(run_dir / "eval" / "results.json") if run_dir is not None else None
+        results = read_json(run.eval_results) if run is not None else None
         if isinstance(results, dict):
             parts += results_renderables(results)
         else:
-            parts.append(Text("no results yet: v evaluates the run's GGUF in a detached process" if run_dir
+            parts.append(Text("no results yet: v evaluates the run's GGUF in a detached process" if run
                               else "no run yet", style="dim"))
         self.query_one("#eval-body", Static).update(Group(*parts))

@@ -3,7 +3,6 @@ and the tokenizer parity verdict."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,39 +13,38 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r1tui.dashboard.format import bar, duration, finite, size, status_text
-from r1tui.dashboard.source import read_json
-from r1tui.dashboard.state import RunState
+from r1tui.dashboard.actions import export_stages
+from r1tui.dashboard.format import bar, status_text
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.present import finite, format_bytes, format_duration
+from r1tui.quants import quant_of
+from r1tui.runs.files import read_json_object
+from r1tui.runs.layout import RunLayout
+from r1tui.runs.reducer import RunState
 
-_QUANT_FROM_NAME = re.compile(r"-(Q4_K_M|Q5_K_M|Q6_K|Q8_0|F16|BF16)\.gguf$", re.IGNORECASE)
 
-
-def gguf_files(run_dir: Path | None) -> dict[str, Path]:
-    """quant -> file in runs/<id>/gguf (named <stem>-<QUANT>.gguf)."""
-    if run_dir is None or not (run_dir / "gguf").is_dir():
-        return {}
-    files = {}
-    for path in sorted((run_dir / "gguf").glob("*.gguf")):
-        match = _QUANT_FROM_NAME.search(path.name)
-        if match:
-            files[match.group(1).upper()] = path
+def gguf_files(run: RunLayout | None) -> dict[str, Path]:
+    """quant -> the run's GGUF of that quant type (the first in choice order)."""
+    files: dict[str, Path] = {}
+    for path in run.gguf_files() if run is not None else []:
+        quant = quant_of(path)
+        if quant:
+            files.setdefault(quant, path)
     return files
 
 
 def _artifact_bytes(state: RunState, quant: str) -> int | None:
     for artifact in reversed(state.artifacts):
-        path = str(artifact.get("path", ""))
-        if artifact.get("quant") == quant or path.upper().endswith(f"-{quant}.GGUF"):
+        if artifact.get("quant") == quant or quant_of(str(artifact.get("path", ""))) == quant:
             n = artifact.get("bytes")
             n = finite(n)
             return int(n) if n is not None else None
     return None
 
 
-def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list[str], run_dir: Path | None) -> Table:
+def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list[str], run: RunLayout | None) -> Table:
     predicted = {row["quant"]: row["bytes"] for row in (report or {}).get("gguf", [])}
-    files = gguf_files(run_dir)
+    files = gguf_files(run)
     table = Table(expand=True, box=None, padding=(0, 1), header_style="bold", title="GGUF files",
                   title_justify="left", title_style="bold")
     table.add_column("quant", no_wrap=True)
@@ -55,7 +53,7 @@ def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list
     table.add_column("actual", justify="right", no_wrap=True)
     table.add_column("Δ", justify="right", no_wrap=True)
     quantize = state.stages.get("quantize")
-    gguf_stage = state.stages.get("gguf")
+    gguf_stage = state.stages.get("gguf")  # converts to F16: the row every export has
     rows = ["F16", *[q for q in quant_types if q != "F16"]]
     for quant in rows:
         actual: int | None = None
@@ -81,18 +79,18 @@ def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list
             delta = Text(f"{pct:+.1f}%", style="green" if abs(pct) < 5 else "yellow")
         progress_text = bar(fraction, 12, "green" if fraction == 1.0 else "yellow")
         progress_text.append(f" {fraction:>4.0%}" if fraction is not None else "    —")
-        table.add_row(quant, progress_text, size(expected), size(actual), delta)
+        table.add_row(quant, progress_text, format_bytes(expected), format_bytes(actual), delta)
     return table
 
 
-def parity_text(run_dir: Path | None, state: RunState) -> Text:
+def parity_text(run: RunLayout | None, state: RunState) -> Text:
     text = Text()
     text.append("tokenizer parity ", style="bold")
-    result = read_json(run_dir / "gguf" / "parity.json") if run_dir is not None else None
+    result = read_json_object(run.parity) if run is not None else {}
     stage = state.stages.get("parity")
-    if result is None and stage is not None and stage.outputs:
+    if not result and stage is not None and stage.outputs:
         result = stage.outputs
-    if not isinstance(result, dict):
+    if not result:
         status = state.stage_status("parity") if stage is not None else "pending"
         text.append_text(status_text(status) if status != "pending" else Text("not checked yet", style="dim"))
         return text
@@ -124,22 +122,23 @@ class ExportPanel(Panel):
     def refresh_view(self) -> None:
         app = self.dashboard
         state = app.state
-        run_dir = app.run_ref.run_dir if app.run_ref else None
+        run = app.run_ref.layout if app.run_ref else None
         quant_types = list(app.config.export.quant_types) if app.config is not None else []
+        stages = export_stages()
         head = Text(no_wrap=True, overflow="ellipsis")
-        for name in ("merge", "gguf", "quantize", "parity"):
-            stage = state.stages[name]
+        for name in stages:
+            stage = state.stage(name)
             head.append(f"{name} ", style="bold")
             head.append_text(status_text(state.stage_status(name)))
             if stage.duration_s is not None:
-                head.append(f" {duration(stage.duration_s)}", style="dim")
+                head.append(f" {format_duration(stage.duration_s)}", style="dim")
             head.append("  ")
-        parts: list[Any] = [head, size_table(state, app.report, quant_types, run_dir), parity_text(run_dir, state)]
-        quantize = state.stages["quantize"]
+        parts: list[Any] = [head, size_table(state, app.report, quant_types, run), parity_text(run, state)]
+        quantize = state.stage("quantize")
         if quantize.status == "running" and quantize.progress and quantize.progress.message:
             parts.append(Text(quantize.progress.message, style="dim", no_wrap=True, overflow="ellipsis"))
-        if run_dir is None:
+        if run is None:
             parts.append(Text("no run yet: sizes are the calculator's predictions", style="dim"))
         else:
-            parts.append(Text("e exports (merge → GGUF → quantize → parity) in a detached process", style="dim"))
+            parts.append(Text(f"e exports ({' → '.join(stages)}) in a detached process", style="dim"))
         self.query_one("#export-body", Static).update(Group(*parts))

@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from r1tui.dashboard.format import bar, size
-from r1tui.dashboard.state import GpuState
+from r1tui.dashboard.format import bar
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.present import format_bytes
+from r1tui.runs.reducer import GpuState
 
 SAMPLE_SECONDS = 2.0
 
@@ -39,7 +40,7 @@ def gpu_text(gpu: GpuState, title: str, empty: str) -> Text:
     fraction = used / total if used is not None and total else None
     text.append("VRAM ")
     text.append_text(bar(fraction, 24, "red" if fraction and fraction > 0.9 else "green"))
-    text.append(f" {size(used)} / {size(total)}" + (f" ({fraction:.0%})" if fraction is not None else "") + "\n")
+    text.append(f" {format_bytes(used)} / {format_bytes(total)}" + (f" ({fraction:.0%})" if fraction is not None else "") + "\n")
     util = gpu.utilization
     text.append("util ")
     text.append_text(bar(util / 100 if util is not None else None, 24, "cyan"))
@@ -99,7 +100,7 @@ class GpuPanel(Panel):
         empty = "no gpu samples in this run's log" if self.dashboard.run_ref else "no run yet"
         run_text = gpu_text(state.gpu, "from the run's log", empty)
         for index, other in sorted(state.gpus.items())[1:]:
-            run_text.append(f"\nGPU {index} {other.name}: {size(other.memory_used)} / {size(other.memory_total)}"
+            run_text.append(f"\nGPU {index} {other.name}: {format_bytes(other.memory_used)} / {format_bytes(other.memory_total)}"
                             + (f" · {other.utilization:.0f}%" if other.utilization is not None else ""))
         self.query_one("#gpu-run-text", Static).update(run_text)
         self._history("#gpu-run-history", state.gpu)

@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from r1tui.dashboard.format import duration, status_text
+from r1tui.dashboard.format import status_text
+from r1tui.present import format_duration
 
 if TYPE_CHECKING:
     from r1tui.dashboard.app import DashboardApp
@@ -29,7 +30,7 @@ class RunHeader(Static):
         if app.run_ref is not None:
             left.append(" │ ")
             left.append_text(status_text(state.status))
-            left.append(f" │ {duration(state.elapsed(app.clock()))}")
+            left.append(f" │ {format_duration(state.elapsed(app.clock()))}")
         config = app.config
         if config is not None:
             left.append(f" │ {state.backend or config.train.backend}", style="cyan")

@@ -10,9 +10,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r1tui.dashboard.format import bar, display_path, duration, in_run, size, status_text
-from r1tui.dashboard.state import STAGES, RunState, StageState
+from r1tui.dashboard.format import bar, display_path, in_run, status_text
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.pipeline import registry
+from r1tui.present import format_bytes, format_duration
+from r1tui.runs.reducer import RunState, StageState
 
 LOG_STYLE = {"error": "bold red", "warning": "yellow", "debug": "dim"}
 
@@ -36,7 +38,7 @@ def artifact_summary(stage: StageState, run_id: str | None = None) -> Text:
         path, n = items[0]
         text.append(path)
         if n:
-            text.append(f" {size(n)}", style="dim")
+            text.append(f" {format_bytes(n)}", style="dim")
         if len(items) > 1:
             text.append(f" +{len(items) - 1}", style="dim")
     if checkpoints:
@@ -46,6 +48,12 @@ def artifact_summary(stage: StageState, run_id: str | None = None) -> Text:
     return text
 
 
+def stage_rows(state: RunState) -> list[str]:
+    """Every registered stage in pipeline order, then any other stage the log mentions."""
+    known = registry.stage_names()
+    return [*known, *(name for name in state.stages if name not in known)]
+
+
 def stage_table(state: RunState, now: float) -> Table:
     table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
     table.add_column("stage", no_wrap=True, width=8)
@@ -53,9 +61,9 @@ def stage_table(state: RunState, now: float) -> Table:
     table.add_column("time", justify="right", no_wrap=True, width=7)
     table.add_column("progress", no_wrap=True, width=14)
     table.add_column("artifacts", ratio=1, no_wrap=True, overflow="ellipsis")
-    planned = set(state.planned_stages) or set(STAGES)
-    for name in [*STAGES, *(s for s in state.stages if s not in STAGES)]:
-        stage = state.stages[name]
+    planned = set(state.planned_stages) or set(registry.stage_names())
+    for name in stage_rows(state):
+        stage = state.stage(name)
         status = state.stage_status(name)
         label = Text(name, style="" if name in planned else "dim")
         progress = Text()
@@ -63,7 +71,7 @@ def stage_table(state: RunState, now: float) -> Table:
             progress = bar(stage.progress.fraction, 8, "green" if status == "finished" else "yellow")
             progress.append(f" {stage.progress.fraction:>4.0%}")
         elapsed = stage.elapsed(now if state.status == "running" else (state.last_ts or now))
-        table.add_row(label, status_text(status), duration(elapsed), progress, artifact_summary(stage, state.run_id))
+        table.add_row(label, status_text(status), format_duration(elapsed), progress, artifact_summary(stage, state.run_id))
     return table
 
 
@@ -108,7 +116,7 @@ class PipelinePanel(Panel):
         elif state.error and state.status == "failed":
             summary.append(f"failed: {state.error}", style="red")
         else:
-            summary.append(f"{state.events_seen:,} events · log: {display_path(app.run_ref.events_path, app.runs_dir)}",
+            summary.append(f"{state.events_seen:,} events · log: {display_path(app.run_ref.layout.events, app.runs_dir)}",
                            style="dim")
         self.query_one("#run-summary", Static).update(summary)
         self.query_one("#log-lines", Static).update(log_lines(state, 200))

@@ -17,6 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Input, Static
 
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.response_format import THINK_END, THINK_START
 
 FLUSH_SECONDS = 1 / 30  # stream to the screen at most this often
 
@@ -50,7 +51,7 @@ class Turn(Vertical):
         if self.think:
             block = self.query_one(Collapsible)
             block.display = True
-            shown = self.think.replace("<think>", "").replace("</think>", "").strip()
+            shown = self.think.replace(THINK_START, "").replace(THINK_END, "").strip()
             self.query_one(".think-text", Static).update(Text(shown, style="dim italic"))
         if self.answer:
             self.query_one(".answer", Static).update(Text(self.answer.strip()))

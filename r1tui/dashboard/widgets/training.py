@@ -12,9 +12,10 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from r1tui.dashboard.format import bar, duration, number, short_path
-from r1tui.dashboard.state import RunState, Series
+from r1tui.dashboard.format import bar, short_path
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.present import format_duration, format_number
+from r1tui.runs.reducer import RunState, Series
 
 PLOTS = (("loss", "loss"), ("grad_norm", "grad norm"), ("learning_rate", "learning rate"))
 PLOT_SECONDS = 0.5  # plots redraw at most twice a second (a plotext build costs ~10 ms each)
@@ -31,7 +32,7 @@ def thin(series: Series, points: int) -> tuple[list[float], list[float]]:
 
 
 def progress_line(state: RunState, width: int) -> Text:
-    stage = state.stages["train"]
+    stage = state.stage("train")
     progress = stage.progress
     metric = state.last_metric
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -49,13 +50,13 @@ def progress_line(state: RunState, width: int) -> Text:
     if isinstance(tokens_per_s, (int, float)):
         text.append(f" · {tokens_per_s:,.0f} tok/s")
     if stage.status == "running":
-        text.append(f" · ETA {duration(stage.eta_s())}")
+        text.append(f" · ETA {format_duration(stage.eta_s())}")
     elif stage.duration_s is not None:
-        text.append(f" · {stage.status} in {duration(stage.duration_s)}")
+        text.append(f" · {stage.status} in {format_duration(stage.duration_s)}")
     for key, label in (("loss", "loss"), ("epoch", "epoch")):
         value = metric.get(key)
         if isinstance(value, (int, float)):
-            text.append(f" · {label} {number(value)}")
+            text.append(f" · {label} {format_number(value)}")
     return text
 
 
@@ -114,7 +115,7 @@ class TrainingPanel(Panel):
         plt.clear_data()
         plt.clear_figure()
         last = series.last
-        plt.title(f"{title} {number(last)}" if last is not None else f"{title} (no data)")
+        plt.title(f"{title} {format_number(last)}" if last is not None else f"{title} (no data)")
         if len(series):
             xs, ys = thin(series, max(8, (widget.size.width or 40) * 2))
             plt.plot(xs, ys, marker="braille")

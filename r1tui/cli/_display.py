@@ -1,10 +1,12 @@
-"""Events as readable one-line text (for `r1tui logs`); plain strings, no terminal code."""
+"""Events as readable one-line text (for `r1tui logs`); plain strings, no terminal code.
+Numbers are shown as everywhere else (r1tui.present)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from r1tui.present import format_bytes, format_duration
 from r1tui.runs.events import Event
 
 
@@ -14,24 +16,6 @@ def _num(value: Any, fmt: str = "{:.4g}") -> str:
     if isinstance(value, float):
         return fmt.format(value)
     return str(value)
-
-
-def format_bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)):
-        return "N/A"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def format_duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "N/A"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def describe(event: Event) -> str:

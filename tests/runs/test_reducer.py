@@ -1,48 +1,57 @@
-"""The reducer, driven without a terminal: the recorded tiny run and hand-made logs."""
+"""The one reducer (r1tui.runs.reducer), driven without a terminal: the recorded tiny run
+and hand-made logs. (It folds the log for the CLI and the dashboard alike; the test that
+both read a run the same way is tests/dashboard/test_agreement.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from r1tui.dashboard.state import HISTORY, STAGES, RunState, reduce
+from r1tui.pipeline import registry
 from r1tui.runs.events import Event, EventWriter, read_events
+from r1tui.runs.reducer import HISTORY, RunState, reduce
 
-RECORDED = Path(__file__).resolve().parent / "fixtures" / "tiny_run_events.jsonl"
+RECORDED = Path(__file__).resolve().parents[1] / "dashboard" / "fixtures" / "tiny_run_events.jsonl"
 
 
 def ev(type: str, stage: str | None = None, ts: float = 0.0, **data) -> Event:
     return Event(type=type, stage=stage, data=data, ts=ts)
 
 
+def pipeline_state() -> RunState:
+    return RunState(groups=registry.groups())
+
+
 def test_recorded_run_folds_to_a_finished_pipeline():
     events = read_events(RECORDED)
-    state = reduce(events)
+    state = reduce(events, pipeline_state())
     assert state.events_seen == len(events)
     assert state.status == "finished"
     assert state.run_id == events[0].data["run_id"]
-    for name in ("prepare", "train", "merge", "gguf", "quantize", "parity", "eval"):
-        assert state.stages[name].status == "finished", name
-        assert state.stages[name].duration_s is not None and state.stages[name].duration_s >= 0
-    assert state.stages["push"].status == "pending"
+    assert state.planned_stages == list(registry.stage_names())  # the recorded plan, its steps expanded
+    for name in registry.stage_names():
+        assert state.stage(name).status == "finished", name
+        assert state.stage(name).duration_s is not None and state.stage(name).duration_s >= 0
+    assert state.stage("push").status == "pending" and "push" not in state.stages  # never planned, never seen
     steps = [e.data["step"] for e in events if e.type == "metric"]
     assert list(state.series("loss").xs) == steps
     assert state.series("loss").last == [e.data["loss"] for e in events if e.type == "metric"][-1]
     assert [c["step"] for c in state.checkpoints] == [e.data["step"] for e in events
                                                       if e.type == "artifact" and e.data.get("kind") == "checkpoint"]
-    assert state.stages["train"].progress.fraction == 1.0
+    assert state.stage("train").progress.fraction == 1.0
     assert state.gpu.available is False  # recorded on a machine without a GPU
     quant_artifacts = [e.data["quant"] for e in events if e.type == "artifact" and e.stage == "quantize"]
     assert quant_artifacts and all(state.quant_progress[q].fraction == 1.0 for q in quant_artifacts)
     assert state.elapsed(now=1e12) == events[-1].ts - events[0].ts
+    assert state.current_stage == "eval" and state.attempt_stages == {n: "finished" for n in registry.stage_names()}
 
 
 def test_replay_in_any_batching_gives_the_same_state():
     events = read_events(RECORDED)
-    whole = reduce(events)
-    chunked = RunState()
+    whole = reduce(events, pipeline_state())
+    chunked = pipeline_state()
     for start in range(0, len(events), 7):
         chunked.apply_all(events[start:start + 7])
-    for attribute in ("status", "events_seen", "checkpoints", "last_metric", "artifacts"):
+    for attribute in ("status", "events_seen", "checkpoints", "last_metric", "artifacts", "planned_stages"):
         assert getattr(whole, attribute) == getattr(chunked, attribute)
     assert {n: s.status for n, s in whole.stages.items()} == {n: s.status for n, s in chunked.stages.items()}
 
@@ -56,7 +65,22 @@ def test_a_run_without_finish_event_is_crashed_once_its_process_is_gone():
     state.set_process_alive(False)
     assert state.status == "crashed"
     assert state.stage_status("train") == "crashed"  # the stage that was running died with it
+    assert state.stage_status("prepare") == "pending"
     assert state.elapsed(now=1e9) == 1.0  # frozen at the last event, not growing
+
+
+def test_a_stage_whose_writer_died_after_the_run_finished_is_crashed():
+    """A killed `r1tui export` on a finished run: the run stays finished, its merge crashed."""
+    state = reduce([ev("run_started", ts=1, run_id="r", pid=1, stages=["train"]),
+                    ev("stage_started", "train", ts=2), ev("stage_finished", "train", ts=3, status="finished"),
+                    ev("run_finished", ts=4, status="finished"), ev("stage_started", "merge", ts=10)],
+                   pipeline_state())
+    assert state.status == "finished" and state.stage_status("merge") == "running"  # liveness not known yet
+    state.set_process_alive(True, now=11)
+    assert state.stage_status("merge") == "running"
+    state.set_process_alive(False, now=12)
+    assert state.status == "finished" and state.stage_status("merge") == "crashed"
+    assert state.stage_status("train") == "finished"
 
 
 def test_a_live_process_whose_log_went_silent_is_stuck():
@@ -65,34 +89,36 @@ def test_a_live_process_whose_log_went_silent_is_stuck():
     assert state.status == "running"
     state.set_process_alive(True, now=100.0 + 61.0)
     assert state.status == "crashed" and state.stuck
+    assert state.silence_s(161.0) == 61.0
 
 
 def test_resume_starts_live_again_and_keeps_history():
     state = reduce([
         ev("run_started", ts=1, run_id="r", pid=1), ev("stage_started", "train", ts=2),
-        ev("metric", "train", ts=3, step=1, loss=10.0), ev("run_finished", ts=4, status="failed", error="boom"),
+        ev("metric", "train", ts=3, step=1, loss=10.0), ev("error", "train", ts=3.5, message="boom"),
+        ev("run_finished", ts=4, status="failed", error="boom"),
     ])
     assert state.status == "failed" and state.error == "boom"
+    assert state.attempt_error == "boom" and state.finished_error == "boom"
     state.apply_all([ev("run_started", ts=5, run_id="r", pid=2), ev("stage_started", "train", ts=6),
                      ev("metric", "train", ts=7, step=2, loss=9.0)])
     assert state.status == "running"
+    assert state.attempt_error is None and state.finished_error is None  # the new attempt has none yet
+    assert state.attempt_stages == {"train": "running"}
     assert list(state.series("loss").ys) == [10.0, 9.0]
     assert state.started_ts == 1
     assert state.elapsed(now=10) == (4 - 1) + (10 - 5)  # both attempts; the gap between them is not run time
 
 
-def test_elapsed_is_the_same_in_the_dashboard_and_in_r1tui_runs():
+def test_elapsed_sums_the_attempts():
     """A run that crashed (log silent after ts 3), was resumed, cancelled, resumed again."""
-    from r1tui.runs.runner import active_seconds
-
     events = [ev("run_started", ts=1, run_id="r", pid=1), ev("metric", "train", ts=3, step=1, loss=9.0),
               ev("run_started", ts=10, run_id="r", pid=2), ev("run_finished", ts=14, status="cancelled"),
               ev("run_started", ts=100, run_id="r", pid=3), ev("heartbeat", ts=107)]
     state = reduce(events)
-    assert state.elapsed(now=110) == active_seconds(events, now=110) == 2 + 4 + 10
-    events.append(ev("run_finished", ts=108, status="finished"))
-    state.apply(events[-1])
-    assert state.elapsed(now=500) == active_seconds(events) == 2 + 4 + 8
+    assert state.elapsed(now=110) == 2 + 4 + 10
+    state.apply(ev("run_finished", ts=108, status="finished"))
+    assert state.elapsed(now=500) == 2 + 4 + 8
 
 
 def test_histories_are_capped():
@@ -110,7 +136,7 @@ def test_training_eta_comes_from_the_rate_in_the_log():
         ev("stage_progress", "train", ts=10.0 + 2 * step, completed=step, total=50, unit="step")
         for step in range(1, 11)
     ])
-    assert state.stages["train"].eta_s() == 80.0  # 2 s per step, 40 steps left
+    assert state.stage("train").eta_s() == 80.0  # 2 s per step, 40 steps left
 
 
 def test_quantize_progress_is_split_per_quant_type():
@@ -127,10 +153,11 @@ def test_quantize_progress_is_split_per_quant_type():
 
 def test_unknown_event_types_and_stages_do_not_break_the_fold():
     state = reduce([ev("something_new", ts=1, x=1), ev("stage_started", "distill", ts=2),
-                    ev("stage_finished", "distill", ts=3, status="finished")])
+                    ev("stage_finished", "distill", ts=3, status="finished")], pipeline_state())
     assert state.events_seen == 3
-    assert state.stages["distill"].status == "finished"
-    assert set(STAGES) <= set(state.stages)
+    assert state.stage("distill").status == "finished"
+    assert list(state.stages) == ["distill"]  # stages exist once planned or seen
+    assert state.stage("prepare").status == "pending" and state.stage_status("prepare") == "pending"
 
 
 def test_writer_and_reducer_agree_on_the_contract(tmp_path):
@@ -144,15 +171,20 @@ def test_writer_and_reducer_agree_on_the_contract(tmp_path):
     state = reduce(read_events(tmp_path / "events.jsonl"))
     assert state.status == "failed"
     assert state.gpu.name == "RTX 4090" and state.gpu.utilization == 97
-    assert state.stages["prepare"].error == "disk full"
+    assert state.stage("prepare").error == "disk full"
     assert state.logs[-1].level == "error"
 
 
-def test_the_runners_export_step_plans_four_stages():
+def test_a_step_plans_the_stages_the_registry_groups_under_it():
     state = reduce([ev("run_started", ts=1, run_id="r", pid=1, stages=["prepare", "train", "export"],
-                       backend="unsloth")])
-    assert state.planned_stages == ["prepare", "train", "merge", "gguf", "quantize", "parity"]
+                       backend="unsloth")], pipeline_state())
+    export = [stage.name for stage in registry.stages() if stage.step == "export"]
+    assert export == ["merge", "gguf", "quantize", "parity"]
+    assert state.planned_stages == ["prepare", "train", *export]
+    assert list(state.stages) == state.planned_stages  # planned stages exist, pending
+    assert all(state.stage(name).status == "pending" for name in state.planned_stages)
     assert state.backend == "unsloth"
+    assert reduce([ev("run_started", ts=1, stages=["export"])]).planned_stages == ["export"]  # no groups given
 
 
 def test_gpu_samples_stay_per_device():

@@ -19,7 +19,7 @@ from r1tui.config import (
 )
 from r1tui.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_config_equals_builtin_defaults():

@@ -11,7 +11,7 @@ from pathlib import Path
 from r1tui.config import load_config
 from r1tui.dryrun import build_report
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _snapshot(folder: Path) -> set[tuple[str, int]]:

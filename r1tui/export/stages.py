@@ -1,0 +1,455 @@
+"""Export as four stages of the pipeline: merge → gguf → quantize → parity.
+
+``STAGES`` declares them, one dict each with what ``r1tui.pipeline.registry.Stage``
+takes (name, does, writes, fingerprint, done, run, output_bytes); ``r1tui.pipeline.builtin``
+registers them under the step ``export``. The orchestrator applies its one resume rule
+to them: a stage whose inputs fingerprint equals the one ``stages.json`` records for its
+last finished run, and whose outputs exist (``done``), is skipped. Each ``run`` reports
+through ``ctx.events`` (its own stage_started / stage_progress / artifact /
+stage_finished) and returns its outputs, which the orchestrator records; later stages
+read them back with ``ctx.record(name)["outputs"]`` (the F16's report, the per-quant
+reports), and ``export_result`` turns the records into an ``ExportResult``.
+
+What each stage's fingerprint covers:
+
+- merge     the adapter and the base folder when it is local (name, size and mtime of
+            every file), the base's name, ``export.merge_dtype``, the tokenizer
+- gguf      the merged folder
+- quantize  the F16 file and the quant types; inside, a quant is redone only when its
+            file is missing or the F16 changed since it was made (per-quant fingerprints
+            in the stage's outputs, compared with its previous record)
+- parity    every checked GGUF and the tokenizer: the fingerprint parity.json publishes
+            as ``inputs`` (``card.parity_is_current`` takes it again)
+
+What would stop the export fails before any work, in one line (``preflight``): an
+unknown quant type, a run without adapter, no converter. Merge's fingerprint and
+output_bytes run it: planning the step (and checking its disk) asks one of them first.
+
+Quant types come from ``ctx.options["quant_types"]`` (``r1tui export --quant``), else
+``export.quant_types``. This module takes a ``StageContext`` and imports no orchestrator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+from r1tui.calculator import gguf_size_bytes
+from r1tui.data.tokenizer import is_tekken
+from r1tui.errors import R1Error
+from r1tui.export.card import parity_is_current, published_ggufs, read_parity, write_card
+from r1tui.export.gguf import (
+    compare_with_calculator,
+    convert_to_gguf,
+    find_converter,
+    gguf_stem,
+    quantize_gguf,
+    read_gguf,
+)
+from r1tui.export.merge import base_architecture, merge_adapter, merged_bytes, resolve_base
+from r1tui.export.modelfile import write_modelfile
+from r1tui.export.parity import check_parity, describe_failure, template_differences
+from r1tui.quants import QUANT_TYPES, quant_of
+from r1tui.runs.context import StageContext
+from r1tui.runs.disk import free_bytes
+from r1tui.runs.events import EventSink, stage
+from r1tui.runs.files import fingerprint, read_json_object, remove_stale_temps, write_json_atomic
+from r1tui.runs.layout import RunLayout
+
+log = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "ExportResult", "GgufReport", "ParitySummary", "export_result", "gguf_stem", "preflight",
+           "requested_quants"]
+
+
+# ---------------------------------------------------------------- types at the seam
+
+
+class GgufReport(TypedDict, total=False):
+    """One GGUF read back next to the calculator (``gguf.compare_with_calculator`` plus path
+    and metadata): what the gguf and quantize stages record, and export.json lists."""
+
+    path: str
+    quant: str
+    file_bytes: int
+    tensor_bytes: int
+    metadata_bytes: int
+    calculator_bytes: int
+    tensor_bytes_vs_calculator_pct: float | None
+    file_vs_calculator_pct: float | None
+    type_counts: dict[str, int]
+    types_match_calculator: bool
+    type_differences: list[dict[str, Any]]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ParitySummary:
+    ok: bool
+    path: Path  # parity.json
+    tokens_compared: int
+    samples: int  # sample conversations compared per file
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What the run's export holds now, read from its stage records."""
+
+    run_dir: Path
+    merged: Path
+    gguf: dict[str, GgufReport]  # quant type -> report, F16 first
+    parity: ParitySummary
+    modelfile: Path
+    card: Path
+    skipped: list[str]  # stages skipped as up to date by the export that just ran
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (``r1tui export --json``)."""
+        return {
+            "run_dir": str(self.run_dir), "merged": str(self.merged), "gguf": dict(self.gguf),
+            "parity": {"ok": self.parity.ok, "path": str(self.parity.path),
+                       "tokens_compared": self.parity.tokens_compared, "samples": self.parity.samples},
+            "modelfile": str(self.modelfile), "card": str(self.card), "skipped": list(self.skipped),
+        }
+
+
+def export_result(layout: RunLayout, skipped: Sequence[str] = ()) -> ExportResult:
+    """The run's export as its stage records (stages.json) describe it; one line when a stage
+    has not finished."""
+    records = read_json_object(layout.stages_record)
+
+    def outputs(name: str) -> dict[str, Any]:
+        entry = records.get(name)
+        if not isinstance(entry, dict) or entry.get("status") != "finished":
+            raise R1Error(f"run {layout.run_id}: the export's {name} stage has not finished; "
+                          f"run `r1tui export {layout.run_id}`")
+        return entry.get("outputs") or {}
+
+    reports: dict[str, GgufReport] = {"F16": outputs("gguf")["report"]}
+    reports.update({quant: entry["report"] for quant, entry in (outputs("quantize").get("quants") or {}).items()})
+    parity = outputs("parity")
+    return ExportResult(
+        run_dir=layout.root, merged=layout.merged, gguf=reports,
+        parity=ParitySummary(ok=bool(parity.get("ok")), path=layout.parity,
+                             tokens_compared=int(parity.get("tokens_compared") or 0),
+                             samples=int(parity.get("samples") or 0)),
+        modelfile=layout.modelfile, card=layout.card, skipped=list(skipped),
+    )
+
+
+# ---------------------------------------------------------------- what every stage reads
+
+
+def requested_quants(ctx: StageContext) -> list[str]:
+    """The quant types to write: ``--quant`` (ctx.options) or export.quant_types, validated."""
+    quants = list(dict.fromkeys(ctx.options.get("quant_types") or ctx.config.export.quant_types))
+    unknown = [q for q in quants if q not in QUANT_TYPES]
+    if unknown:
+        raise R1Error(f"unknown quant type {unknown[0]!r}; allowed: {', '.join(QUANT_TYPES)}")
+    return quants
+
+
+def preflight(ctx: StageContext) -> Path:
+    """Raise, in one line and before any work, what would stop the export: an unknown quant
+    type, no trained adapter, no converter. Returns the converter's folder."""
+    requested_quants(ctx)
+    if not (ctx.layout.adapter / "adapter_config.json").is_file():
+        raise R1Error(f"{ctx.layout.root}: no trained adapter in {ctx.layout.adapter.name}/; train first "
+                      "(`r1tui train`) or pick another run")
+    return find_converter(ctx.config.export.llama_cpp_dir)
+
+
+def base_model(ctx: StageContext) -> str:
+    """The base weights the adapter is merged into (a folder, or a Hub id in the local cache)."""
+    return resolve_base(ctx.config, ctx.layout.root, ctx.layout.adapter)
+
+
+def _arch(ctx: StageContext):
+    """The model's architecture (what the calculator compares the files with)."""
+    try:
+        base = base_model(ctx)
+    except R1Error:
+        base = str(ctx.layout.merged)  # the adapter is gone: the merged model has the same shapes
+    return base_architecture(base, ctx.config)
+
+
+def _f16(ctx: StageContext) -> Path:
+    return ctx.layout.gguf(gguf_stem(ctx.config), "F16")
+
+
+def _quantized(ctx: StageContext) -> dict[str, Path]:
+    """quant type -> the file quantize writes (F16 is gguf's own output)."""
+    stem = gguf_stem(ctx.config)
+    return {quant: ctx.layout.gguf(stem, quant) for quant in requested_quants(ctx) if quant != "F16"}
+
+
+def _checked(ctx: StageContext) -> list[Path]:
+    """The GGUFs this export makes, all checked by parity."""
+    return [_f16(ctx), *_quantized(ctx).values()]
+
+
+def _outputs(ctx: StageContext, name: str) -> dict[str, Any]:
+    return ctx.record(name).get("outputs") or {}
+
+
+def _reports(ctx: StageContext) -> dict[str, GgufReport]:
+    """Every GGUF report the gguf and quantize stages recorded, by quant type."""
+    reports: dict[str, GgufReport] = {}
+    if _outputs(ctx, "gguf").get("report"):
+        reports["F16"] = _outputs(ctx, "gguf")["report"]
+    for quant, entry in (_outputs(ctx, "quantize").get("quants") or {}).items():
+        reports[quant] = entry["report"]
+    return reports
+
+
+def _progress(events: EventSink, stage_name: str, unit: str, offset: int = 0,
+              grand_total: int | None = None) -> Callable[[int, int, str], None]:
+    def report(completed: int, total: int, message: str) -> None:
+        events.emit("stage_progress", stage=stage_name, completed=offset + completed,
+                    total=grand_total or total, unit=unit, message=message)
+    return report
+
+
+def _dir_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def _read_back(path: Path, converter: Path, arch, quant: str) -> GgufReport:
+    info = read_gguf(path, converter)
+    return {"path": str(path), **compare_with_calculator(info, arch, quant), "metadata": info["metadata"]}
+
+
+# ---------------------------------------------------------------- merge
+
+
+def _merge_inputs(ctx: StageContext) -> str:
+    preflight(ctx)  # fail here, before any work (see the module's docstring)
+    root = ctx.layout.root.resolve()
+    base = base_model(ctx)
+    local = Path(base).is_dir()
+    # A base inside the run is named relative to it: a moved run folder stays up to date.
+    name = os.path.relpath(base, root) if local and Path(base).resolve().is_relative_to(root) else base
+    return fingerprint(ctx.layout.adapter, *([Path(base)] if local else []),
+                       extra={"base": name, "dtype": ctx.config.export.merge_dtype,
+                              "tokenizer": ctx.config.model.tokenizer})
+
+
+def _merge_bytes(ctx: StageContext) -> int:
+    preflight(ctx)
+    return merged_bytes(_arch(ctx), ctx.config.export.merge_dtype)
+
+
+def _merge(ctx: StageContext) -> dict[str, Any]:
+    preflight(ctx)
+    layout, dtype = ctx.layout, ctx.config.export.merge_dtype
+    base = base_model(ctx)
+    remove_stale_temps(layout.root)
+    with stage(ctx.events, "merge", adapter=str(layout.adapter), base=base, dtype=dtype) as out:
+        merge_adapter(layout.adapter, layout.merged, base=base, dtype=dtype, tokenizer_spec=ctx.config.model.tokenizer,
+                      on_step=_progress(ctx.events, "merge", "step"))
+        out.update(path=str(layout.merged), bytes=_dir_bytes(layout.merged))
+        ctx.events.emit("artifact", stage="merge", kind="merged", path=str(layout.merged), bytes=out["bytes"])
+    return {"path": str(layout.merged), "bytes": out["bytes"], "base": base, "dtype": dtype}
+
+
+# ---------------------------------------------------------------- gguf (F16)
+
+
+def _gguf(ctx: StageContext) -> dict[str, Any]:
+    layout, config = ctx.layout, ctx.config
+    converter = find_converter(config.export.llama_cpp_dir)
+    f16 = _f16(ctx)
+    remove_stale_temps(layout.gguf_dir)
+    with stage(ctx.events, "gguf", model=str(layout.merged), converter=str(converter)) as out:
+        layout.gguf_dir.mkdir(parents=True, exist_ok=True)
+        convert_to_gguf(layout.merged, f16, converter, model_name=f"{config.model.name.split('/')[-1]} r1",
+                        on_progress=_progress(ctx.events, "gguf", "tensor"), log_path=layout.convert_log)
+        report = _read_back(f16, converter, _arch(ctx), "F16")
+        if not report["metadata"]["has_chat_template"]:
+            f16.unlink()
+            raise R1Error(f"{f16.name}: the converter wrote no chat template; "
+                          "the merged folder's tokenizer_config.json / chat_template.jinja is missing it")
+        out.update(path=str(f16), bytes=report["file_bytes"], calculator_bytes=report["calculator_bytes"])
+        ctx.events.emit("artifact", stage="gguf", kind="gguf", path=str(f16), bytes=report["file_bytes"], quant="F16")
+    return {"path": str(f16), "report": report}
+
+
+# ---------------------------------------------------------------- quantize
+
+
+def _quantize_inputs(ctx: StageContext) -> str:
+    return fingerprint(_f16(ctx), extra={"quant_types": list(_quantized(ctx))})
+
+
+def _made_from(f16_inputs: str, quant: str) -> str:
+    """A quant's own fingerprint: the F16 it was made from, and its type."""
+    return f"{f16_inputs}:{quant}"
+
+
+def _fresh_quants(ctx: StageContext, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The quants an earlier quantize recorded whose file is still there and was made from the
+    F16 on disk now: {quant: {"inputs", "report"}}."""
+    outputs = record.get("outputs") or {}
+    known = {**(outputs.get("earlier") or {}), **(outputs.get("quants") or {})}
+    f16_inputs = fingerprint(_f16(ctx))
+    stem = gguf_stem(ctx.config)
+    return {quant: entry for quant, entry in known.items()
+            if isinstance(entry, dict) and entry.get("inputs") == _made_from(f16_inputs, quant)
+            and ctx.layout.gguf(stem, quant).is_file()}
+
+
+def _tensor_count(ctx: StageContext, f16: Path, converter: Path) -> int:
+    counts = (_outputs(ctx, "gguf").get("report") or {}).get("type_counts")
+    return sum(counts.values()) if counts else read_gguf(f16, converter)["tensor_count"]
+
+
+def _quantize(ctx: StageContext) -> dict[str, Any]:
+    layout = ctx.layout
+    converter = find_converter(ctx.config.export.llama_cpp_dir)
+    f16, quantized, arch = _f16(ctx), _quantized(ctx), _arch(ctx)
+    remove_stale_temps(layout.gguf_dir)
+    fresh = _fresh_quants(ctx, ctx.previous)
+    f16_inputs = fingerprint(f16)
+    entries: dict[str, dict[str, Any]] = {}
+    with stage(ctx.events, "quantize", source=str(f16), quant_types=list(quantized)) as out:
+        todo = [quant for quant in quantized if quant not in fresh]
+        tensors = _tensor_count(ctx, f16, converter) if todo else 0
+        for quant, path in quantized.items():
+            if quant in todo:
+                offset = todo.index(quant) * tensors
+                quantize_gguf(f16, path, quant, on_progress=_progress(
+                    ctx.events, "quantize", "tensor", offset=offset, grand_total=tensors * len(todo)))
+                entries[quant] = {"inputs": _made_from(f16_inputs, quant),
+                                  "report": _read_back(path, converter, arch, quant)}
+            else:
+                entries[quant] = fresh[quant]
+            report = entries[quant]["report"]
+            if not report["types_match_calculator"]:
+                log.warning("%s: tensor types differ from the calculator: %s", path.name,
+                            report["type_differences"][:3])
+            ctx.events.emit("artifact", stage="quantize", kind="gguf", path=str(path), bytes=report["file_bytes"],
+                            quant=quant, calculator_bytes=report["calculator_bytes"],
+                            type_counts=report["type_counts"])
+        if not todo:
+            out["_status"] = "skipped"
+        out.update(files={quant: entry["report"]["file_bytes"] for quant, entry in entries.items()})
+    # Quants of other runs of export (another --quant) stay known while their file and F16 do.
+    earlier = {quant: entry for quant, entry in fresh.items() if quant not in entries}
+    return {"source": str(f16), "quant_types": list(quantized), "quants": entries, "earlier": earlier}
+
+
+def _quantize_bytes(ctx: StageContext) -> int:
+    """What quantize will write: the quants not already made from the F16 that stays (an
+    estimate for the disk check; when merge or gguf remake the F16, every quant)."""
+    arch, quantized = _arch(ctx), _quantized(ctx)
+    f16_stays = (_f16(ctx).is_file() and ctx.record("gguf").get("inputs") == fingerprint(ctx.layout.merged)
+                 and ctx.record("merge").get("inputs") == _merge_inputs(ctx))
+    fresh = _fresh_quants(ctx, ctx.record("quantize")) if f16_stays else {}
+    return sum(gguf_size_bytes(arch, quant) for quant in quantized if quant not in fresh)
+
+
+# ---------------------------------------------------------------- parity, then export.json, Modelfile, card
+
+
+def _parity_inputs(ctx: StageContext) -> str:
+    return fingerprint(*_checked(ctx), extra={"tokenizer": ctx.config.model.tokenizer})
+
+
+def _parity_done(ctx: StageContext) -> bool:
+    layout = ctx.layout
+    parity = read_parity(layout)
+    return (parity.get("ok") is True and parity_is_current(layout, parity)
+            and all(p.is_file() for p in (layout.export_manifest, layout.modelfile, layout.card)))
+
+
+def _parity(ctx: StageContext) -> dict[str, Any]:
+    layout, config = ctx.layout, ctx.config
+    spec = config.model.tokenizer
+    checked = _checked(ctx)
+    inputs = _parity_inputs(ctx)
+    reports = _reports(ctx)
+    with stage(ctx.events, "parity", tokenizer=spec, files=[p.name for p in checked]) as out:
+        checks = []
+        for index, path in enumerate(checked, start=1):
+            check = check_parity(path, spec, gguf_info=reports.get(quant_of(path) or ""))
+            check["gguf"] = path.name  # parity.json is published: no local paths in it
+            checks.append(check)
+            ctx.events.emit("stage_progress", stage="parity", completed=index, total=len(checked),
+                            unit="file", message=f"{path.name}: {'ok' if check['ok'] else 'MISMATCH'}")
+        parity = {
+            "ok": all(c["ok"] for c in checks),
+            "tokenizer": spec,
+            "files": {c["gguf"]: c for c in checks},
+            "cases": checks[0]["cases"],
+            "tokens_compared": checks[0]["tokens_compared"],
+            "template_differences": template_differences(spec),
+            "inputs": inputs,  # card.parity_is_current compares it with the files on disk
+        }
+        write_json_atomic(layout.parity, parity)
+        if not parity["ok"]:
+            failed = next(c for c in checks if not c["ok"])
+            raise R1Error(f"{failed['gguf']}: {describe_failure(failed)}; details in {layout.parity}")
+        out.update(ok=parity["ok"], path=str(layout.parity), tokens_compared=parity["tokens_compared"])
+        ctx.events.emit("artifact", stage="parity", kind="parity", path=str(layout.parity))
+
+    # The manifest, the Modelfile and the card describe the checked files (cheap: rewritten with them).
+    checked_reports = {quant: reports[quant] for quant in ("F16", *_quantized(ctx)) if quant in reports}
+    manifest = {"stem": gguf_stem(config), "architecture": _arch(ctx).name, "gguf": checked_reports,
+                "parity_ok": parity["ok"], "free_bytes_after": free_bytes(layout.root)}
+    write_json_atomic(layout.export_manifest, manifest)
+    names = [p.name for p in published_ggufs(layout, config)]
+    modelfile = write_modelfile(layout.modelfile, names, num_ctx=config.model.max_seq_length,
+                                system=config.data.system_prompt, tekken=is_tekken(spec))
+    ctx.events.emit("artifact", kind="modelfile", path=str(modelfile))
+    card = write_card(config, layout, config.hub_repo_id)
+    ctx.events.emit("artifact", kind="card", path=str(card))
+    return {"ok": parity["ok"], "path": str(layout.parity), "tokens_compared": parity["tokens_compared"],
+            "samples": len(parity["cases"]), "files": [p.name for p in checked],
+            "manifest": str(layout.export_manifest), "modelfile": str(modelfile), "card": str(card)}
+
+
+# ---------------------------------------------------------------- the declarations
+
+
+STAGES: list[dict[str, Any]] = [
+    {
+        "name": "merge",
+        "does": "fold the LoRA adapter into the base weights (export.merge_dtype)",
+        "writes": "merged/ (safetensors and the tokenizer folder)",
+        "fingerprint": _merge_inputs,
+        "done": lambda ctx: (ctx.layout.merged / "config.json").is_file(),
+        "run": _merge,
+        "output_bytes": _merge_bytes,
+    },
+    {
+        "name": "gguf",
+        "does": "convert the merged model to an F16 GGUF with llama.cpp's converter, chat template embedded",
+        "writes": "gguf/<stem>-F16.gguf",
+        "fingerprint": lambda ctx: fingerprint(ctx.layout.merged),
+        "done": lambda ctx: _f16(ctx).is_file(),
+        "run": _gguf,
+        "output_bytes": lambda ctx: gguf_size_bytes(_arch(ctx), "F16"),
+    },
+    {
+        "name": "quantize",
+        "does": "quantize the F16 GGUF to each quant type (only those missing or made from another F16)",
+        "writes": "gguf/<stem>-<QUANT>.gguf",
+        "fingerprint": _quantize_inputs,
+        "done": lambda ctx: all(path.is_file() for path in _quantized(ctx).values()),
+        "run": _quantize,
+        "output_bytes": _quantize_bytes,
+    },
+    {
+        "name": "parity",
+        "does": "check that every GGUF tokenizes like training, then write export.json, the Modelfile and the card",
+        "writes": "gguf/parity.json, gguf/export.json, gguf/Modelfile, card/README.md",
+        "fingerprint": _parity_inputs,
+        "done": _parity_done,
+        "run": _parity,
+        "output_bytes": None,
+    },
+]

@@ -1,0 +1,183 @@
+"""Starting and stopping a run's pipeline process.
+
+``start_run`` makes ``runs/<id>/`` (or takes the run to resume), freezes the config
+there and starts the pipeline in its own session (``start_new_session``), with stdin
+from /dev/null and output to ``pipeline.log``: a hang-up, a closed SSH session or a
+killed dashboard never reaches it. The run's lock is taken here, before anything is
+checked or written, and handed to the pipeline process, so of two ``r1tui run --resume
+RUN`` started together exactly one runs and the other is refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from r1tui.errors import R1Error
+from r1tui.pipeline import registry
+from r1tui.runs.files import write_text_atomic
+from r1tui.runs.layout import RunLayout, new_run_id
+from r1tui.runs.lock import RunLock
+from r1tui.runs.status import RunStatus, is_stuck_pipeline, pid_alive, refuse_if_running, run_status
+
+if TYPE_CHECKING:
+    from r1tui.config import Config
+
+
+def create_run(config: Config, runs_dir: str | Path | None = None) -> RunLayout:
+    """Make ``runs/<id>/`` with the frozen config (and where it came from)."""
+    from r1tui.config import dump_toml
+
+    runs_dir = Path(runs_dir) if runs_dir is not None else Path(config.runs.dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        layout = RunLayout(runs_dir / new_run_id())
+        try:
+            layout.root.mkdir()
+            break
+        except FileExistsError:
+            continue
+    write_text_atomic(layout.config, dump_toml(config))
+    if config.source_path is not None:
+        write_text_atomic(layout.source, str(config.source_path) + "\n")
+    return layout
+
+
+def pipeline_command(layout: RunLayout, stages: Sequence[str], *, resume: bool = False,
+                     dataset: str | Path | None = None, processes: int = 1, python: str | None = None,
+                     lock_fd: int | None = None) -> list[str]:
+    """The command that runs the pipeline for a run folder (under accelerate when processes > 1)."""
+    python = python or sys.executable
+    args = ["-m", "r1tui.pipeline", str(layout.root), "--stages", ",".join(stages)]
+    if resume:
+        args.append("--resume")
+    if dataset is not None:
+        args += ["--dataset", str(dataset)]
+    if lock_fd is not None:
+        args += ["--lock-fd", str(lock_fd)]
+    if processes <= 1:
+        return [python, *args]
+    # torchrun under accelerate; with no CUDA the ranks run DDP on the CPU over gloo.
+    return [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
+
+
+def start_run(config: Config, stages: Sequence[str] | None = None, detach: bool = True, *,
+              resume_run: RunLayout | None = None, dataset: str | Path | None = None, processes: int = 1,
+              runs_dir: str | Path | None = None) -> RunLayout:
+    """Start the pipeline for a new run (or resume ``resume_run``); returns its layout.
+
+    ``config``: the config of a new run (ignored on a resume: a run keeps its frozen one).
+    ``detach``: the pipeline runs in its own session and outlives this process; otherwise
+    it runs here, attached to the terminal, and this returns when it ends.
+    """
+    names = registry.expand(list(stages) if stages is not None else list(registry.steps()))
+    if dataset is not None and not Path(dataset).is_dir():
+        raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
+    if processes > 1 and not detach:
+        raise R1Error("--processes needs a detached run (accelerate launches the ranks); drop --foreground")
+    resume = resume_run is not None
+    layout = resume_run if resume else create_run(config, runs_dir)
+    what = "r1tui run --resume" if resume else "r1tui run"
+    if resume:
+        _check_resumable(layout)
+    with RunLock(layout, what) as lock:  # a second writer that got past the check stops here
+        if not detach:
+            from r1tui.pipeline.process import run_pipeline
+
+            run_pipeline(layout, names, resume=resume, dataset=dataset, detached=False)
+            return layout
+        fd = lock.hand_over()
+        command = pipeline_command(layout, registry.steps_of(names) if _whole_steps(names) else names,
+                                   resume=resume, dataset=dataset, processes=processes, lock_fd=fd)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(layout.pipeline_log, "ab") as log_file, open(os.devnull, "rb") as devnull:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command, stdin=devnull, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True, pass_fds=(fd,), env=env, cwd=os.getcwd(),
+            )
+        # Written here too so `r1tui runs` sees the run at once; the pipeline rewrites it
+        # (the same pid, or under accelerate the launcher's, which is the group leader).
+        write_text_atomic(layout.pid, f"{process.pid}\n")
+        lock.record(process.pid)
+        lock.release(unlock=False)  # the pipeline process holds the same lock from now on
+    return layout
+
+
+def _whole_steps(names: Sequence[str]) -> bool:
+    """The stages are whole steps (then the command line names the steps, as a person would)."""
+    chosen = set(names)
+    return all(set(registry.groups().get(step, (step,))) <= chosen for step in registry.steps_of(names))
+
+
+def _check_resumable(layout: RunLayout) -> None:
+    refuse_if_running(layout, "resume it")
+    status = run_status(layout)
+    if is_stuck_pipeline(status):
+        raise R1Error(f"run {layout.run_id}: {status.reason}; stop it first with `r1tui cancel {layout.run_id}`, "
+                      "then resume")
+    if not layout.config.is_file():
+        raise R1Error(f"{layout.root}: no config.toml; this is not a run folder")
+
+
+def started_steps(layout: RunLayout) -> list[str] | None:
+    """The steps a run was last started with (a resumed `train` run does not grow export)."""
+    from r1tui.runs.events import read_events
+
+    started = [e for e in read_events(layout.events) if e.type == "run_started"]
+    stages = started[-1].data.get("stages") if started else None
+    if not isinstance(stages, list) or not stages:
+        return None
+    known = set(registry.steps()) | set(registry.stage_names())
+    return registry.steps_of(registry.expand([s for s in stages if s in known])) or None
+
+
+# ---------------------------------------------------------------- cancelling
+
+
+def _group_members(leader: int) -> set[int]:
+    """Live processes in the process group the run's leader started (its own session)."""
+    members = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry.name)) == leader and pid_alive(int(entry.name)):
+                    members.add(int(entry.name))
+    return members
+
+
+def cancel_run(layout: RunLayout, wait: float = 0.0) -> RunStatus:
+    """Ask a running pipeline to stop (SIGTERM): it checkpoints, then writes cancelled.
+
+    With ``wait`` > 0, waits up to that many seconds for the run to finish.
+    """
+    status = run_status(layout)
+    if status.pid is None or not (status.status == "running" or is_stuck_pipeline(status)):
+        raise R1Error(f"run {layout.run_id} is not running (status: {status.status}); nothing to cancel")
+    workers = _group_members(status.pid) - {status.pid}
+    try:
+        if workers:
+            # --processes N: the pid is accelerate's launcher, which on SIGTERM gives its
+            # workers 30 s before SIGKILL; signal the workers themselves so each rank
+            # checkpoints at its own pace and the launcher ends when they do.
+            for worker in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGTERM)
+        else:
+            os.kill(status.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return run_status(layout)
+    deadline = time.monotonic() + wait
+    while wait > 0 and time.monotonic() < deadline:
+        status = run_status(layout)
+        if status.status != "running" and not is_stuck_pipeline(status):
+            return status
+        time.sleep(0.2)
+    return run_status(layout)

@@ -1,0 +1,117 @@
+"""The writers' lock, with real processes: one writer per run, -9 releases it, a dead
+writer's stage reads crashed, and `seq` never repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from r1tui.runs.events import EventWriter, read_events
+from r1tui.runs.layout import RunLayout
+from r1tui.runs.lock import RunBusy, RunLock, holder
+from r1tui.runs.status import run_status
+
+
+def test_one_writer_at_a_time_and_reentrant_within_a_process(tmp_path):
+    layout = RunLayout(tmp_path)
+    assert holder(layout) is None  # no lock file yet: nobody
+    with RunLock(layout, "r1tui export"):
+        with RunLock(layout, "r1tui pipeline"):  # a stage run by the pipeline does not lock again
+            assert holder(layout).pid == os.getpid()
+        other = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(f"""
+                from pathlib import Path
+                from r1tui.runs.layout import RunLayout
+                from r1tui.runs.lock import RunLock
+                RunLock(RunLayout(Path({str(tmp_path)!r})), "r1tui push").acquire()
+            """)], capture_output=True, text=True, timeout=60)
+        assert other.returncode == 1
+        assert f"RunBusy: run {tmp_path.name} is busy: pid {os.getpid()} (r1tui export, since" in other.stderr
+    assert holder(layout) is None
+    with RunLock(layout, "again"):
+        pass
+
+
+WRITER = """
+import os, sys, time
+from pathlib import Path
+from r1tui.runs.events import EventWriter
+from r1tui.runs.layout import RunLayout
+from r1tui.runs.lock import RunLock
+layout = RunLayout(Path(sys.argv[1]))
+RunLock(layout, "r1tui export").acquire()
+writer = EventWriter(layout.events)
+writer.emit("stage_started", stage="merge", inputs={})
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_writer_killed_with_9_releases_the_run_and_its_stage_reads_crashed(tmp_path):
+    """The killed-CLI-export case: a finished run, then `r1tui export` dies mid-merge."""
+    layout = RunLayout(tmp_path / "20261130-000000-kill")
+    layout.root.mkdir()
+    layout.config.write_text("", encoding="utf-8")
+    with EventWriter(layout.events) as writer:
+        writer.emit("run_started", run_id=layout.run_id, stages=["prepare", "train"], pid=1, heartbeat_s=1.0)
+        writer.emit("run_finished", status="finished")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(layout.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        live = run_status(layout)
+        assert live.alive and live.status == "finished" and live.stage_status["merge"] == "running"
+        assert f"pid {proc.pid} (r1tui export" in live.writer
+        with pytest.raises(RunBusy, match=f"pid {proc.pid}"):
+            RunLock(layout, "r1tui eval").acquire()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    dead = run_status(layout)
+    assert not dead.alive and dead.stage_status["merge"] == "crashed"
+    assert holder(layout) is None
+    with RunLock(layout, "r1tui export"):  # the run is free again
+        pass
+
+
+def _crashed_tiny_run(h, tmp_path: Path) -> RunLayout:
+    """A run of the tiny config whose pipeline died before doing anything (no run_finished)."""
+    config = h.write_config(tmp_path, tmp_path / "runs", train={"max_steps": 4})
+    layout = RunLayout(tmp_path / "runs" / "20261130-000000-race")
+    layout.root.mkdir(parents=True)
+    layout.config.write_text(config.read_text(), encoding="utf-8")
+    layout.lock.touch()
+    with EventWriter(layout.events) as writer:
+        writer.emit("run_started", run_id=layout.run_id, stages=["prepare"], pid=1, heartbeat_s=1.0)
+    assert run_status(layout).status == "crashed"
+    return layout
+
+
+@pytest.mark.slow
+def test_two_resumes_at_the_same_instant_run_exactly_once(tmp_path, runs_helpers):
+    h = runs_helpers
+    layout = _crashed_tiny_run(h, tmp_path)
+    command = [sys.executable, "-m", "r1tui", "run", "--resume", layout.run_id, "--runs-dir",
+               str(layout.root.parent), "--json"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=h.cli_env(),
+                              cwd=h.repo) for _ in range(2)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    winner = next(json.loads(out) for code, out, _ in results if code == 0)
+    refused = next(err for code, _, err in results if code == 1)
+    lines = [line for line in refused.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"run {layout.run_id} is busy: pid " in lines[0] and "r1tui cancel" in lines[0], lines
+    assert f"pid {winner['pid']} " in lines[0] or "r1tui run --resume" in lines[0]
+    h.wait_for(lambda: run_status(layout).status != "running", timeout=300, what="the resumed run to end")
+    events = read_events(layout.events)
+    assert [e.data.get("resumed") for e in events if e.type == "run_started"] == [None, True]  # one resume ran
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs)), "seq repeated or went backwards"
+    assert run_status(layout).status == "finished"
