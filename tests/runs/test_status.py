@@ -118,9 +118,10 @@ def test_run_ids_sort_by_time_and_resolve(tmp_path):
 
 def test_every_command_finds_a_run_the_same_way(tmp_path):
     """One resolver serves run/logs/cancel/export/push/eval/chat and the dashboard."""
-    from r1tui.export.rundir import run_for_writing
+    import argparse
 
-    from r1tui.dashboard.source import resolve_run as dashboard_resolve
+    from r1tui.cli._common import resolve_cli_run, run_and_config
+    from r1tui.dashboard.source import open_run
 
     runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
     for run_id in ("20260101-000000-aaaa", "20260102-000000-bbbb"):
@@ -130,15 +131,17 @@ def test_every_command_finds_a_run_the_same_way(tmp_path):
     (runs / "not-a-run").mkdir()
     for ref, expected in ((None, "20260102-000000-bbbb"), ("last", "20260102-000000-bbbb"),
                           ("20260101", "20260101-000000-aaaa"), (str(moved), moved.name)):
-        assert resolve_run(runs, ref) == (runs if ref != str(moved) else elsewhere).resolve() / expected
-        assert dashboard_resolve(ref, runs).run_dir == resolve_run(runs, ref)
-    config = type("Config", (), {"runs": type("Runs", (), {"dir": runs})()})()
-    assert run_for_writing("20260101", config, "export it")[0] == resolve_run(runs, "20260101")
+        assert resolve_run(runs, ref).root == (runs if ref != str(moved) else elsewhere).resolve() / expected
+        assert open_run(runs, ref).layout == resolve_run(runs, ref)
+        args = argparse.Namespace(run=ref, runs_dir=str(runs), config=None)
+        assert resolve_cli_run(args) == resolve_run(runs, ref)
+        args.run = ref or "latest"  # export, push, eval and chat: RUN given
+        assert run_and_config(args, "export it")[0] == resolve_run(runs, ref)
     with pytest.raises(R1Error, match="plain is a folder but not a run"):
         resolve_run(runs, str(tmp_path / "plain"))
     with pytest.raises(R1Error, match="no run 'not-a-run'"):
         resolve_run(runs, "not-a-run")
-    assert dashboard_resolve(None, tmp_path / "missing") is None
+    assert open_run(tmp_path / "missing") is None
 
 
 def test_cancel_refuses_a_run_that_is_not_running(tmp_path):
