@@ -1,6 +1,9 @@
 """config.toml -> validated, typed settings.
 
-Every knob of the pipeline lives here. Unknown keys, wrong types and impossible
+Every knob of the pipeline lives here. This module parses and validates only: it reads
+no file but the config itself. What ``model.tokenizer = "auto"`` stands for (the
+tokenizer file ``model.path`` ships, else the preset's) is the data layer's question
+(``r1tui.data.tokenizer.tokenizer_spec``). Unknown keys, wrong types and impossible
 values stop with one line naming the key, the value and what is allowed. Paths are
 resolved relative to the config file. Secrets never live in the file: the Hub token
 comes from ``HF_TOKEN`` or the Hub's own login, and a ``token`` key is rejected.
@@ -15,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from r1tui.errors import ConfigError, R1Error
+from r1tui.errors import ConfigError
 from r1tui.quants import QUANT_TYPES
 
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -200,7 +203,6 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
     if config.model.architecture.endswith(".json"):
         config.model.architecture = str((base / config.model.architecture).resolve())
         _check_architecture_file(config.model.architecture, origin)
-    config.model.tokenizer = _resolve_tokenizer(config.model, origin)
     return config
 
 
@@ -227,37 +229,6 @@ def unsloth_quantization_problem(config: Config) -> str | None:
             return (f"model.{key} = {value!r}: the unsloth backend always uses {unsloth_value!r} "
                     f"(NF4, double quant, compute in train.dtype); set it so, or train.backend = \"hf\"")
     return None
-
-
-def _resolve_tokenizer(model: ModelConfig, origin: str) -> str:
-    """model.tokenizer as a concrete spec: "auto" becomes the tokenizer shipped in model.path
-    (or next to an architecture config.json), else the preset's; a preset model refuses a
-    tokenizer of the other family (its ids would not match the model's embeddings)."""
-    from r1tui.calculator import PRESETS
-    from r1tui.data.tokenizer import find_tokenizer_file, is_tekken
-
-    preset = PRESETS.get(model.architecture)
-    spec = model.tokenizer
-    if spec == "auto":
-        folders = [model.path] if model.path is not None else []
-        if preset is None:
-            folders.append(Path(model.architecture).parent)
-        found = next((folder for folder in folders if find_tokenizer_file(folder) is not None), None)
-        if found is None and preset is None:
-            raise ConfigError(f"{origin}: model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "
-                              f"{' or '.join(str(f) for f in folders)}; set model.tokenizer to v3, tekken or a folder")
-        spec = str(found) if found is not None else preset.tokenizer
-    try:
-        tekken = is_tekken(spec)
-    except R1Error as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
-    if preset is not None and tekken != (preset.tokenizer == "tekken"):
-        chosen = f"model.tokenizer = {spec!r}" if model.tokenizer != "auto" else f"the tokenizer in {spec}"
-        raise ConfigError(f"{origin}: {chosen} is a {'Tekken' if tekken else 'SentencePiece'} tokenizer but "
-                          f"architecture {model.architecture!r} uses {preset.tokenizer}; set model.tokenizer to "
-                          f"\"{preset.tokenizer}\" (or \"auto\" without model.path), or model.architecture to "
-                          "the model's config.json")
-    return spec
 
 
 def _check_architecture_file(path: str, origin: str) -> None:

@@ -138,34 +138,42 @@ def test_tokenizer_auto_takes_the_model_folders_own_then_the_presets(tmp_path):
     import json
     import shutil
 
-    from r1tui.data.tokenizer import tokenizer_file
+    from r1tui.data.tokenizer import tokenizer_file, tokenizer_spec
+
+    def resolved(data: dict) -> str:
+        return tokenizer_spec(parse_config(data))
 
     model_dir = tmp_path / "Mistral-Small-Instruct-2409"
     model_dir.mkdir()
     shutil.copy(tokenizer_file("v3"), model_dir / "tokenizer.model.v3")  # as Mistral's repo ships it
-    assert parse_config({"model": {"path": str(model_dir)}}).model.tokenizer == str(model_dir)
-    assert parse_config({"model": {"path": str(tmp_path)}}).model.tokenizer == "v3"  # no file: the preset's
-    assert parse_config({"model": {"architecture": "mistral-small-24b"}}).model.tokenizer == "tekken"
+    assert resolved({"model": {"path": str(model_dir)}}) == str(model_dir)
+    assert resolved({"model": {"path": str(tmp_path)}}) == "v3"  # no file: the preset's
+    assert resolved({"model": {"architecture": "mistral-small-24b"}}) == "tekken"
     # An architecture given as a config.json: the tokenizer next to it, else a one-line error.
     (model_dir / "config.json").write_text(json.dumps({
         "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
         "vocab_size": 32768}))
     arch = {"architecture": str(model_dir / "config.json")}
-    assert parse_config({"model": arch}).model.tokenizer == str(model_dir)
+    assert resolved({"model": arch}) == str(model_dir)
     (model_dir / "tokenizer.model.v3").unlink()
     with pytest.raises(ConfigError, match="model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "):
-        parse_config({"model": arch})
+        resolved({"model": arch})
+    assert parse_config({"model": arch}).model.tokenizer == "auto"  # config.py parses only: no file is read
     # The resolved spec is what a run freezes, so a reloaded run uses the same tokenizer.
     frozen = tmp_path / "frozen.toml"
-    frozen.write_text(dump_toml(parse_config({"model": {"architecture": "mistral-small-24b"}})))
+    config = parse_config({"model": {"architecture": "mistral-small-24b"}})
+    tokenizer_spec(config)  # as create_run does before freezing
+    frozen.write_text(dump_toml(config))
     assert 'tokenizer = "tekken"' in frozen.read_text() and load_config(frozen).model.tokenizer == "tekken"
 
 
 @pytest.mark.parametrize(("architecture", "tokenizer", "family"), [
     ("tiny", "tekken", "Tekken"), ("mistral-small-24b", "v3", "SentencePiece")])
 def test_tokenizer_of_the_other_family_is_refused(architecture, tokenizer, family):
+    from r1tui.data.tokenizer import tokenizer_spec
+
     with pytest.raises(ConfigError, match=f"is a {family} tokenizer but architecture '{architecture}' uses "):
-        parse_config({"model": {"architecture": architecture, "tokenizer": tokenizer}})
+        tokenizer_spec(parse_config({"model": {"architecture": architecture, "tokenizer": tokenizer}}))
 
 
 def test_unsloth_backend_refuses_4bit_settings_it_would_ignore(tmp_path, capsys, monkeypatch):
@@ -193,13 +201,13 @@ def test_unsloth_backend_refuses_4bit_settings_it_would_ignore(tmp_path, capsys,
 
 
 def test_tokenizer_auto_checks_the_family_of_what_it_found(tmp_path):
-    from r1tui.data.tokenizer import tokenizer_file
+    from r1tui.data.tokenizer import tokenizer_file, tokenizer_spec
 
     folder = tmp_path / "Mistral-Small-24B"
     folder.mkdir()
     (folder / "tekken.json").symlink_to(tokenizer_file("tekken"))
     with pytest.raises(ConfigError, match=f"the tokenizer in {folder} is a Tekken tokenizer but architecture "
                                           "'mistral-small-2409' uses v3"):
-        parse_config({"model": {"path": str(folder)}})
-    assert parse_config({"model": {"path": str(folder), "architecture": "mistral-small-24b"}}).model.tokenizer == \
+        tokenizer_spec(parse_config({"model": {"path": str(folder)}}))
+    assert tokenizer_spec(parse_config({"model": {"path": str(folder), "architecture": "mistral-small-24b"}})) == \
         str(folder)

@@ -59,11 +59,7 @@ MAX_ALLOWED_UPWARD = 2
 
 # Known upward imports being removed right now. Not a place to park new ones: each entry
 # is checked to still exist, so it has to be deleted here as soon as it is fixed.
-PENDING_UPWARD: dict[tuple[str, str], str] = {
-    # config resolves `tokenizer = "auto"` through the data stage's tokenizer discovery;
-    # the lead is moving the discovery below config.
-    ("r1tui.config", "r1tui.data.tokenizer"): "tokenizer discovery (being moved below config)",
-}
+PENDING_UPWARD: dict[tuple[str, str], str] = {}
 
 HEAVY = ("torch", "transformers", "unsloth", "unsloth_zoo", "llama_cpp")
 # The only modules that may import a heavy library at module scope; each is itself only
@@ -688,3 +684,50 @@ def test_the_emit_scan_sees_the_pipeline():
     types = {e.type for e in emits()}
     assert {"metric", "log", "stage_started", "stage_finished"} <= types, types
     assert stage_blocks(), "no stage(events, ...) call found: the scan is broken"
+
+
+# ---------------------------------------------------------------- readers of the event schema
+
+READERS = ("r1tui/runs/reducer.py", "r1tui/cli/_display.py")
+
+
+def _keys_read(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``data.get("k")``, ``data["k"]`` (and the same on ``d`` or ``.data``): payload keys read."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant):
+            receiver, key = node.func.value, node.args[0].value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            receiver, key = node.value, node.slice.value
+        else:
+            continue
+        name = receiver.attr if isinstance(receiver, ast.Attribute) else getattr(receiver, "id", None)
+        if name in ("data", "d") and isinstance(key, str):
+            yield node.lineno, key
+
+
+def test_readers_read_only_declared_payload_keys():
+    """The reducer (and through it every panel and `r1tui runs`) and `r1tui logs` read only
+    keys some writer may write; the reducer's handler for a type reads only that type's keys."""
+    from r1tui.runs import reducer
+    from r1tui.runs.events import EVENT_SCHEMA
+
+    declared = set().union(*EVENT_SCHEMA.values())
+    problems = []
+    for rel in READERS:
+        tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+        problems += [f"{rel}:{line}: reads {key!r}, which no event type declares"
+                     for line, key in _keys_read(tree) if key not in declared]
+        if rel.endswith("reducer.py"):
+            functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+            for type_, handler in reducer._HANDLERS.items():
+                body = [functions[handler.__name__]]
+                if type_ == "gpu":
+                    body.append(functions["apply_sample"])
+                if type_ == "stage_progress":
+                    body.append(functions["_quant_progress"])
+                for function in body:
+                    problems += [f"{rel}:{line}: the {type_} handler reads {key!r}, not declared for {type_}"
+                                 for line, key in _keys_read(function) if key not in EVENT_SCHEMA[type_]]
+    assert not problems, "\n".join(problems)
+

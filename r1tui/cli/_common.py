@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config, default_config_path, load_config, parse_config
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import ConfigError
 from r1tui.runs.layout import RunLayout, resolve_run
 
@@ -67,6 +68,7 @@ def load_cli_config(args: argparse.Namespace) -> Config:
         config = load_config(path) if path.is_file() else parse_config({}, origin="built-in defaults")
     if getattr(args, "runs_dir", None):
         config.runs.dir = Path(args.runs_dir).expanduser().resolve()
+    tokenizer_spec(config)  # what "auto" stands for, or one line on a tokenizer that cannot be used
     return config
 
 

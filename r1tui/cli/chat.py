@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from r1tui.cli._common import add_config_argument, add_runs_dir_argument, console
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 
 HELP = "chat with a GGUF in the terminal (streaming, think block dimmed, /reset, /exit)"
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.temperature is not None and args.temperature < 0:
         raise R1Error(f"--temperature {args.temperature}: must be 0 or more")
     settings = {
-        "tokenizer": args.tokenizer or config.model.tokenizer,
+        "tokenizer": args.tokenizer or tokenizer_spec(config),
         "max_tokens": args.max_tokens or config.eval.max_new_tokens,
         "temperature": config.eval.temperature if args.temperature is None else args.temperature,
         "n_ctx": args.n_ctx or config.eval.n_ctx,

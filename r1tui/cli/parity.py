@@ -11,6 +11,7 @@ from r1tui.cli._common import (
     load_cli_config,
     print_json,
 )
+from r1tui.data.tokenizer import tokenizer_spec
 
 HELP = "check that a GGUF tokenizes exactly like the training tokenizer"
 DESCRIPTION = """\
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         layout, config = run_and_config(args, "check it")
     else:
         config = load_cli_config(args)
-    spec = args.tokenizer or config.model.tokenizer
+    spec = args.tokenizer or tokenizer_spec(config)
     if args.gguf:
         files = [Path(args.gguf)]
     else:

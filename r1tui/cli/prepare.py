@@ -13,6 +13,7 @@ from r1tui.cli._common import (
     progress,
     resolve_path,
 )
+from r1tui.data.tokenizer import tokenizer_spec
 
 HELP = "render and mask the data into an Arrow dataset with stats.json"
 DESCRIPTION = """\
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"[bold green]wrote[/] {stats['examples']:,} examples to {out_dir}")
         out.print(stats_table(stats))
     if args.preview:  # with --json the previews go to stderr, keeping stdout pure JSON
-        _preview(console(stderr=True) if args.json else out, out_dir, args.preview, config.model.tokenizer, args.ids)
+        _preview(console(stderr=True) if args.json else out, out_dir, args.preview, tokenizer_spec(config), args.ids)
     return 0
 
 

@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_start_arguments(parser, stages_option=True)
 
 
-def start(args: argparse.Namespace, stages: list[str]) -> int:
-    """Shared by `run` and `train`."""
+def start(args: argparse.Namespace, stages: list[str], resume: RunLayout | None = None) -> int:
+    """Shared by `run` and `train`. ``resume``: the run --resume named, when already found."""
     from r1tui.cli import dry_run_requested
     from r1tui.config import check_backend_settings
     from r1tui.errors import R1Error
@@ -76,7 +76,8 @@ def start(args: argparse.Namespace, stages: list[str]) -> int:
     stages = registry.expand(stages)
     if args.processes < 1:
         raise R1Error(f"--processes {args.processes}: needs at least 1")
-    resume = resolve_cli_run(args, args.resume) if args.resume else None
+    if args.resume and resume is None:
+        resume = resolve_cli_run(args, args.resume)
     config = resume.frozen_config() if resume else load_cli_config(args)
     check_backend_settings(config)
     if dry_run_requested():
@@ -146,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.pipeline import registry
     from r1tui.pipeline.launch import started_steps
 
+    resume = resolve_cli_run(args, args.resume) if args.resume else None
     if args.stages:
         stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    elif args.resume:
-        stages = started_steps(resolve_cli_run(args, args.resume)) or list(registry.steps())
+    elif resume is not None:
+        stages = started_steps(resume) or list(registry.steps())
     else:
         stages = list(registry.steps())
-    return start(args, stages)
+    return start(args, stages, resume)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r1tui.data.tokenizer import tokenizer_spec
+
 
 @dataclass
 class PreparedData:
@@ -82,7 +84,7 @@ def preview_from_config(config: Any, rows: int = 32) -> PreviewRows:
     source = "synthetic" if kind == "hf" else data.source
     loaded = load_examples(source, split=data.split, fields=data.fields, num_examples=min(rows, data.num_examples),
                            seed=data.seed)
-    columns, _ = render_examples(loaded, load_renderer(config.model.tokenizer), config)
+    columns, _ = render_examples(loaded, load_renderer(tokenizer_spec(config)), config)
     return PreviewRows(list(zip(columns["input_ids"], columns["labels"], strict=True)))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.quants import order_ggufs
 from r1tui.runs.events import Event, EventReader
 from r1tui.runs.files import read_json  # noqa: F401 - re-exported for the panels
@@ -79,13 +80,15 @@ def load_run_config(run: RunLayout | None, fallback: str | Path | None = None):
     from r1tui.config import default_config_path, load_config, parse_config
 
     if run is not None and run.config.is_file():
-        return run.frozen_config()
-    if fallback:
-        return load_config(fallback)
-    path = default_config_path()
-    if path.is_file():
-        return load_config(path)
-    return parse_config({}, origin="built-in defaults")
+        config = run.frozen_config()
+    elif fallback:
+        config = load_config(fallback)
+    elif default_config_path().is_file():
+        config = load_config(default_config_path())
+    else:
+        config = parse_config({}, origin="built-in defaults")
+    tokenizer_spec(config)  # a tokenizer that cannot be used is the config's one-line error
+    return config
 
 
 def find_ggufs(runs_dir: Path, run: RunLayout | None = None, configured: Sequence[str] = ()) -> list[Path]:

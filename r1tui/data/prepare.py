@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from r1tui.data.render import IGNORE_INDEX, ChatRenderer, RenderError, load_renderer
 from r1tui.data.sources import LoadedExamples, load_examples
 from r1tui.data.stats import MaskingStats
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.runs.events import NullWriter, stage
 
@@ -92,7 +93,7 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
     source = str(Path(data_path).expanduser().resolve()) if data_path else config.data.source
     events = events if events is not None else NullWriter()
     with stage(events, "prepare", source=source, out_dir=str(out_dir)) as outputs:
-        renderer = load_renderer(config.model.tokenizer)
+        renderer = load_renderer(tokenizer_spec(config))
         events.emit("stage_progress", stage="prepare", completed=0, total=0, unit="rows", message=f"reading {source}")
         loaded = load_examples(source, split=config.data.split, fields=config.data.fields,
                                num_examples=config.data.num_examples, seed=config.data.seed)

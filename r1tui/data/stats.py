@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from r1tui.data.tokenizer import tokenizer_spec
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -103,7 +105,7 @@ def dry_run_masking_stats(config: Config) -> dict[str, Any]:
         source, note = "synthetic", f"{data.source} is not downloaded in a dry run; the offline synthetic set stands in"
     cap = min(DRY_RUN_ROWS, data.num_examples)
     loaded = load_examples(source, split=data.split, fields=data.fields, num_examples=cap, seed=data.seed)
-    renderer = load_renderer(config.model.tokenizer)
+    renderer = load_renderer(tokenizer_spec(config))
     _, stats = render_examples(loaded, renderer, config)
     result = stats.to_dict()
     result.update({

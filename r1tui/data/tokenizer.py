@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from r1tui.calculator import PRESETS
+from r1tui.config import Config, ConfigError, ModelConfig
 from r1tui.errors import R1Error
 
 BUILTIN_FILES = {
@@ -64,6 +66,48 @@ CHAT_TEMPLATE = (
     "{%- endif %}"
     "{%- endfor %}"
 )
+
+
+def tokenizer_spec(config: Config) -> str:
+    """The concrete tokenizer of a config ("v3", "tekken" or a folder): ``model.tokenizer``,
+    with "auto" taken as the tokenizer file ``model.path`` (or the folder of an architecture
+    config.json) ships, else the preset's; a preset model refuses a tokenizer of the other
+    family (its ids would not fit the model's embeddings). ConfigError in one line.
+
+    The answer is written back to ``config.model.tokenizer``, so a run freezes the
+    tokenizer it used and a reloaded run uses the same one."""
+    spec = _resolve_spec(config.model, str(config.source_path) if config.source_path else "config")
+    if config.model.tokenizer != spec:
+        config.model.tokenizer = spec
+    return spec
+
+
+def _resolve_spec(model: ModelConfig, origin: str) -> str:
+    """model.tokenizer as a concrete spec: "auto" becomes the tokenizer shipped in model.path
+    (or next to an architecture config.json), else the preset's; a preset model refuses a
+    tokenizer of the other family (its ids would not match the model's embeddings)."""
+    preset = PRESETS.get(model.architecture)
+    spec = model.tokenizer
+    if spec == "auto":
+        folders = [model.path] if model.path is not None else []
+        if preset is None:
+            folders.append(Path(model.architecture).parent)
+        found = next((folder for folder in folders if find_tokenizer_file(folder) is not None), None)
+        if found is None and preset is None:
+            raise ConfigError(f"{origin}: model.tokenizer = 'auto' found no tokenizer.model or tekken.json in "
+                              f"{' or '.join(str(f) for f in folders)}; set model.tokenizer to v3, tekken or a folder")
+        spec = str(found) if found is not None else preset.tokenizer
+    try:
+        tekken = is_tekken(spec)
+    except R1Error as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if preset is not None and tekken != (preset.tokenizer == "tekken"):
+        chosen = f"model.tokenizer = {spec!r}" if model.tokenizer != "auto" else f"the tokenizer in {spec}"
+        raise ConfigError(f"{origin}: {chosen} is a {'Tekken' if tekken else 'SentencePiece'} tokenizer but "
+                          f"architecture {model.architecture!r} uses {preset.tokenizer}; set model.tokenizer to "
+                          f"\"{preset.tokenizer}\" (or \"auto\" without model.path), or model.architecture to "
+                          "the model's config.json")
+    return spec
 
 
 def tokenizer_file(spec: str) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, summarize
@@ -194,7 +195,7 @@ def find_run_gguf(layout: RunLayout | Path, config: Config | None = None) -> Pat
 def open_model(config: Config, gguf: str | Path | None = None, model_dir: str | Path | None = None):
     """(chat, model_info) for a GGUF (llama.cpp) or a model/adapter folder (transformers)."""
     settings = config.eval
-    tokenizer = config.model.tokenizer
+    tokenizer = tokenizer_spec(config)
     if gguf is not None:
         from r1tui.infer.llama import LlamaChat
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.present import format_bytes
 from r1tui.quants import quant_of
 from r1tui.runs.files import fingerprint, read_json, read_json_object, write_text_atomic
@@ -222,7 +223,7 @@ def render_card(config, run_dir: Path | RunLayout, repo_id: str) -> str:
     target = repo_id or "USER/REPO"
     parts += [
         "", "## Run it", "",
-        prompt_format_line(config.model.tokenizer),
+        prompt_format_line(tokenizer_spec(config)),
         "", "With llama-cpp-python:", "", "```python",
         "from huggingface_hub import hf_hub_download",
         "from llama_cpp import Llama", "",

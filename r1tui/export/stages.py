@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from r1tui.calculator import gguf_size_bytes
-from r1tui.data.tokenizer import is_tekken
+from r1tui.data.tokenizer import is_tekken, tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.export.card import parity_is_current, published_ggufs, read_parity, write_card
 from r1tui.export.gguf import (
@@ -235,7 +235,7 @@ def _merge_inputs(ctx: StageContext) -> str:
     name = os.path.relpath(base, root) if local and Path(base).resolve().is_relative_to(root) else base
     return fingerprint(ctx.layout.adapter, *([Path(base)] if local else []),
                        extra={"base": name, "dtype": ctx.config.export.merge_dtype,
-                              "tokenizer": ctx.config.model.tokenizer})
+                              "tokenizer": tokenizer_spec(ctx.config)})
 
 
 def _merge_bytes(ctx: StageContext) -> int:
@@ -249,7 +249,7 @@ def _merge(ctx: StageContext) -> dict[str, Any]:
     base = base_model(ctx)
     remove_stale_temps(layout.root)
     with stage(ctx.events, "merge", adapter=str(layout.adapter), base=base, dtype=dtype) as out:
-        merge_adapter(layout.adapter, layout.merged, base=base, dtype=dtype, tokenizer_spec=ctx.config.model.tokenizer,
+        merge_adapter(layout.adapter, layout.merged, base=base, dtype=dtype, tokenizer_spec=tokenizer_spec(ctx.config),
                       on_step=_progress(ctx.events, "merge", "step"))
         out.update(path=str(layout.merged), bytes=_dir_bytes(layout.merged))
         ctx.events.emit("artifact", stage="merge", kind="merged", path=str(layout.merged), bytes=out["bytes"])
@@ -356,7 +356,7 @@ def _quantize_bytes(ctx: StageContext) -> int:
 
 
 def _parity_inputs(ctx: StageContext) -> str:
-    return fingerprint(*_checked(ctx), extra={"tokenizer": ctx.config.model.tokenizer})
+    return fingerprint(*_checked(ctx), extra={"tokenizer": tokenizer_spec(ctx.config)})
 
 
 def _parity_done(ctx: StageContext) -> bool:
@@ -368,7 +368,7 @@ def _parity_done(ctx: StageContext) -> bool:
 
 def _parity(ctx: StageContext) -> dict[str, Any]:
     layout, config = ctx.layout, ctx.config
-    spec = config.model.tokenizer
+    spec = tokenizer_spec(config)
     checked = _checked(ctx)
     inputs = _parity_inputs(ctx)
     reports = _reports(ctx)

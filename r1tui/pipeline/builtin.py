@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.export import stages as export_stages
 from r1tui.pipeline.registry import Stage, register
 from r1tui.runs.context import StageContext
@@ -48,9 +49,8 @@ def dataset_fingerprint(data_dir: Path) -> str:
 def _prepare_inputs(ctx: StageContext) -> str:
     if ctx.external_dataset:
         return dataset_fingerprint(ctx.data_dir)
-    model = ctx.config.model
-    return digest({"data": sections(ctx, "data")["data"], "tokenizer": model.tokenizer,
-                   "max_seq_length": model.max_seq_length})
+    return digest({"data": sections(ctx, "data")["data"], "tokenizer": tokenizer_spec(ctx.config),
+                   "max_seq_length": ctx.config.model.max_seq_length})
 
 
 def _prepare_external(ctx: StageContext) -> str | None:

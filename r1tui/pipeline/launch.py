@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.pipeline import registry
 from r1tui.runs.files import write_text_atomic
@@ -44,6 +45,7 @@ def create_run(config: Config, runs_dir: str | Path | None = None) -> RunLayout:
             break
         except FileExistsError:
             continue
+    tokenizer_spec(config)  # the run freezes the tokenizer it will use, not "auto"
     write_text_atomic(layout.config, dump_toml(config))
     if config.source_path is not None:
         write_text_atomic(layout.source, str(config.source_path) + "\n")

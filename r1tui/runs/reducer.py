@@ -122,7 +122,7 @@ class GpuState:
         self.ts = ts
         self.available = bool(data.get("available"))
         if not self.available:
-            self.reason = str(data.get("reason") or data.get("error") or "")
+            self.reason = str(data.get("reason") or "")
             return
         self.name = str(data.get("name") or self.name)
         self.memory_used = _number(data.get("memory_used"))
@@ -390,7 +390,7 @@ def _stage_progress(state: RunState, event: Event) -> None:
 
 
 def _quant_progress(state: RunState, data: dict[str, Any], progress: Progress) -> None:
-    quant = data.get("quant") or data.get("quant_type")
+    quant = data.get("quant")
     if not quant:
         match = _QUANT_IN_TEXT.search(progress.message)
         quant = match.group(1) if match else None

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from r1tui.config import Config
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def _random_init_spec(config: Config) -> dict:
             "intermediate_size": arch.intermediate_size, "num_hidden_layers": arch.num_hidden_layers,
             "num_attention_heads": arch.num_attention_heads, "num_key_value_heads": arch.num_key_value_heads,
             "head_dim": arch.head_dim, "vocab_size": arch.vocab_size, "seed": config.train.seed,
-            "dtype": config.train.dtype, "tokenizer": config.model.tokenizer,
+            "dtype": config.train.dtype, "tokenizer": tokenizer_spec(config),
             "max_position_embeddings": max(config.model.max_seq_length, 4096)}
 
 
@@ -87,7 +88,7 @@ def build_random_base(config: Config, folder: str | Path) -> Path:
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    save_hf_tokenizer(config.model.tokenizer, tmp)
+    save_hf_tokenizer(tokenizer_spec(config), tmp)
     (tmp / _MARKER).write_text(json.dumps(spec, indent=2), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

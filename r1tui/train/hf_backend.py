@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config
+from r1tui.data.tokenizer import tokenizer_spec
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,13 @@ def load_tokenizer(config: Config, base: str) -> Any:
 
     if (Path(base) / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(base)
-    if config.model.tokenizer in ("v3",) or Path(config.model.tokenizer).is_dir():
+    if tokenizer_spec(config) in ("v3",) or Path(tokenizer_spec(config)).is_dir():
         import tempfile
 
         from r1tui.data.tokenizer import save_hf_tokenizer
 
         with tempfile.TemporaryDirectory() as tmp:
-            save_hf_tokenizer(config.model.tokenizer, tmp)
+            save_hf_tokenizer(tokenizer_spec(config), tmp)
             return AutoTokenizer.from_pretrained(tmp)
     return AutoTokenizer.from_pretrained(base)
 

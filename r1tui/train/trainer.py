@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config, unsloth_quantization_problem
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.runs import cancel
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
@@ -168,9 +169,9 @@ def check_dataset_fits(dataset: Any, config: Config, dataset_dir: Path) -> None:
     stats_file = dataset_dir / "stats.json"
     if stats_file.is_file():
         prepared_with = json.loads(stats_file.read_text(encoding="utf-8")).get("tokenizer")
-        if prepared_with and prepared_with != config.model.tokenizer:
+        if prepared_with and prepared_with != tokenizer_spec(config):
             raise R1Error(f"{dataset_dir}: prepared with tokenizer {prepared_with!r} but model.tokenizer is "
-                          f"{config.model.tokenizer!r}; prepare it again with this config")
+                          f"{tokenizer_spec(config)!r}; prepare it again with this config")
     table = getattr(dataset.data, "table", dataset.data)
     ids = table.column("input_ids")
     longest = pc.max(pc.list_value_length(ids)).as_py() or 0
@@ -314,8 +315,8 @@ def save_adapter(model: Any, config: Config, base: str, adapter_dir: Path) -> Pa
 def _save_tokenizer(config: Config, base: str, folder: Path) -> None:
     from r1tui.data.tokenizer import is_tekken, save_hf_tokenizer
 
-    if not is_tekken(config.model.tokenizer):
-        save_hf_tokenizer(config.model.tokenizer, folder)
+    if not is_tekken(tokenizer_spec(config)):
+        save_hf_tokenizer(tokenizer_spec(config), folder)
         return
     base_dir = Path(base)
     if base_dir.is_dir():  # a Tekken model ships its own tokenizer files: keep them beside the adapter

@@ -26,6 +26,7 @@ from r1tui.dashboard.prepared import (
     preview_from_config,
 )
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.runs.files import read_json
 
 HISTOGRAM_WIDTH = 14
@@ -196,7 +197,7 @@ class DataPanel(Panel):
     @work(thread=True, exclusive=True, group="data-preview", exit_on_error=False)
     def render_preview(self, input_ids: list[int], labels: list[int], show_ids: bool) -> None:
         config = self.dashboard.config
-        spec = config.model.tokenizer if config is not None else "v3"
+        spec = tokenizer_spec(config) if config is not None else "v3"
         from r1tui.data.preview import token_preview
 
         try:

@@ -17,6 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Input, Static
 
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.response_format import THINK_END, THINK_START
 
 FLUSH_SECONDS = 1 / 30  # stream to the screen at most this often
@@ -227,7 +228,7 @@ class ReplPanel(Panel):
             if self._chat is not None:
                 self._chat.close()
                 self._chat = None
-            spec = config.model.tokenizer if config is not None else "v3"
+            spec = tokenizer_spec(config) if config is not None else "v3"
             n_ctx = config.eval.n_ctx if config is not None else 4096
             self._chat = LlamaChat(gguf, tokenizer_spec=spec, n_ctx=n_ctx)
             self._chat_for = gguf
