@@ -1,22 +1,87 @@
 """The dry run: validate the config and compute every estimate, writing nothing.
 
-``build_report`` returns plain data (documented in the README, printed by
-``--json``); ``report_renderables`` turns it into Rich tables for the CLI and the
+``build_report`` returns a ``DryRunReport`` (its ``to_json()`` is documented in the
+README and printed by ``--json``); ``report_renderables`` turns it into Rich tables for the CLI and the
 dashboard. No torch, no network, no files written.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from r1tui import calculator
 from r1tui.config import Config, check_backend_settings
+from r1tui.present import format_bytes
 
 REPORT_VERSION = 1
 
 
-def build_report(config: Config, *, with_masking: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ConfigSummary:
+    path: str | None
+    model: str
+    architecture: str
+    licence: str
+    backend: str
+    backend_for_estimate: str
+    max_seq_length: int
+    lora: dict[str, Any]  # r, alpha, dropout, target_modules
+    quant_types: list[str]
+    hub_repo_id: str | None
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    total: int
+    embedding: int
+    decoder_linear: int
+    norms: int
+    lm_head: int
+    lora_trainable: int
+    lora_share_of_base: float
+    lora_share_of_all: float
+
+
+@dataclass(frozen=True)
+class VramEstimate:
+    gpu: str
+    gpu_bytes: int
+    seq_len: int
+    batch_size: int
+    parts: dict[str, int]
+    total: int
+    fits: bool
+    max_seq_len_that_fits: int
+
+
+@dataclass(frozen=True)
+class GgufEstimate:
+    quant: str
+    bytes: int
+    inference_bytes_at_n_ctx: int
+    n_ctx: int
+    configured: bool
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """What ``r1tui dry-run`` reports; ``to_json()`` is the documented ``--json`` schema."""
+
+    version: int
+    config: ConfigSummary
+    parameters: ParameterCounts
+    vram: VramEstimate
+    gguf: list[GgufEstimate]
+    masking: dict[str, Any] | None  # the data stage's masking statistics (see docs/data.md)
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
     started = time.perf_counter()
     check_backend_settings(config)
     arch = calculator.resolve_architecture(config.model.architecture)
@@ -35,57 +100,54 @@ def build_report(config: Config, *, with_masking: bool = True) -> dict[str, Any]
         double_quant=config.model.bnb_4bit_use_double_quant,
     )
     vram = calculator.estimate_training_vram(arch, seq_len=config.model.max_seq_length, **vram_kwargs)
-    report: dict[str, Any] = {
-        "version": REPORT_VERSION,
-        "config": {
-            "path": str(config.source_path) if config.source_path else None,
-            "model": config.model.name,
-            "architecture": arch.name,
-            "licence": config.model.licence or arch.licence,
-            "backend": config.train.backend,
-            "backend_for_estimate": backend,
-            "max_seq_length": config.model.max_seq_length,
-            "lora": {"r": config.lora.r, "alpha": config.lora.alpha, "dropout": config.lora.dropout,
-                     "target_modules": config.lora.target_modules},
-            "quant_types": config.export.quant_types,
-            "hub_repo_id": config.hub_repo_id or None,
-        },
-        "parameters": {
-            "total": params.total,
-            "embedding": params.embedding,
-            "decoder_linear": params.decoder_linear,
-            "norms": params.norms,
-            "lm_head": params.lm_head,
-            "lora_trainable": lora.trainable,
-            "lora_share_of_base": lora.share_of_base,
-            "lora_share_of_all": lora.share_of_all,
-        },
-        "vram": {
-            "gpu": config.hardware.gpu_name,
-            "gpu_bytes": vram.gpu_bytes,
-            "seq_len": config.model.max_seq_length,
-            "batch_size": config.train.per_device_batch_size,
-            "parts": vram.parts(),
-            "total": vram.total,
-            "fits": vram.fits,
-            "max_seq_len_that_fits": calculator.max_fitting_seq_len(arch, **vram_kwargs),
-        },
-        "gguf": [
-            {
-                "quant": quant,
-                "bytes": calculator.gguf_size_bytes(arch, quant),
-                "inference_bytes_at_n_ctx": calculator.estimate_inference_memory(arch, quant, config.eval.n_ctx).total,
-                "n_ctx": config.eval.n_ctx,
-                "configured": quant in config.export.quant_types,
-            }
+    return DryRunReport(
+        version=REPORT_VERSION,
+        config=ConfigSummary(
+            path=str(config.source_path) if config.source_path else None,
+            model=config.model.name,
+            architecture=arch.name,
+            licence=config.model.licence or arch.licence,
+            backend=config.train.backend,
+            backend_for_estimate=backend,
+            max_seq_length=config.model.max_seq_length,
+            lora={"r": config.lora.r, "alpha": config.lora.alpha, "dropout": config.lora.dropout,
+                  "target_modules": config.lora.target_modules},
+            quant_types=config.export.quant_types,
+            hub_repo_id=config.hub_repo_id or None,
+        ),
+        parameters=ParameterCounts(
+            total=params.total,
+            embedding=params.embedding,
+            decoder_linear=params.decoder_linear,
+            norms=params.norms,
+            lm_head=params.lm_head,
+            lora_trainable=lora.trainable,
+            lora_share_of_base=lora.share_of_base,
+            lora_share_of_all=lora.share_of_all,
+        ),
+        vram=VramEstimate(
+            gpu=config.hardware.gpu_name,
+            gpu_bytes=vram.gpu_bytes,
+            seq_len=config.model.max_seq_length,
+            batch_size=config.train.per_device_batch_size,
+            parts=vram.parts(),
+            total=vram.total,
+            fits=vram.fits,
+            max_seq_len_that_fits=calculator.max_fitting_seq_len(arch, **vram_kwargs),
+        ),
+        gguf=[
+            GgufEstimate(
+                quant=quant,
+                bytes=calculator.gguf_size_bytes(arch, quant),
+                inference_bytes_at_n_ctx=calculator.estimate_inference_memory(arch, quant, config.eval.n_ctx).total,
+                n_ctx=config.eval.n_ctx,
+                configured=quant in config.export.quant_types,
+            )
             for quant in calculator.QUANT_BASE_TYPE
         ],
-        "masking": None,
-    }
-    if with_masking:
-        report["masking"] = _masking_stats(config)
-    report["elapsed_s"] = time.perf_counter() - started
-    return report
+        masking=_masking_stats(config) if with_masking else None,
+        elapsed_s=time.perf_counter() - started,
+    )
 
 
 def _effective_backend(config: Config) -> str:
@@ -99,47 +161,47 @@ def _masking_stats(config: Config) -> dict[str, Any]:
     return dry_run_masking_stats(config)
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:,.2f} GB"
+def _gb(count: int) -> str:
+    return format_bytes(count, digits=2)  # two decimals, as the README's calculator tables
 
 
-def report_renderables(report: dict[str, Any]) -> list[Any]:
+def report_renderables(report: DryRunReport) -> list[Any]:
     """Rich tables for the report (used by the CLI and the dashboard)."""
     from rich.table import Table
     from rich.text import Text
 
-    cfg, params, vram = report["config"], report["parameters"], report["vram"]
+    cfg, params, vram = report.config, report.parameters, report.vram
     model = Table(title="Model and LoRA", show_header=False, title_justify="left")
     model.add_column(style="bold")
     model.add_column(justify="right")
-    model.add_row("model", cfg["model"])
-    model.add_row("licence", cfg["licence"])
-    model.add_row("parameters (exact)", f"{params['total']:,}")
-    model.add_row("LoRA", f"r={cfg['lora']['r']} alpha={cfg['lora']['alpha']} on {len(cfg['lora']['target_modules'])} modules")
-    model.add_row("LoRA trainable (exact)", f"{params['lora_trainable']:,}")
-    model.add_row("share of base / of all", f"{params['lora_share_of_base']:.2%} / {params['lora_share_of_all']:.2%}")
+    model.add_row("model", cfg.model)
+    model.add_row("licence", cfg.licence)
+    model.add_row("parameters (exact)", f"{params.total:,}")
+    model.add_row("LoRA", f"r={cfg.lora['r']} alpha={cfg.lora['alpha']} on {len(cfg.lora['target_modules'])} modules")
+    model.add_row("LoRA trainable (exact)", f"{params.lora_trainable:,}")
+    model.add_row("share of base / of all", f"{params.lora_share_of_base:.2%} / {params.lora_share_of_all:.2%}")
 
-    memory = Table(title=f"Training VRAM estimate on {vram['gpu']} ({_gb(vram['gpu_bytes'])}), "
-                         f"seq {vram['seq_len']}, batch {vram['batch_size']}, backend {cfg['backend_for_estimate']}",
+    memory = Table(title=f"Training VRAM estimate on {vram.gpu} ({_gb(vram.gpu_bytes)}), "
+                         f"seq {vram.seq_len}, batch {vram.batch_size}, backend {cfg.backend_for_estimate}",
                    title_justify="left")
     memory.add_column("part")
     memory.add_column("estimate", justify="right")
-    for part, n in vram["parts"].items():
+    for part, n in vram.parts.items():
         memory.add_row(part.replace("_", " "), _gb(n))
-    verdict = Text("fits", style="bold green") if vram["fits"] else Text("does not fit", style="bold red")
-    memory.add_row(Text("total", style="bold"), Text(_gb(vram["total"]), style="bold"))
+    verdict = Text("fits", style="bold green") if vram.fits else Text("does not fit", style="bold red")
+    memory.add_row(Text("total", style="bold"), Text(_gb(vram.total), style="bold"))
     memory.add_row("verdict", verdict)
-    memory.add_row("largest seq that fits", f"{vram['max_seq_len_that_fits']:,}")
+    memory.add_row("largest seq that fits", f"{vram.max_seq_len_that_fits:,}")
 
     gguf = Table(title="GGUF size (llama.cpp tensor types) and inference memory", title_justify="left")
     gguf.add_column("quant")
     gguf.add_column("file", justify="right")
     gguf.add_column("weights + KV cache", justify="right")
-    for row in report["gguf"]:
-        name = f"{row['quant']} *" if row["configured"] else row["quant"]
-        gguf.add_row(name, _gb(row["bytes"]), f"{_gb(row['inference_bytes_at_n_ctx'])} @ {row['n_ctx']} ctx")
+    for row in report.gguf:
+        name = f"{row.quant} *" if row.configured else row.quant
+        gguf.add_row(name, _gb(row.bytes), f"{_gb(row.inference_bytes_at_n_ctx)} @ {row.n_ctx} ctx")
     renderables: list[Any] = [model, memory, gguf]
-    masking = report.get("masking")
+    masking = report.masking
     if masking:
         from r1tui.data.stats import stats_table
 

@@ -21,14 +21,14 @@ def finite(value: Any) -> float | None:
     return float(value)
 
 
-def format_bytes(count: Any) -> str:
-    """``13.3 GB``; ``812 B``; ``—`` when unknown."""
+def format_bytes(count: Any, digits: int = 1) -> str:
+    """``13.3 GB`` (``13.34 GB`` with digits=2); ``812 B``; ``—`` when unknown."""
     value = finite(count)
     if value is None:
         return MISSING
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.{digits}f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
 

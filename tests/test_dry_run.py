@@ -19,7 +19,7 @@ def _snapshot(folder: Path) -> set[tuple[str, int]]:
 
 
 def test_report_has_the_documented_keys():
-    report = build_report(load_config(REPO / "config.toml"), with_masking=False)
+    report = build_report(load_config(REPO / "config.toml"), with_masking=False).to_json()
     assert set(report) == {"version", "config", "parameters", "vram", "gguf", "masking", "elapsed_s"}
     assert report["parameters"]["lora_trainable"] == 381_681_664
     assert report["vram"]["fits"] is True

@@ -143,3 +143,19 @@ def test_listing_runs_imports_no_torch(tmp_path):
         print(json.dumps({"torch": "torch" in sys.modules, "unsloth": "unsloth" in sys.modules}))
     """, str(tmp_path))
     assert report == {"torch": False, "unsloth": False}
+
+
+def test_export_modules_import_nothing_heavy():
+    """Export's modules (and its commands) load no heavy library and nothing above them."""
+    code = (
+        "import sys\n"
+        "import r1tui.export, r1tui.export.stages, r1tui.export.push, r1tui.export.parity, r1tui.export.gguf\n"
+        "import r1tui.export.merge, r1tui.export.card, r1tui.export.modelfile\n"
+        "above = sorted(m for m in sys.modules if m.startswith(('r1tui.pipeline', 'r1tui.cli', 'r1tui.dashboard')))\n"
+        "import r1tui.cli.export, r1tui.cli.parity, r1tui.cli.push\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'llama_cpp', 'huggingface_hub', 'textual', 'unsloth')"
+        " if m in sys.modules]\n"
+        "print(above, heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[] []"

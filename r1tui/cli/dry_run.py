@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_cli_config(args)
     report = build_report(config, with_masking=not args.no_masking)
     if args.json:
-        print_json(report)
+        print_json(report.to_json())
         return 0
     out = console()
-    origin = report["config"]["path"] or "built-in defaults"
+    origin = report.config.path or "built-in defaults"
     out.print(f"[bold green]config OK[/] ({origin}) — dry run: nothing launched, written or downloaded")
     for renderable in report_renderables(report):
         out.print(renderable)
-    out.print(f"[dim]computed in {report['elapsed_s'] * 1000:.0f} ms[/]")
+    out.print(f"[dim]computed in {report.elapsed_s * 1000:.0f} ms[/]")
     return 0

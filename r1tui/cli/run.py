@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from r1tui.cli._common import (
     add_config_argument,
@@ -14,6 +13,7 @@ from r1tui.cli._common import (
     print_json,
     resolve_cli_run,
 )
+from r1tui.config import Config
 from r1tui.runs.layout import RunLayout
 
 HELP = "run the whole pipeline (prepare, train, export, eval) detached; print the run id"
@@ -110,7 +110,7 @@ def start(args: argparse.Namespace, stages: list[str], resume: RunLayout | None 
     return 0
 
 
-def _print_plan(config: Any, stages: list[str], args: argparse.Namespace, resume: RunLayout | None) -> None:
+def _print_plan(config: Config, stages: list[str], args: argparse.Namespace, resume: RunLayout | None) -> None:
     from rich.table import Table
 
     from r1tui.dryrun import build_report, report_renderables

@@ -24,11 +24,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from r1tui.config import Config
 from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
 from r1tui.dashboard.format import display_path
 from r1tui.dashboard.screens.main import PANELS, MainScreen
 from r1tui.dashboard.source import EventTail, RunRef, find_ggufs, find_runs, load_run_config
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.dryrun import DryRunReport, build_report
 from r1tui.pipeline import registry
 from r1tui.present import format_bytes
 from r1tui.runs.events import Event
@@ -67,9 +69,9 @@ class DashboardApp(App[None]):
         self.config_path = config_path
         self.run_ref: RunRef | None = None
         self.state = RunState(groups=registry.groups())
-        self.config: Any = None
+        self.config: Config | None = None
         self.config_error: str | None = None
-        self.report: dict[str, Any] | None = None
+        self.report: DryRunReport | None = None
         self.masking_stats: dict[str, Any] | None = None
         self.launcher = launcher or Launcher(runs_dir / ".dashboard-launches")
         self.gguf = gguf
@@ -84,7 +86,7 @@ class DashboardApp(App[None]):
         self._last_refresh = 0.0
         self._refresh_pending = False
         self._waiting_for_new_run: tuple[set[str], float] | None = None
-        self._start: tuple[Path | None, Any, str | None, dict[str, Any] | None] | None = None
+        self._start: tuple[Path | None, Any, str | None, DryRunReport | None] | None = None
         self._open(run)
         self.set_reactive(DashboardApp.dry_run, (run is None) if dry_run is None else dry_run)
         self.initial_panel = initial_panel or ("pipeline" if run is not None else "config")
@@ -108,7 +110,7 @@ class DashboardApp(App[None]):
         self.refresh_views()
 
     @work(thread=True, exclusive=True, group="masking", exit_on_error=False)
-    def compute_masking_stats(self, config: Any) -> None:
+    def compute_masking_stats(self, config: Config) -> None:
         """The dry run's masking statistics (renders up to 256 rows; ~0.2 s, no torch)."""
         if config is None:
             return
@@ -120,7 +122,7 @@ class DashboardApp(App[None]):
             stats = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
         self.call_from_thread(self._masking_computed, config, stats)
 
-    def _masking_computed(self, config: Any, stats: dict[str, Any]) -> None:
+    def _masking_computed(self, config: Config, stats: dict[str, Any]) -> None:
         if config is self.config:
             self.masking_stats = stats
             self.refresh_views()
@@ -229,7 +231,7 @@ class DashboardApp(App[None]):
                         else "dry run off: actions launch detached processes", timeout=3)
 
     # -- actions ---------------------------------------------------------------
-    def start_config(self) -> tuple[Path | None, Any, str | None, dict[str, Any] | None]:
+    def start_config(self) -> tuple[Path | None, Any, str | None, DryRunReport | None]:
         """What `start` launches: (config path, config, its load error, its dry-run report).
 
         ``--config`` when given, else the config shown (the open run's frozen copy, or the
@@ -280,13 +282,13 @@ class DashboardApp(App[None]):
         if report is None:
             return ""
         if name == "start":
-            params, vram = report["parameters"], report["vram"]
-            return (f"estimates: {params['total']:,} parameters · LoRA {params['lora_trainable']:,} "
-                    f"({params['lora_share_of_base']:.2%}) · training VRAM {format_bytes(vram['total'])} of "
-                    f"{format_bytes(vram['gpu_bytes'])} ({'fits' if vram['fits'] else 'does not fit'})")
+            params, vram = report.parameters, report.vram
+            return (f"estimates: {params.total:,} parameters · LoRA {params.lora_trainable:,} "
+                    f"({params.lora_share_of_base:.2%}) · training VRAM {format_bytes(vram.total)} of "
+                    f"{format_bytes(vram.gpu_bytes)} ({'fits' if vram.fits else 'does not fit'})")
         if name == "export":
-            rows = [r for r in report["gguf"] if r["configured"]]
-            return "predicted GGUF sizes: " + ", ".join(f"{r['quant']} {format_bytes(r['bytes'])}" for r in rows)
+            rows = [r for r in report.gguf if r.configured]
+            return "predicted GGUF sizes: " + ", ".join(f"{r.quant} {format_bytes(r.bytes)}" for r in rows)
         if name == "push" and self.main is not None:
             plan = self.main.query_one("#panel-push").plan
             if plan is not None:
@@ -351,12 +353,10 @@ class DashboardApp(App[None]):
                                 lambda ref=ref: self.switch_run(ref), discover=False)
 
 
-def _load_config(run: RunLayout | None, config_path: Path | None) -> tuple[Any, str | None, dict[str, Any] | None]:
+def _load_config(run: RunLayout | None, config_path: Path | None) -> tuple[Any, str | None, DryRunReport | None]:
     """(config, its load error, its dry-run report): the run's frozen config, else config_path."""
     try:
         config = load_run_config(run, config_path)
     except Exception as exc:  # noqa: BLE001 - R1Error/ConfigError: one line in the Config panel
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, None
-    from r1tui.dryrun import build_report
-
     return config, None, build_report(config, with_masking=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r1tui.config import Config
 from r1tui.data.tokenizer import tokenizer_spec
 
 
@@ -71,7 +72,7 @@ class PreviewRows:
         return self.rows[index]
 
 
-def preview_from_config(config: Any, rows: int = 32) -> PreviewRows:
+def preview_from_config(config: Config, rows: int = 32) -> PreviewRows:
     """Render the first ``rows`` examples of the configured data, as the prepare stage
     would (same renderer, same masking, same length policy); writes nothing. A Hub
     source is not downloaded: the offline synthetic set stands in, as in the dry run."""

@@ -126,7 +126,7 @@ def evaluate_model(chat, rows: Sequence[dict[str, Any]], config: Config, events=
                          elapsed_s=time.perf_counter() - started, complete=len(records) == len(rows))
 
 
-def _generate_all(chat, rows, config, records, evaluator, events, on_sample, stop_event, label,
+def _generate_all(chat, rows, config: Config, records, evaluator, events, on_sample, stop_event, label,
                   done_before, total) -> None:
     settings = config.eval
     for index, row in enumerate(rows):

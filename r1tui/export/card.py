@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from r1tui.config import Config
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.present import format_bytes
 from r1tui.quants import quant_of
@@ -41,7 +42,7 @@ def checked_ggufs(run_dir: Path | RunLayout, parity: dict[str, Any]) -> list[Pat
     return [_layout(run_dir).gguf_dir / name for name in (parity.get("files") or {})]
 
 
-def published_ggufs(run_dir: Path | RunLayout, config, parity: dict[str, Any] | None = None) -> list[Path]:
+def published_ggufs(run_dir: Path | RunLayout, config: Config, parity: dict[str, Any] | None = None) -> list[Path]:
     """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type.
     A GGUF left over from an earlier export, or copied in, is never one of them."""
     checked = checked_ggufs(run_dir, read_parity(run_dir) if parity is None else parity)
@@ -68,7 +69,7 @@ def prompt_format_line(tokenizer_spec: str) -> str:
     return "The prompt format is Mistral's v3: `<s>[INST] question[/INST]` (the chat template is in the GGUF)."
 
 
-def base_licence(config) -> str:
+def base_licence(config: Config) -> str:
     """model.licence, else the architecture preset's."""
     if config.model.licence:
         return config.model.licence
@@ -78,7 +79,7 @@ def base_licence(config) -> str:
     return preset.licence if preset else ""
 
 
-def licence_metadata(config) -> dict[str, str]:
+def licence_metadata(config: Config) -> dict[str, str]:
     licence = base_licence(config).strip()
     lowered = licence.lower()
     if "mrl" in lowered:
@@ -91,7 +92,7 @@ def licence_metadata(config) -> dict[str, str]:
     return {"license": "other", "license_name": "same-as-base-model"}
 
 
-def card_metadata(config) -> dict[str, Any]:
+def card_metadata(config: Config) -> dict[str, Any]:
     meta: dict[str, Any] = dict(licence_metadata(config))
     if not config.model.random_init:
         meta["base_model"] = config.model.name  # a Hub id: the Hub links the model tree from it
@@ -161,7 +162,7 @@ def _eval_table(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render_card(config, run_dir: Path | RunLayout, repo_id: str) -> str:
+def render_card(config: Config, run_dir: Path | RunLayout, repo_id: str) -> str:
     from r1tui.calculator import count_lora, resolve_architecture
 
     layout = _layout(run_dir)
@@ -245,14 +246,14 @@ def render_card(config, run_dir: Path | RunLayout, repo_id: str) -> str:
     return "\n".join(parts)
 
 
-def _public_toml(config) -> str:
+def _public_toml(config: Config) -> str:
     """The frozen config, with local absolute paths cut to their last part."""
     from r1tui.config import dump_toml
 
     return re.sub(r'"(/[^"]*?)([^/"]+)"', r'".../\2"', dump_toml(config).strip())
 
 
-def write_card(config, run_dir: Path | RunLayout, repo_id: str = "") -> Path:
+def write_card(config: Config, run_dir: Path | RunLayout, repo_id: str = "") -> Path:
     """The run's model card (``RunLayout.card``)."""
     layout = _layout(run_dir)
     return write_text_atomic(layout.card, render_card(config, layout, repo_id))

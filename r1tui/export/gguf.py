@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from r1tui.config import Config
 from r1tui.errors import R1Error
 from r1tui.runs.files import temp_sibling
 
@@ -43,7 +44,7 @@ QUANT_FTYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q8_0": 7, "F16": 1}
 ProgressFn = Callable[[int, int, str], None]  # (completed, total, message)
 
 
-def gguf_stem(config) -> str:
+def gguf_stem(config: Config) -> str:
     """File stem of a run's GGUFs: the base model's name and "-r1" (Mistral-Small-Instruct-2409-r1);
     ``RunLayout.gguf(stem, quant)`` names the file."""
     name = config.model.name.rstrip("/").split("/")[-1] or "model"

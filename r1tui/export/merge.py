@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from r1tui.config import Config
 from r1tui.errors import R1Error
 from r1tui.runs.disk import check_free_space
 from r1tui.runs.files import remove_stale_temps, replace_dir, temp_sibling
@@ -45,7 +46,7 @@ def adapter_base(adapter_dir: Path, run_dir: Path | None = None) -> str | None:
     return named  # a Hub id (its files are in the local Hub cache since training)
 
 
-def resolve_base(config, run_dir: Path, adapter_dir: Path) -> str:
+def resolve_base(config: Config, run_dir: Path, adapter_dir: Path) -> str:
     """The base weights to merge into: the adapter's own record first, then the config."""
     named = adapter_base(adapter_dir, run_dir)
     if named and Path(named).is_dir():
@@ -61,7 +62,7 @@ def resolve_base(config, run_dir: Path, adapter_dir: Path) -> str:
     return config.model.name
 
 
-def base_architecture(base: str, config):
+def base_architecture(base: str, config: Config):
     from r1tui.calculator import Architecture, resolve_architecture
 
     config_json = Path(base) / "config.json"

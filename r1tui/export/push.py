@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r1tui.config import Config
 from r1tui.errors import R1Error
 from r1tui.runs.layout import RunLayout
 
@@ -94,13 +95,13 @@ def _layout(run: str | Path | RunLayout) -> RunLayout:
     return run if isinstance(run, RunLayout) else RunLayout(Path(run).resolve())
 
 
-def _card_bytes(config, layout: RunLayout, repo_id: str) -> int:
+def _card_bytes(config: Config, layout: RunLayout, repo_id: str) -> int:
     from r1tui.export.card import render_card
 
     return len(render_card(config, layout, repo_id).encode("utf-8"))
 
 
-def plan_push(config, run_dir: str | Path | RunLayout) -> PushPlan:
+def plan_push(config: Config, run_dir: str | Path | RunLayout) -> PushPlan:
     """Repo, visibility and every file with its size; reads only the run folder."""
     from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs, read_parity
 
@@ -140,7 +141,7 @@ def plan_push(config, run_dir: str | Path | RunLayout) -> PushPlan:
     )
 
 
-def adapter_config_for_hub(config, path: Path) -> bytes:
+def adapter_config_for_hub(config: Config, path: Path) -> bytes:
     """adapter_config.json as published: a local base folder is replaced by the base's Hub id,
     so the adapter loads from the Hub on someone else's machine (and no local path leaks)."""
     import json
@@ -181,7 +182,7 @@ def _hub_error(exc: BaseException, endpoint: str, repo_id: str, token: str | Non
     return R1Error(f"push to {repo_id} failed: {type(exc).__name__}: {message}; {again}")
 
 
-def push_run(config, run_dir: str | Path | RunLayout, events=None, dry_run: bool = False) -> PushPlan | PushResult:
+def push_run(config: Config, run_dir: str | Path | RunLayout, events=None, dry_run: bool = False) -> PushPlan | PushResult:
     """Upload the run's GGUF(s), adapter, Modelfile and model card to the Hub.
 
     Returns the ``PushPlan`` when ``dry_run`` (no network), else the ``PushResult``. The caller

@@ -64,7 +64,7 @@ async def test_dry_run_on_shows_the_plan_and_launches_nothing(action, make_app, 
         assert shown in text and f"runs/{recorded_run.run_id}" in shown
         assert "nothing was launched" in text
         if action == "start":
-            assert f"{app.report['parameters']['total']:,} parameters" in text  # the estimates, computed
+            assert f"{app.report.parameters.total:,} parameters" in text  # the estimates, computed
         if action == "export":
             assert "predicted GGUF sizes: Q4_K_M" in text
         await pilot.press("y")  # no launching from a dry run, even when asked
@@ -223,8 +223,8 @@ async def test_start_estimates_come_from_the_config_it_launches(make_app, record
         await press_action(pilot, "start")
         await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the start plan")
         assert list(app.last_plan.argv)[3:6] == ["run", "--config", str(other)]
-        expected = build_report(load_config(other), with_masking=False)["parameters"]["lora_trainable"]
-        shown = app.report["parameters"]["lora_trainable"]  # the open run's frozen config (r = 16)
+        expected = build_report(load_config(other), with_masking=False).parameters.lora_trainable
+        shown = app.report.parameters.lora_trainable  # the open run's frozen config (r = 16)
         assert expected != shown
         text = plan_text(app)
         assert f"LoRA {expected:,} " in text and f"LoRA {shown:,} " not in text

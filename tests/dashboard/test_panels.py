@@ -63,8 +63,8 @@ async def test_config_panel_shows_the_calculator(make_app, recorded_run, settle,
         await pilot.press("2")
         await wait_for(pilot, lambda: "Training VRAM estimate" in screen_text(app), what="panel 2")
         text = screen_text(app)
-        params = app.report["parameters"]
-        assert f"{params['total']:,}" in text and f"{params['lora_trainable']:,}" in text
+        params = app.report.parameters
+        assert f"{params.total:,}" in text and f"{params.lora_trainable:,}" in text
         assert "Training VRAM estimate" in text and "fits" in text
         assert "Q4_K_M *" in text  # the configured quant is marked
         assert f"runs/{recorded_run.run_id}/config.toml" in text
@@ -76,7 +76,7 @@ async def test_dry_run_view_without_a_run(make_app, settle, screen_text, wait_fo
         await settle(pilot, app)
         assert app.dry_run  # no run yet: the dry-run view starts with dry run on
         assert app.query_one(TabbedContent).active == "config"
-        total = f"{app.report['parameters']['total']:,}"
+        total = f"{app.report.parameters.total:,}"
         await wait_for(pilot, lambda: total in screen_text(app), what="the calculator's tables")
         text = screen_text(app)
         assert "no run yet" in text and "DRY RUN" in text.splitlines()[0]
@@ -233,7 +233,7 @@ async def test_export_panel_sizes_and_parity(make_app, exported_run, settle, scr
         await pilot.press("6")
         await wait_for(pilot, lambda: "tokenizer parity" in screen_text(app), what="panel 6")
         text = screen_text(app)
-        predicted = {row["quant"]: row["bytes"] for row in app.report["gguf"]}
+        predicted = {row.quant: row.bytes for row in app.report.gguf}
         assert format_bytes(predicted["Q4_K_M"]) in text and format_bytes(predicted["F16"]) in text
         assert " kB" in text or " MB" in text  # decimal SI units, as every command shows them
         actual = next(p for p in exported_run.layout.gguf_files() if quant_of(p) == "Q4_K_M").stat().st_size

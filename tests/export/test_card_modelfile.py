@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -137,33 +135,3 @@ def test_export_command_reports_sizes_next_to_the_calculator(exported_run, tmp_p
     result = json.loads(capsys.readouterr().out)
     assert result["skipped"] == ["merge", "gguf", "quantize", "parity"]
     assert result["gguf"]["Q4_K_M"]["calculator_bytes"] == result["gguf"]["Q4_K_M"]["tensor_bytes"]
-
-
-def test_export_modules_import_nothing_heavy():
-    code = (
-        "import sys\n"
-        "import r1tui.export, r1tui.export.stages, r1tui.export.push, r1tui.export.parity, r1tui.export.gguf\n"
-        "import r1tui.export.merge, r1tui.export.card, r1tui.export.modelfile\n"
-        "above = sorted(m for m in sys.modules if m.startswith(('r1tui.pipeline', 'r1tui.cli', 'r1tui.dashboard')))\n"
-        "import r1tui.cli.export, r1tui.cli.parity, r1tui.cli.push\n"
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'llama_cpp', 'huggingface_hub', 'textual', 'unsloth')"
-        " if m in sys.modules]\n"
-        "print(above, heavy)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[] []"
-
-
-def test_export_never_imports_the_layers_above_it(repo_root):
-    """Every import in r1tui/export, function-scope ones included: never the orchestrator, the
-    CLI or the dashboard (they import export, not the other way round)."""
-    import ast
-
-    upward = ("r1tui.pipeline", "r1tui.cli", "r1tui.dashboard")
-    found = []
-    for path in sorted((repo_root / "r1tui" / "export").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
-                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            found += [f"{path.name}: {name}" for name in names if name.startswith(upward)]
-    assert found == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
@@ -35,7 +37,7 @@ class ConfigPanel(Panel):
             origin.append(f"config error: {app.config_error}", style="bold red")
         elif report is not None:
             origin.append("config ", style="bold")
-            path = report["config"]["path"]
+            path = report.config.path
             origin.append(display_path(path, app.runs_dir) if path else "built-in defaults")
             origin.append("  (estimates are computed, nothing is launched)", style="dim")
         self.query_one("#config-origin", Static).update(origin)
@@ -46,7 +48,7 @@ class ConfigPanel(Panel):
         from r1tui.dryrun import report_renderables
 
         masking = app.masking_stats if app.masking_stats and "error" not in app.masking_stats else None
-        parts = list(report_renderables({**report, "masking": masking}))
+        parts = list(report_renderables(dataclasses.replace(report, masking=masking)))
         if app.masking_stats is None:
             parts.append(Text("masking statistics: computing…", style="dim"))
         elif "error" in app.masking_stats:

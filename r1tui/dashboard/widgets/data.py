@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
+from r1tui.config import Config
 from r1tui.dashboard.prepared import (
     PreparedData,
     PreviewRows,
@@ -150,7 +151,7 @@ class DataPanel(Panel):
         self.query_one("#data-stats-body", Static).update(Group(*parts))
 
     @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)
-    def load_examples(self, data_dir: Path | None, config: Any) -> None:
+    def load_examples(self, data_dir: Path | None, config: Config | None) -> None:
         examples: PreparedData | PreviewRows | None = None
         note = ""
         try:

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from r1tui.dashboard.actions import export_stages
 from r1tui.dashboard.format import bar, status_text
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.dryrun import DryRunReport
 from r1tui.present import finite, format_bytes, format_duration
 from r1tui.quants import quant_of
 from r1tui.runs.files import read_json_object
@@ -42,8 +43,8 @@ def _artifact_bytes(state: RunState, quant: str) -> int | None:
     return None
 
 
-def size_table(state: RunState, report: dict[str, Any] | None, quant_types: list[str], run: RunLayout | None) -> Table:
-    predicted = {row["quant"]: row["bytes"] for row in (report or {}).get("gguf", [])}
+def size_table(state: RunState, report: DryRunReport | None, quant_types: list[str], run: RunLayout | None) -> Table:
+    predicted = {row.quant: row.bytes for row in (report.gguf if report is not None else [])}
     files = gguf_files(run)
     table = Table(expand=True, box=None, padding=(0, 1), header_style="bold", title="GGUF files",
                   title_justify="left", title_style="bold")

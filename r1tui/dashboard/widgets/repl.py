@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Input, Static
 
+from r1tui.config import Config
 from r1tui.dashboard.widgets.base import Panel
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.response_format import THINK_END, THINK_START
@@ -221,7 +222,7 @@ class ReplPanel(Panel):
             error = f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         self.app.call_from_thread(self._finished, turn, pending, note, error, chat_stats(self._chat), conversation)
 
-    def _load(self, gguf: Path, config: Any) -> Any:
+    def _load(self, gguf: Path, config: Config | None) -> Any:
         if self._chat is None or self._chat_for != gguf:
             from r1tui.infer.llama import LlamaChat
 
