@@ -175,6 +175,7 @@ class RunLock:
         _held.pop(self.layout.lock.resolve(), None)
         with contextlib.suppress(OSError):
             if unlock:
+                os.ftruncate(self.fd, 0)  # nobody holds it: no stale name left in the file
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
         self.fd = None
