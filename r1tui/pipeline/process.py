@@ -106,8 +106,10 @@ def run_pipeline(run_dir: str | Path | RunLayout, stages: Sequence[str] | None =
     main = rank == 0
     lock = None
     if main:
-        lock = (RunLock.adopt(layout, lock_fd, "r1tui pipeline") if lock_fd is not None
-                else RunLock(layout, "r1tui pipeline").acquire())
+        if lock_fd is not None:  # under accelerate only the launcher has it, and holds it for the ranks
+            lock = RunLock.adopt(layout, lock_fd, "r1tui pipeline") if world_size == 1 else None
+        else:
+            lock = RunLock(layout, "r1tui pipeline").acquire()
     try:
         return _run_locked(layout, names, resume=resume, dataset=dataset, detached=detached, rank=rank,
                            world_size=world_size)

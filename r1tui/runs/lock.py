@@ -154,10 +154,11 @@ class RunLock:
         """Take over a lock a parent process acquired and passed down as ``fd``."""
         lock = cls(layout, what)
         try:
-            os.fstat(fd)
+            passed, ours = os.fstat(fd), os.stat(layout.lock)
         except OSError:
-            # Not inherited (a worker under accelerate launch): the launcher holds it for us.
-            return lock
+            return lock  # not inherited (a worker under accelerate launch): the launcher holds it
+        if (passed.st_dev, passed.st_ino) != (ours.st_dev, ours.st_ino):
+            return lock  # that number is some other file in this process: never touch it
         os.set_inheritable(fd, False)
         lock.fd, lock.since = fd, time.time()
         lock.record(os.getpid())
