@@ -146,6 +146,47 @@ class EvalConfig(_Section):
     numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-3
 
 
+class TeacherConfig(_Section):
+    # An OpenAI-compatible chat-completions endpoint, or several: requests go to the least
+    # loaded one (more vLLM / SGLang replicas, on as many machines as there are).
+    base_url: str | list[str] = "http://127.0.0.1:8000/v1"
+    model: str = ""  # empty: no teacher configured (the generate stage is skipped)
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from the file
+    # Where the prompts come from: any data source (a .jsonl/.parquet, hf:<dataset>, synthetic).
+    prompts: str = "synthetic"
+    num_prompts: PositiveInt = 200  # a cap on the prompts read
+    samples: PositiveInt = 4  # completions per prompt
+    temperature: Annotated[float, Field(ge=0.0)] = 0.6
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    max_tokens: PositiveInt = 16384
+    concurrency: PositiveInt = 16
+    timeout_s: PositiveFloat = 600.0  # one request, before it is retried
+    max_retries: Annotated[int, Field(ge=0)] = 5  # on 429 / 5xx / timeouts, with backoff and Retry-After
+    keep: Literal["all", "shortest"] = "all"  # correct samples kept per prompt
+    keep_n: PositiveInt = 1  # with keep = "shortest"
+    near_duplicate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9  # word 5-gram Jaccard at or above: a duplicate
+    price_in_per_m: Annotated[float, Field(ge=0.0)] = 0.0  # USD per million prompt tokens (0: no cost shown)
+    price_out_per_m: Annotated[float, Field(ge=0.0)] = 0.0  # USD per million completion tokens
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    @field_validator("base_url")
+    @classmethod
+    def _some_url(cls, value: str | list[str]) -> str | list[str]:
+        urls = [value] if isinstance(value, str) else value
+        if not urls or any(not u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("needs one or more http(s):// URLs of OpenAI-compatible servers (ending in /v1)")
+        return value
+
+
+class DecontaminateConfig(_Section):
+    ngram: Annotated[int, Field(ge=3)] = 8  # word n-grams shared with an eval prompt (open-r1 uses 8)
+    # Files of prompts to keep out of training besides the eval sets r1tui knows.
+    against: list[str] = Field(default_factory=list)
+
+
 class RunsConfig(_Section):
     dir: Path = Path("runs")
 
@@ -159,6 +200,8 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
     # Where the file was read from (not a key in the file).
     source_path: Path | None = Field(default=None, exclude=True)

@@ -12,6 +12,7 @@ a run; ``RunLayout.frozen_config`` is the one place a run's own config is read.
     pid              the pipeline's process (what ``r1tui cancel`` signals)
     pipeline.log     the pipeline's stdout and stderr
     stages.json      what each stage last did, with the fingerprint of its inputs
+    generated/       the teacher's traces (traces.jsonl) and every sample's verdict (samples.jsonl)
     data/            the rendered and masked dataset, with stats.json
     base/            the random-init base model of a tiny run (model.random_init)
     checkpoints/     training checkpoints; adapter/ the trained LoRA adapter
@@ -82,6 +83,20 @@ class RunLayout:
         return self.root / "stages.json"
 
     # -- what the stages write
+    @property
+    def generated(self) -> Path:
+        """The generate stage's folder: traces.jsonl (kept conversations) and samples.jsonl
+        (every finished sample with its verdict: what a rerun continues from)."""
+        return self.root / "generated"
+
+    @property
+    def traces(self) -> Path:
+        return self.generated / "traces.jsonl"
+
+    @property
+    def samples(self) -> Path:
+        return self.generated / "samples.jsonl"
+
     @property
     def data(self) -> Path:
         return self.root / "data"
