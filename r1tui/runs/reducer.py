@@ -136,6 +136,54 @@ class GpuState:
 
 
 @dataclass
+class GenerationState:
+    """The generate stage's running totals (``generation`` events), and the rates between
+    the first and the latest of them."""
+
+    completed: float = 0
+    total: float | None = None
+    accepted: float = 0
+    rejected: dict[str, float] = field(default_factory=dict)  # reason -> count
+    requests: float = 0
+    retries: float = 0
+    tokens_in: float = 0
+    tokens_out: float = 0
+    elapsed_s: float | None = None
+    cost_usd: float | None = None
+    prompts_done: float | None = None
+    prompts_total: float | None = None
+    first: tuple[float, float, float, float] | None = None  # (ts, completed, requests, tokens_out)
+    ts: float = 0.0
+
+    @property
+    def seen(self) -> bool:
+        return self.ts > 0
+
+    def _rate(self, index: int, now_value: float) -> float | None:
+        if self.first is None or self.ts <= self.first[0]:
+            return None
+        return max(0.0, now_value - self.first[index]) / (self.ts - self.first[0])
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self._rate(1, self.completed)
+
+    @property
+    def requests_per_s(self) -> float | None:
+        return self._rate(2, self.requests)
+
+    @property
+    def tokens_out_per_s(self) -> float | None:
+        return self._rate(3, self.tokens_out)
+
+    def eta_s(self) -> float | None:
+        rate = self.samples_per_s
+        if not rate or self.total is None:
+            return None
+        return max(0.0, (self.total - self.completed) / rate)
+
+
+@dataclass
 class LogLine:
     ts: float
     level: str
@@ -182,6 +230,7 @@ class RunState:
         self.checkpoints: list[dict[str, Any]] = []
         # one state per device index: under --processes N every rank's GPU reports
         self.gpus: dict[int, GpuState] = {}
+        self.generation = GenerationState()
         self.logs: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.quant_progress: dict[str, Progress] = {}
         # quantize runs its quant types one after another under one stage progress
@@ -470,6 +519,24 @@ def _gpu(state: RunState, event: Event) -> None:
     state.gpus.setdefault(index, GpuState()).apply_sample(event.data, event.ts)
 
 
+def _generation(state: RunState, event: Event) -> None:
+    data, gen = event.data, state.generation
+    for key in ("completed", "accepted", "requests", "retries", "tokens_in", "tokens_out"):
+        number = _number(data.get(key))
+        if number is not None:
+            setattr(gen, key, number)
+    for key in ("total", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"):
+        number = _number(data.get(key))
+        if number is not None:
+            setattr(gen, key, number)
+    rejected = data.get("rejected")
+    if isinstance(rejected, dict):
+        gen.rejected = {str(k): n for k, v in rejected.items() if (n := _number(v)) is not None}
+    if gen.first is None or gen.completed < gen.first[1]:  # the first event, or a new attempt
+        gen.first = (event.ts, gen.completed, gen.requests, gen.tokens_out)
+    gen.ts = event.ts
+
+
 _HANDLERS = {
     "run_started": _run_started,
     "run_finished": _run_finished,
@@ -481,6 +548,7 @@ _HANDLERS = {
     "log": _log,
     "error": _error,
     "gpu": _gpu,
+    "generation": _generation,
 }
 
 

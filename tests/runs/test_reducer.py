@@ -198,3 +198,22 @@ def test_gpu_samples_stay_per_device():
     assert sorted(state.gpus) == [0, 1]
     assert state.gpu.name == "A" and list(state.gpu.memory_history) == [10e9, 11e9]
     assert state.gpus[1].memory_total == 48e9 and list(state.gpus[1].memory_history) == [20e9]
+
+
+def test_generation_events_fold_to_totals_rates_and_an_eta():
+    from r1tui.runs.events import Event
+    from r1tui.runs.reducer import RunState
+
+    state = RunState()
+    state.apply(Event("generation", {"completed": 0, "total": 40, "accepted": 0, "requests": 0, "tokens_out": 0},
+                      stage="generate", ts=100.0))
+    state.apply(Event("generation", {"completed": 10, "total": 40, "accepted": 6, "rejected": {"wrong_answer": 3,
+                      "too_long": 1}, "requests": 12, "retries": 2, "tokens_in": 500, "tokens_out": 2000,
+                      "cost_usd": 0.01}, stage="generate", ts=105.0))
+    gen = state.generation
+    assert gen.seen and (gen.completed, gen.accepted, gen.retries) == (10, 6, 2)
+    assert gen.rejected == {"wrong_answer": 3, "too_long": 1}
+    assert gen.samples_per_s == 2.0 and gen.requests_per_s == 2.4 and gen.tokens_out_per_s == 400.0
+    assert gen.eta_s() == 15.0  # 30 samples left at 2 per second
+    state.apply(Event("generation", {"completed": "NaN", "total": 40}, stage="generate", ts=106.0))
+    assert gen.completed == 10  # a value that is not a finite number is ignored
