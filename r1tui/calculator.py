@@ -397,3 +397,129 @@ def estimate_inference_memory(arch: Architecture, quant: str, n_ctx: int, kv_byt
     """GGUF weights + an f16 K and V cache of n_ctx tokens in every layer (llama.cpp default)."""
     kv = 2 * arch.num_hidden_layers * n_ctx * arch.num_key_value_heads * arch.head_dim * kv_bytes
     return InferenceMemory(gguf_size_bytes(arch, quant), kv)
+
+
+# ---------------------------------------------------------------- training throughput (ESTIMATE)
+
+# What bench/gpu_vram.py measured on one NVIDIA H100 80GB HBM3 (SXM5), 2026-11-27
+# (BENCHMARKS.md, "GPU: the Unsloth path and the calculator's VRAM figures";
+# bench/results/gpu_vram_h100.json): random-init layers of Mistral-Small-Instruct-2409's
+# shape, NF4 base, LoRA r=64 on all seven projections, batch 1, sequence 8192, 8-bit
+# AdamW, gradient checkpointing, 4 steps through `r1tui train --foreground`; tokens/s as
+# the run's events report them. backend -> {decoder layers: tokens/s}.
+H100_MEASURED_TOKENS_PER_S: dict[str, dict[int, float]] = {
+    "unsloth": {2: 75_345.96, 4: 42_389.79},
+    "hf": {2: 49_248.93, 4: 26_242.88},
+}
+MEASURED_ON = "H100 SXM"  # the GPU_SPECS entry the measurement ran on
+MEASURED_SHAPE = "mistral-small-2409"  # the preset whose layers were measured
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """A GPU's dense BF16 tensor throughput as its vendor's spec sheet states it."""
+
+    name: str
+    bf16_dense_tflops: float
+    match: tuple[str, ...]  # every one of these words is in the GPU's name …
+    unless: tuple[str, ...] = ()  # … and none of these (a variant with other figures)
+    source: str = ""
+
+
+# Dense (no sparsity) BF16 tensor TFLOPS from the vendors' spec sheets. Where a sheet
+# prints only the 2:4-sparsity figure (marked *), the dense one is half of it. GeForce and
+# workstation Ada/Ampere cards run BF16 at half rate with FP32 accumulation, which is what
+# PyTorch uses, so that figure is the one listed for them.
+GPU_SPECS: tuple[GpuSpec, ...] = (
+    GpuSpec("H100 NVL", 835.5, ("h100", "nvl"), source="NVIDIA H100 datasheet: BF16 1,671* TFLOPS"),
+    GpuSpec("H100 PCIe", 756.5, ("h100", "pcie"), source="NVIDIA H100 datasheet: BF16 1,513* TFLOPS"),
+    GpuSpec("H100 SXM", 989.5, ("h100",), source="NVIDIA H100 datasheet: BF16 1,979* TFLOPS (SXM5, '80GB HBM3')"),
+    GpuSpec("H200 NVL", 835.5, ("h200", "nvl"), source="NVIDIA H200 datasheet: BF16 1,671* TFLOPS"),
+    GpuSpec("H200", 989.5, ("h200",), source="NVIDIA H200 datasheet: BF16 1,979* TFLOPS (SXM)"),
+    GpuSpec("A100", 312.0, ("a100",), source="NVIDIA A100 datasheet: BF16 312 TFLOPS (624*), 40 and 80 GB alike"),
+    GpuSpec("L40S", 362.05, ("l40s",), source="NVIDIA L40S datasheet: BF16 362.05 TFLOPS (733*)"),
+    GpuSpec("L40", 181.05, ("l40",), source="NVIDIA L40 datasheet: BF16 181.05 TFLOPS (362.1*)"),
+    GpuSpec("L4", 121.0, ("l4",), source="NVIDIA L4 datasheet: BF16 242* TFLOPS"),
+    GpuSpec("A10", 125.0, ("a10",), source="NVIDIA A10 datasheet: BF16 125 TFLOPS (250*)"),
+    GpuSpec("RTX 4090", 165.2, ("4090",), ("d", "laptop", "mobile"),
+            source="NVIDIA Ada GPU architecture whitepaper: BF16 with FP32 accumulate 165.2 TFLOPS (330.4*)"),
+    GpuSpec("RTX 3090", 71.0, ("3090",), ("ti", "laptop", "mobile"),
+            source="NVIDIA Ampere GA102 GPU architecture whitepaper: BF16 with FP32 accumulate 71 TFLOPS (142*)"),
+)
+
+
+@dataclass(frozen=True)
+class ThroughputEstimate:
+    """Training tokens per second on one GPU: always an ESTIMATE until measured on that GPU.
+
+    ``tokens_per_s`` is None when there is no figure for the GPU; ``basis`` says, in one
+    line, where the number comes from (or why there is none)."""
+
+    tokens_per_s: float | None
+    basis: str
+    gpu: str | None = None  # the GPU_SPECS entry used
+
+    def hours_for(self, tokens: int | float) -> float | None:
+        return None if not self.tokens_per_s else tokens / self.tokens_per_s / 3600
+
+    def tokens_in(self, hours: float) -> int | None:
+        return None if not self.tokens_per_s else int(hours * 3600 * self.tokens_per_s)
+
+
+def gpu_spec(gpu_name: str) -> GpuSpec | None:
+    """The GPU_SPECS entry for a GPU name as config or NVML spell it ("RTX 4090",
+    "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"), else None."""
+    words = set("".join(ch if ch.isalnum() else " " for ch in gpu_name.lower()).split())
+    for spec in GPU_SPECS:
+        if all(word in words for word in spec.match) and not any(word in words for word in spec.unless):
+            return spec
+    return None
+
+
+def _layer_linear_params(arch: Architecture) -> int:
+    return sum(i * o for i, o in arch.linear_shapes().values())
+
+
+def training_tokens_per_second(gpu_name: str, backend: str, arch: Architecture | str) -> ThroughputEstimate:
+    """Training throughput of a QLoRA run like the measured one (NF4, LoRA r=64 on all seven
+    projections, batch 1, gradient checkpointing) on ``gpu_name``: an ESTIMATE.
+
+    1. The H100 measurement (``H100_MEASURED_TOKENS_PER_S``: 2 and 4 layers of 2409's shape)
+       gives a time per token per decoder layer (the slope) and a time per token outside the
+       layers (embedding, lm_head, loss: the intercept); a full model is intercept + layers ×
+       slope. 2409 with Unsloth: 2.95 µs + 56 × 5.16 µs = 291.9 µs, about 3,430 tokens/s.
+    2. Another architecture scales the slope by its layer's linear parameters (the matmul
+       FLOPs per token) and the intercept by vocab × hidden, both against 2409's.
+    3. Another GPU scales by dense BF16 tensor TFLOPS (``GPU_SPECS``, from the vendors'
+       spec sheets) against the H100 SXM's 989.5: at sequence 8192 a step is matmul-bound.
+       RTX 4090: 165.2 / 989.5 = 0.167, so 2409 with Unsloth is about 570 tokens/s.
+    A GPU not in ``GPU_SPECS`` gets no figure (``tokens_per_s`` None) rather than a guess:
+    nothing here knows its compute, and scaling by memory bandwidth alone would mislead for a
+    matmul-bound step. The measurement ran 4 steps at one sequence length; shorter sequences,
+    packing, other ranks and other kernels all move the real figure.
+    """
+    backend = "unsloth" if backend == "auto" else backend
+    if backend not in H100_MEASURED_TOKENS_PER_S:
+        backend = "hf"
+    shape = resolve_architecture(arch) if isinstance(arch, str) else arch
+    spec = gpu_spec(gpu_name)
+    if spec is None:
+        known = ", ".join(s.name for s in GPU_SPECS)
+        return ThroughputEstimate(None, f"no throughput figure for GPU {gpu_name!r} (known: {known}); set "
+                                        "hardware.gpu_name to one of them, or measure it (bench/gpu_vram.py)")
+    (few, t_few), (many, t_many) = sorted((layers, 1 / tps) for layers, tps in H100_MEASURED_TOKENS_PER_S[backend].items())
+    slope = (t_many - t_few) / (many - few)
+    intercept = t_few - few * slope
+    measured = PRESETS[MEASURED_SHAPE]
+    layer_scale = _layer_linear_params(shape) / _layer_linear_params(measured)
+    head_scale = (shape.vocab_size * shape.hidden_size) / (measured.vocab_size * measured.hidden_size)
+    seconds_per_token = intercept * head_scale + shape.num_hidden_layers * slope * layer_scale
+    reference = next(s for s in GPU_SPECS if s.name == MEASURED_ON)
+    gpu_scale = spec.bf16_dense_tflops / reference.bf16_dense_tflops
+    tokens_per_s = gpu_scale / seconds_per_token
+    scaled = "" if spec is reference else (f", scaled to {spec.name} by dense BF16 TFLOPS "
+                                           f"{spec.bf16_dense_tflops:g} / {reference.bf16_dense_tflops:g}")
+    basis = (f"ESTIMATE: {backend} tokens/s measured on an H100 SXM with {few} and {many} layers of "
+             f"{MEASURED_SHAPE}'s shape (bench/gpu_vram.py, BENCHMARKS.md), extrapolated to "
+             f"{shape.num_hidden_layers} layers of {shape.name}{scaled}; not measured for this model on {spec.name}")
+    return ThroughputEstimate(tokens_per_s, basis, spec.name)

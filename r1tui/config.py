@@ -241,6 +241,8 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
         section = getattr(config, local_source)
         if is_local_source(section.source):
             section.source = str((base / section.source).resolve())
+    if is_local_source(config.teacher.prompts):
+        config.teacher.prompts = str((base / config.teacher.prompts).resolve())
     if config.model.tokenizer not in ("auto", "v3", "tekken"):
         config.model.tokenizer = str((base / config.model.tokenizer).resolve())
     if config.model.architecture.endswith(".json"):

@@ -66,6 +66,26 @@ class GgufEstimate:
 
 
 @dataclass(frozen=True)
+class EpochEstimate:
+    """How many tokens one epoch trains on and how long it takes on the configured GPU.
+
+    ``tokens`` comes from the masking statistics: exact when the dry run rendered every row,
+    else their tokens per row read times the rows the source holds (``extrapolated``).
+    ``tokens_per_s`` and ``hours`` are an ESTIMATE (``basis`` says from what), None when
+    there is no figure for the GPU; ``tokens`` is None for a Hub source (not read in a dry run)."""
+
+    rows: int | None  # rows read in one epoch (data.num_examples caps every source)
+    tokens: int | None
+    extrapolated: bool
+    tokens_per_s: float | None
+    hours: float | None
+    epochs: float  # train.epochs: the run takes about hours x epochs
+    gpu: str
+    basis: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class DryRunReport:
     """What ``r1tui dry-run`` reports; ``to_json()`` is the documented ``--json`` schema."""
 
@@ -75,6 +95,7 @@ class DryRunReport:
     vram: VramEstimate
     gguf: list[GgufEstimate]
     masking: dict[str, Any] | None  # the data stage's masking statistics (see docs/data.md)
+    epoch: EpochEstimate | None  # tokens and hours of one epoch (None without masking stats)
     elapsed_s: float
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +121,7 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
         double_quant=config.model.bnb_4bit_use_double_quant,
     )
     vram = calculator.estimate_training_vram(arch, seq_len=config.model.max_seq_length, **vram_kwargs)
+    masking = _masking_stats(config) if with_masking else None
     return DryRunReport(
         version=REPORT_VERSION,
         config=ConfigSummary(
@@ -145,7 +167,8 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
             )
             for quant in calculator.QUANT_BASE_TYPE
         ],
-        masking=_masking_stats(config) if with_masking else None,
+        masking=masking,
+        epoch=epoch_estimate(config, masking, backend, arch) if masking else None,
         elapsed_s=time.perf_counter() - started,
     )
 
@@ -159,6 +182,56 @@ def _masking_stats(config: Config) -> dict[str, Any]:
     from r1tui.data.stats import dry_run_masking_stats
 
     return dry_run_masking_stats(config)
+
+
+def epoch_estimate(config: Config, masking: dict[str, Any], backend: str,
+                   arch: calculator.Architecture) -> EpochEstimate:
+    """One epoch's tokens (from the masking statistics) and hours on ``hardware.gpu_name``."""
+    throughput = calculator.training_tokens_per_second(config.hardware.gpu_name, backend, arch)
+    rows, tokens, extrapolated, note = None, None, False, None
+    if masking.get("note"):  # a Hub source: the synthetic stand-in's tokens say nothing of it
+        note = f"{config.data.source} is not read in a dry run: its tokens are unknown until `r1tui prepare`"
+    else:
+        rows = _rows_in_source(config)
+        read = masking["rows_read"]
+        extrapolated = rows is not None and rows > read
+        if rows is None or not extrapolated:
+            rows, tokens = read, masking["tokens"]
+        else:
+            tokens = round(masking["tokens"] / read * rows) if read else 0
+    return EpochEstimate(rows=rows, tokens=tokens, extrapolated=extrapolated, tokens_per_s=throughput.tokens_per_s,
+                         hours=None if tokens is None else throughput.hours_for(tokens),
+                         epochs=config.train.epochs, gpu=config.hardware.gpu_name, basis=throughput.basis, note=note)
+
+
+def _rows_in_source(config: Config) -> int | None:
+    """Rows one epoch reads: data.num_examples for synthetic, else the file's rows up to that cap."""
+    from pathlib import Path
+
+    from r1tui.data.sources import parse_source
+
+    cap = config.data.num_examples
+    kind, name, _ = parse_source(config.data.source)
+    if kind == "synthetic":
+        return cap
+    if kind != "local":
+        return None
+    path = Path(name)
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            count = pq.ParquetFile(path).metadata.num_rows
+        elif path.suffix == ".json" and path.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            import json
+
+            count = len(json.loads(path.read_bytes().decode("utf-8")))
+        else:
+            with open(path, "rb") as f:
+                count = sum(1 for line in f if line.strip())
+    except (OSError, ValueError):
+        return None
+    return min(count, cap)
 
 
 def _gb(count: int) -> str:
@@ -206,4 +279,32 @@ def report_renderables(report: DryRunReport) -> list[Any]:
         from r1tui.data.stats import stats_table
 
         renderables.append(stats_table(masking))
+    if report.epoch is not None:
+        renderables.append(epoch_table(report.epoch))
     return renderables
+
+
+def epoch_table(epoch: EpochEstimate) -> Any:
+    """One epoch's tokens and its training time on the configured GPU, labelled as an estimate."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from r1tui.present import format_duration
+
+    table = Table(title=f"One epoch on {epoch.gpu} (time is an ESTIMATE)", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    if epoch.tokens is None:
+        table.add_row("tokens", Text(epoch.note or "unknown", style="dim"))
+    else:
+        how = "extrapolated from the rows rendered" if epoch.extrapolated else "every row rendered"
+        table.add_row("tokens", f"{epoch.tokens:,} in {epoch.rows:,} rows ({how})")
+    if epoch.tokens_per_s is None:
+        table.add_row("time", Text(epoch.basis, style="yellow"))
+    else:
+        hours = f"{format_duration(epoch.hours * 3600)} ({epoch.hours:,.1f} h)" if epoch.hours is not None else "—"
+        total = f"; {epoch.epochs:g} epochs: {epoch.hours * epoch.epochs:,.1f} h" if epoch.hours is not None \
+            and epoch.epochs != 1 else ""
+        table.add_row("time", f"{hours} at {epoch.tokens_per_s:,.0f} tokens/s{total}")
+        table.add_row("basis", Text(epoch.basis, style="dim"))
+    return table

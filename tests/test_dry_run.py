@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from r1tui.calculator import training_tokens_per_second
 from r1tui.config import load_config
-from r1tui.dryrun import build_report
+from r1tui.dryrun import build_report, report_renderables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,8 @@ def _snapshot(folder: Path) -> set[tuple[str, int]]:
 
 def test_report_has_the_documented_keys():
     report = build_report(load_config(REPO / "config.toml"), with_masking=False).to_json()
-    assert set(report) == {"version", "config", "parameters", "vram", "gguf", "masking", "elapsed_s"}
+    assert set(report) == {"version", "config", "parameters", "vram", "gguf", "masking", "epoch", "elapsed_s"}
+    assert report["epoch"] is None  # it comes from the masking statistics
     assert report["parameters"]["lora_trainable"] == 381_681_664
     assert report["vram"]["fits"] is True
     assert [row["quant"] for row in report["gguf"]] == ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16"]
@@ -51,3 +53,37 @@ def test_demo_runs_the_dry_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("config OK") == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_epoch_estimate_comes_from_the_masking_stats_and_the_throughput_table(tmp_path):
+    from rich.console import Console
+
+    config = load_config(REPO / "config.toml")  # RTX 4090, synthetic data: 2,000 rows, 256 of them rendered
+    report = build_report(config)
+    epoch, masking = report.epoch, report.masking
+    estimate = training_tokens_per_second("RTX 4090", "unsloth", "mistral-small-2409")
+    assert (epoch.rows, epoch.extrapolated) == (2000, True)
+    assert epoch.tokens == round(masking["tokens"] / masking["rows_read"] * 2000)
+    assert epoch.tokens_per_s == estimate.tokens_per_s and epoch.basis == estimate.basis
+    assert epoch.hours == epoch.tokens / estimate.tokens_per_s / 3600
+    assert report.to_json()["epoch"]["basis"].startswith("ESTIMATE")
+    console = Console(record=True, width=200)
+    for renderable in report_renderables(report):
+        console.print(renderable)
+    text = console.export_text()
+    assert "One epoch on RTX 4090 (time is an ESTIMATE)" in text and f"{epoch.tokens:,} in 2,000 rows" in text
+
+    # a local file: its rows counted, every one rendered, so the tokens are exact
+    rows = [{"question": f"What is {i} + {i}?", "reasoning": f"{i} + {i} = {2 * i}", "answer": str(2 * i)}
+            for i in range(40)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config.data.source = str(data)
+    epoch = build_report(config).epoch
+    assert (epoch.rows, epoch.extrapolated) == (40, False)
+    assert epoch.tokens == build_report(config).masking["tokens"]
+
+    # a GPU with no figure: tokens still counted, the time refused with the reason
+    config.hardware.gpu_name = "Tesla T4"
+    epoch = build_report(config).epoch
+    assert epoch.tokens and epoch.hours is None and "no throughput figure for GPU 'Tesla T4'" in epoch.basis

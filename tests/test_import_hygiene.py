@@ -1,7 +1,7 @@
 """What importing a module actually loads, each checked in a fresh interpreter (as harlequin does).
 
 - The pipeline never imports Textual; the dashboard, started and driven through every
-  panel, never imports torch, unsloth or transformers (nor trl, peft, datasets).
+  panel, never imports torch, unsloth or transformers (nor trl, peft, datasets, openai).
 - Eval, inference and their commands import nothing heavy until they run.
 - The runs area, the orchestrator and the training package import nothing heavy at module
   scope, and listing runs loads no torch.
@@ -38,7 +38,8 @@ def loaded_after(imports: str, heavy: tuple[str, ...]) -> list[str]:
 
 # ---------------------------------------------------------------- the pipeline and the dashboard
 
-DASHBOARD_HEAVY = ("torch", "unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets")
+# … nor the teacher's HTTP client: the dashboard shows a generation from its events only
+DASHBOARD_HEAVY = ("torch", "unsloth", "unsloth_zoo", "transformers", "trl", "peft", "datasets", "openai")
 
 
 def test_no_pipeline_module_imports_textual():
@@ -87,7 +88,10 @@ def test_dashboard_start_up_and_every_panel_import_no_torch(tmp_path):
             runs = Path({str(tmp_path / "runs")!r})
             app = DashboardApp(run=open_run(runs), runs_dir=runs, sample_local_gpu=False)
             async with app.run_test(size=(80, 24)) as pilot:
-                for key in "12345679" + "8":  # the REPL last: its input takes the keys
+                from r1tui.dashboard.screens.main import PANEL_KEYS
+
+                keys = [k for panel, k in PANEL_KEYS.items() if panel != "repl"] + [PANEL_KEYS["repl"]]
+                for key in keys:  # every panel, the REPL last: its input takes the keys
                     await pilot.press(key)
                     await pilot.pause(0.3)
                 await pilot.pause(0.5)
@@ -159,3 +163,19 @@ def test_export_modules_import_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[] []"
+
+
+# ---------------------------------------------------------------- generate
+
+
+GENERATE_HEAVY = ("torch", "transformers", "llama_cpp", "unsloth", "textual", "openai")
+
+
+def test_building_the_cli_and_the_generate_command_does_not_load_the_http_client():
+    """`r1tui --help` builds every command's parser, the generate command's too: no openai
+    until a generation runs (and nothing heavy even then, but the client)."""
+    imports = ("import argparse\nfrom r1tui.cli import build_parser\nbuild_parser()\n"
+               "import r1tui.generate, r1tui.generate.run, r1tui.generate.normalize\n"
+               "from r1tui.cli import generate\ngenerate.add_arguments(argparse.ArgumentParser())")
+    assert loaded_after(imports, GENERATE_HEAVY) == []
+    assert loaded_after("import r1tui.generate.teacher", GENERATE_HEAVY) == ["openai"]

@@ -6,7 +6,7 @@ contract alone is not enough), so the layer rules hold at every scope.
 
 - **Layers.** The run contract (``r1tui.runs``, ``config``, ``errors``, ``quants``,
   ``present``, ``response_format``, ``calculator``) at the bottom; the stages (``data``,
-  ``train``, ``export``, ``eval``, ``infer``, ``gpu``, ``dryrun``) above it; the
+  ``train``, ``export``, ``eval``, ``infer``, ``gpu``, ``dryrun``, ``generate``) above it; the
   orchestrator (``r1tui.pipeline``) above them; the CLI and the dashboard on top. Only
   the dashboard imports Textual; torch, transformers, unsloth and llama_cpp are
   imported at module scope only by the modules in ``HEAVY_AT_MODULE_SCOPE``.
@@ -40,7 +40,8 @@ PACKAGE = REPO / "r1tui"
 # against: it sits at the bottom beside config.
 CONTRACT = ("r1tui.runs", "r1tui.config", "r1tui.errors", "r1tui.quants", "r1tui.present",
             "r1tui.response_format", "r1tui.calculator")
-STAGES = ("r1tui.data", "r1tui.train", "r1tui.export", "r1tui.eval", "r1tui.infer", "r1tui.gpu", "r1tui.dryrun")
+STAGES = ("r1tui.data", "r1tui.train", "r1tui.export", "r1tui.eval", "r1tui.infer", "r1tui.gpu", "r1tui.dryrun",
+          "r1tui.generate")
 PIPELINE = ("r1tui.pipeline",)
 CLI = ("r1tui.cli", "r1tui.__main__")
 DASHBOARD = ("r1tui.dashboard",)
@@ -516,7 +517,7 @@ g = run_dir / "eval/results.json"
 
 QUANT_NAMES = frozenset({"Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16", "F32"})
 QUANTS_HOME = "r1tui/quants.py"
-STAGE_NAMES = frozenset({"prepare", "train", "merge", "gguf", "quantize", "parity", "eval"})
+STAGE_NAMES = frozenset({"generate", "prepare", "train", "merge", "gguf", "quantize", "parity", "eval"})
 STAGES_HOME = "r1tui/pipeline/builtin.py"
 
 

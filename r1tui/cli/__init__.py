@@ -18,6 +18,9 @@ from r1tui.errors import R1Error
 # name -> module under r1tui.cli; order is the order shown in --help
 COMMANDS: dict[str, str] = {
     "dry-run": "dry_run",
+    "generate": "generate",
+    "decontaminate": "decontaminate",
+    "curate": "curate",
     "prepare": "prepare",
     "train": "train",
     "run": "run",

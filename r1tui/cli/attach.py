@@ -13,7 +13,7 @@ follows it live: close it (or lose SSH) and open it again, and the whole history
 there. Quitting never stops a run. With no run yet it opens a dry-run view of the
 config, with dry run on.
 
-Keys: 1-9 switch panels, d toggles dry run, q quits, ctrl+p opens the command palette
+Keys: 1-9 and 0 switch panels, d toggles dry run, q quits, ctrl+p opens the command palette
 (every action is there). The footer shows the keys of the panel you are on.
 
 Examples:
@@ -23,7 +23,7 @@ Examples:
   r1tui attach --gguf model-Q4_K_M.gguf --panel repl
 """
 
-PANELS = ("pipeline", "config", "data", "training", "gpu", "export", "evaluator", "repl", "push")
+PANELS = ("pipeline", "config", "data", "training", "gpu", "export", "evaluator", "repl", "push", "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

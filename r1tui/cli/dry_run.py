@@ -11,8 +11,9 @@ DESCRIPTION = """\
 Check a config without doing anything: the config is validated, then the model
 calculator prints exact parameter and LoRA counts, the training VRAM estimate for
 the configured GPU with a fits / does-not-fit verdict, GGUF sizes per quant type,
-and the masking statistics of the configured data. Takes well under a second,
-needs no GPU and no network, and writes no file.
+the masking statistics of the configured data, and the tokens one epoch holds with
+the hours it takes on the configured GPU (an ESTIMATE, with its basis). Takes well
+under a second, needs no GPU and no network, and writes no file.
 
 Examples:
   r1tui dry-run

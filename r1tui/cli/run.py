@@ -132,6 +132,11 @@ def _print_plan(config: Config, stages: list[str], args: argparse.Namespace, res
         does, writes = stage.does, stage.writes
         if stage.name == "prepare" and args.dataset:
             does, writes = f"skipped: uses the prepared dataset {args.dataset}", "-"
+        if stage.name == "generate" and (args.dataset or not config.teacher.model):
+            does, writes = ("skipped: " + ("uses the prepared dataset" if args.dataset else
+                                           "no teacher configured (teacher.model is empty)")), "-"
+        elif stage.name == "generate":
+            does = f"{does}: {config.teacher.model}, {config.teacher.samples} per prompt from {config.teacher.prompts}"
         if stage.name == "train":
             does = f"{does}; backend {backend}; {config.train.max_steps if config.train.max_steps > 0 else str(config.train.epochs) + ' epochs'}" \
                    f"{' steps' if config.train.max_steps > 0 else ''}"

@@ -225,8 +225,7 @@ class DashboardApp(App[None]):
 
     def watch_dry_run(self, dry_run: bool) -> None:
         if self.main is not None and self.main.is_mounted:
-            for header in self.main.query("#header"):
-                header.refresh_view()
+            self.refresh_views()  # the header's badge, and a panel that shows a plan (Generate)
             self.notify("dry run on: actions show their plan and launch nothing" if dry_run
                         else "dry run off: actions launch detached processes", timeout=3)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from r1tui.errors import R1Error
-from r1tui.response_format import format_assistant, split_think
+from r1tui.response_format import format_assistant, last_boxed, split_think
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,22 @@ def adapt_gsm8k(row: Mapping[str, Any]) -> Example:
     return qa_example(question, _CALCULATOR_RE.sub("", worked).strip(), final, "math")
 
 
+def adapt_math_solution(row: Mapping[str, Any]) -> Example:
+    """HuggingFaceH4/MATH-500 (problem, solution, answer, subject, level) and AI-MO/NuminaMath-CoT
+    (problem, solution, no answer column): the worked solution is the reasoning; the answer is
+    the ``answer`` column when there is one, else the solution's last ``\\boxed{…}``."""
+    problem = _text(row, "problem")
+    solution = _text(row, "solution")
+    answer = row.get("answer")
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        answer = last_boxed(solution)
+        if answer is None or not answer.strip():
+            raise MalformedRow("missing_markers", "no answer column and no \\boxed{} answer in the solution")
+    if not isinstance(answer, str):
+        raise MalformedRow("wrong_type", f"'answer' must be text, got {type(answer).__name__}")
+    return qa_example(problem, solution, answer, "math")
+
+
 HF_ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Example]] = {
     "open-r1/OpenR1-Math-220k": adapt_openr1_math,
     "open-r1/Mixture-of-Thoughts": adapt_mixture_of_thoughts,
@@ -263,6 +279,8 @@ HF_ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Example]] = {
     "open-thoughts/OpenThoughts-114k": adapt_stratos,
     "simplescaling/s1K-1.1": adapt_s1k,
     "openai/gsm8k": adapt_gsm8k,
+    "HuggingFaceH4/MATH-500": adapt_math_solution,
+    "AI-MO/NuminaMath-CoT": adapt_math_solution,
 }
 # Hub datasets that need a config name; `hf:<name>:<config>` overrides.
 HF_DEFAULT_CONFIGS = {"open-r1/Mixture-of-Thoughts": "all", "openai/gsm8k": "main"}

@@ -1,9 +1,10 @@
-"""The built-in stages, declared once: prepare → train → merge → gguf → quantize → parity → eval.
+"""The built-in stages, declared once: generate → prepare → train → merge → gguf → quantize → parity → eval.
 
 Each declaration only names things that live in the stage packages (what runs, how its
 inputs are fingerprinted, when its outputs exist); the resume rule and the order are the
-orchestrator's. ``r1tui run --stages`` takes the steps (prepare, train, export, eval);
-export's four stages share the step ``export``.
+orchestrator's. ``r1tui run --stages`` takes the steps (generate, prepare, train, export,
+eval); export's four stages share the step ``export``. ``generate`` is skipped unless a
+teacher is configured; when it ran, ``prepare`` reads its traces instead of ``data.source``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from r1tui.config import is_local_source
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.export import stages as export_stages
 from r1tui.pipeline.registry import Stage, register
 from r1tui.runs.context import StageContext
-from r1tui.runs.files import digest
+from r1tui.runs.files import digest, fingerprint
 
 # Knobs that change how a run is watched, not what it computes: never a reason to redo work.
-_WATCH_ONLY = {"train": {"logging_steps", "save_steps", "gpu_sample_seconds"}}
+# (The teacher's endpoints, concurrency, timeouts and prices change how fast and where the
+# traces come from, not which ones are asked for: a resume on more replicas continues.)
+_WATCH_ONLY = {"train": {"logging_steps", "save_steps", "gpu_sample_seconds"},
+               "teacher": {"base_url", "api_key_env", "concurrency", "timeout_s", "max_retries", "price_in_per_m",
+                           "price_out_per_m"}}
 
 
 def sections(ctx: StageContext, *names: str) -> dict[str, Any]:
@@ -43,14 +49,71 @@ def dataset_fingerprint(data_dir: Path) -> str:
     return digest(parts) if parts else digest(str(data_dir))
 
 
+# ---------------------------------------------------------------- generate
+
+
+def _generate_inputs(ctx: StageContext) -> str:
+    """The teacher section and the prompts (a local file by size and mtime), and what the
+    verdicts depend on: the student's tokenizer and length, the answer tolerance."""
+    config = ctx.config
+    prompts: Any = config.teacher.prompts
+    if is_local_source(prompts) and Path(prompts).is_file():
+        prompts = {"source": prompts, "file": fingerprint(Path(prompts))}
+    data = config.data
+    return digest({**sections(ctx, "teacher"), "prompts": prompts,
+                   "data": {"seed": data.seed, "split": data.split, "fields": data.fields,
+                            "system_prompt": data.system_prompt},
+                   "tokenizer": tokenizer_spec(config), "max_seq_length": config.model.max_seq_length,
+                   "numeric_tolerance": config.eval.numeric_tolerance})
+
+
+def _generate_skip(ctx: StageContext) -> str | None:
+    if not ctx.config.teacher.model:
+        return "no teacher configured (teacher.model is empty)"
+    if ctx.external_dataset:
+        return f"using the prepared dataset {ctx.data_dir}"
+    return None
+
+
+def _generate(ctx: StageContext) -> dict[str, Any]:
+    from r1tui.generate.run import generate_traces
+
+    layout = ctx.layout
+    inputs = _generate_inputs(ctx)
+    if ctx.previous.get("inputs") not in (None, inputs) and (layout.traces.exists() or layout.samples.exists()):
+        ctx.events.emit("log", stage="generate", level="warning",
+                        message="the teacher, its prompts or the verification settings changed since the traces were "
+                                "generated: generating from the start")
+        layout.traces.unlink(missing_ok=True)
+        layout.samples.unlink(missing_ok=True)
+    summary = generate_traces(ctx.config, layout.traces, events=ctx.events, samples_path=layout.samples)
+    return {"traces": str(layout.traces), "samples": str(layout.samples), "kept": summary.kept}
+
+
+register(Stage(
+    name="generate", step="generate", does="distil traces from the teacher: generate, verify, keep the correct ones",
+    writes="generated/traces.jsonl, generated/samples.jsonl",
+    fingerprint=_generate_inputs, done=lambda ctx: ctx.layout.traces.is_file(), run=_generate,
+    skip_reason=_generate_skip,
+))
+
+
 # ---------------------------------------------------------------- prepare
+
+
+def _generated(ctx: StageContext) -> bool:
+    """The generate stage ran in this run: prepare reads its traces."""
+    return ctx.record("generate").get("status") == "finished" and ctx.layout.traces.is_file()
 
 
 def _prepare_inputs(ctx: StageContext) -> str:
     if ctx.external_dataset:
         return dataset_fingerprint(ctx.data_dir)
-    return digest({"data": sections(ctx, "data")["data"], "tokenizer": tokenizer_spec(ctx.config),
-                   "max_seq_length": ctx.config.model.max_seq_length})
+    parts = {"data": sections(ctx, "data")["data"], "tokenizer": tokenizer_spec(ctx.config),
+             "max_seq_length": ctx.config.model.max_seq_length}
+    if _generated(ctx):
+        parts["traces"] = fingerprint(ctx.layout.traces)
+    return digest(parts)
 
 
 def _prepare_external(ctx: StageContext) -> str | None:
@@ -60,8 +123,13 @@ def _prepare_external(ctx: StageContext) -> str | None:
 def _prepare(ctx: StageContext) -> dict[str, Any]:
     from r1tui.data.prepare import prepare_dataset
 
+    config, traces = ctx.config, None
+    if _generated(ctx):  # the teacher's traces, in the schema they were written in (no data.fields mapping)
+        config, traces = ctx.config.model_copy(deep=True), ctx.layout.traces
+        config.data.fields = {}
+
     def work() -> None:
-        prepare_dataset(ctx.config, ctx.data_dir, events=ctx.events)
+        prepare_dataset(config, ctx.data_dir, events=ctx.events, data_path=traces)
 
     if ctx.world_size == 1:
         work()
@@ -76,7 +144,7 @@ def _prepare(ctx: StageContext) -> dict[str, Any]:
 
 
 register(Stage(
-    name="prepare", step="prepare", does="render and mask the data",
+    name="prepare", step="prepare", does="render and mask the data (the generated traces when generate ran)",
     writes="data/ (Arrow dataset + stats.json)",
     fingerprint=_prepare_inputs, done=lambda ctx: (ctx.data_dir / "stats.json").is_file(), run=_prepare,
     skip_reason=_prepare_external, all_ranks=True,

@@ -85,6 +85,11 @@ def start_run(config: Config, stages: Sequence[str] | None = None, detach: bool 
         raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
     if processes > 1 and not detach:
         raise R1Error("--processes needs a detached run (accelerate launches the ranks); drop --foreground")
+    teacher = (resume_run.frozen_config() if resume_run is not None else config).teacher
+    if processes > 1 and "generate" in names and teacher.model:
+        # The other ranks would wait at prepare's barrier for the whole generation and time out.
+        raise R1Error("--processes with a teacher configured: generate first (`r1tui run --stages generate`, "
+                      "or `r1tui generate --out FILE`), then train with --processes and --resume or --dataset")
     resume = resume_run is not None
     layout = resume_run if resume else create_run(config, runs_dir)
     what = "r1tui run --resume" if resume else "r1tui run"

@@ -46,9 +46,10 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "error": frozenset({"message", "kind"}),
     "heartbeat": frozenset(),
     # the generate stage's running totals (r1tui.generate): samples done of total, accepted,
-    # rejected by reason, requests sent (retries included), tokens in and out, cost in USD
-    "generation": frozenset({"completed", "total", "accepted", "rejected", "requests", "retries", "tokens_in",
-                             "tokens_out", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"}),
+    # rejected by reason ({reason: samples}), rows kept in the traces file, requests sent
+    # (retries included), tokens in and out, cost in USD (null: no prices configured)
+    "generation": frozenset({"completed", "total", "accepted", "rejected", "kept", "requests", "retries",
+                             "tokens_in", "tokens_out", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"}),
     "gpu": frozenset({"available", "reason", "index", "name", "memory_used", "memory_total", "utilization",
                       "memory_utilization", "temperature", "power_w"}),
 }

@@ -143,6 +143,7 @@ class GenerationState:
     completed: float = 0
     total: float | None = None
     accepted: float = 0
+    kept: float | None = None  # traces written after duplicates and the keep policy
     rejected: dict[str, float] = field(default_factory=dict)  # reason -> count
     requests: float = 0
     retries: float = 0
@@ -525,7 +526,7 @@ def _generation(state: RunState, event: Event) -> None:
         number = _number(data.get(key))
         if number is not None:
             setattr(gen, key, number)
-    for key in ("total", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"):
+    for key in ("total", "kept", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"):
         number = _number(data.get(key))
         if number is not None:
             setattr(gen, key, number)

@@ -197,3 +197,90 @@ def exported_run(new_run, prepared_data, scripted_gguf) -> RunRef:
     target.parent.mkdir(exist_ok=True)
     shutil.copy(scripted_gguf, target)
     return run
+
+
+# ---- a constructed log of the generate stage (the teacher's progress), with fixed times
+
+GENERATION_T0 = 1_800_000_000.0  # run_started; every other event is placed after it
+GENERATION_TEACHER = {"model": "deepseek-r1-distill-qwen-32b", "base_url": ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1"],
+                      "num_prompts": 200, "samples": 4, "max_tokens": 8192, "concurrency": 32,
+                      "price_in_per_m": 0.5, "price_out_per_m": 2.0}
+
+
+def teacher_config(**teacher):
+    """The tiny config with a ``[teacher]`` (GENERATION_TEACHER unless given)."""
+    from r1tui.config import load_config
+
+    config = load_config(TINY_CONFIG)
+    for key, value in (teacher or GENERATION_TEACHER).items():
+        setattr(config.teacher, key, value)
+    return config
+
+
+def generation_events(steps: int = 5, finished: bool = False, price_in: float = 0.5, price_out: float = 2.0):
+    """run_started (with generate in its stages), stage_started, ``steps`` generation
+    events 12 s apart as the stage writes them (running totals), and, when ``finished``,
+    stage_finished and run_finished. Four rejection reasons, growing at different rates."""
+    from r1tui.runs.events import EVENT_SCHEMA, Event
+
+    events: list[Event] = []
+
+    def add(type: str, ts: float, stage: str | None = None, **data) -> None:
+        assert set(data) <= EVENT_SCHEMA[type], f"{type}: {set(data) - EVENT_SCHEMA[type]}"
+        events.append(Event(type=type, data=data, stage=stage, ts=ts, seq=len(events) + 1))
+
+    t0 = GENERATION_T0
+    add("run_started", t0, run_id=recorded_run_id(), pid=1, stages=["generate", "prepare", "train"],
+        dry_run=False, resumed=False, heartbeat_s=10.0, backend="hf")
+    add("stage_started", t0 + 1, stage="generate")
+    total, prompts_total = 800, 200
+    for i in range(1, steps + 1):
+        completed, retries = 96 * i, 3 * i
+        rejected = {"wrong_answer": 14 * i, "no_think": 6 * i, "truncated": 3 * i, "near_duplicate": i}
+        requests = completed + retries
+        tokens_in, tokens_out = 180 * requests, 2_911 * completed
+        ts = t0 + 1 + 12 * i
+        add("stage_progress", ts, stage="generate", completed=completed, total=total, unit="sample")
+        add("generation", ts, stage="generate", completed=completed, total=total,
+            accepted=completed - sum(rejected.values()), rejected=rejected, requests=requests, retries=retries,
+            kept=completed - sum(rejected.values()), tokens_in=tokens_in, tokens_out=tokens_out, elapsed_s=12.0 * i,
+            cost_usd=(tokens_in * price_in + tokens_out * price_out) / 1e6,
+            prompts_done=24 * i, prompts_total=prompts_total)
+    if finished:
+        end = events[-1].ts + 0.5
+        add("stage_finished", end, stage="generate", status="finished", duration_s=end - (t0 + 1))
+        add("run_finished", end + 0.1, status="finished")
+    return events
+
+
+def write_events(path: Path, events, mode: str = "w") -> None:
+    with open(path, mode, encoding="utf-8") as log:
+        log.writelines(event.to_json() + "\n" for event in events)
+
+
+@pytest.fixture
+def generation_run(runs_dir: Path):
+    """A run folder holding the constructed generate log and a config with a teacher; a
+    live pid file (this process) stands for the pipeline while the stage runs."""
+    import os
+
+    from r1tui.config import dump_toml
+
+    def build(steps: int = 5, finished: bool = False, teacher: dict | None = None) -> tuple[RunRef, list]:
+        run = make_run(runs_dir, events=False, results=False)
+        run.layout.config.write_text(dump_toml(teacher_config(**(teacher or {}))), encoding="utf-8")
+        events = generation_events(steps, finished)
+        write_events(run.layout.events, events)
+        run.layout.pid.write_text(f"{os.getpid()}\n")
+        return run, events
+
+    return build
+
+
+@pytest.fixture
+def generation_log():
+    """The helpers above, for the tests (a conftest is not importable under importlib mode)."""
+    import types
+
+    return types.SimpleNamespace(events=generation_events, teacher_config=teacher_config, write=write_events,
+                                 teacher=GENERATION_TEACHER)

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from r1tui.dashboard.actions import Launcher
+from r1tui.dashboard.screens.main import PANEL_KEYS as KEY
 from r1tui.dashboard.screens.modals import PlanScreen
 from r1tui.runs.events import EventWriter
 
 pytestmark = pytest.mark.anyio
 
 # action -> (panel key, action key)
-KEYS = {"start": ("1", "s"), "resume": ("1", "r"), "cancel": ("1", "x"), "export": ("6", "e"),
-        "evaluate": ("7", "v"), "push": ("9", "p")}
+KEYS = {"start": (KEY["pipeline"], "s"), "resume": (KEY["pipeline"], "r"), "cancel": (KEY["pipeline"], "x"),
+        "export": (KEY["export"], "e"), "evaluate": (KEY["evaluator"], "v"), "push": (KEY["push"], "p")}
 
 
 def expected_argv(action: str, run, config_path, runs_dir) -> list[str]:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from r1tui.dashboard.actions import Launcher
+from r1tui.dashboard.screens.main import PANEL_KEYS as KEY
 from r1tui.dashboard.source import RunRef, find_runs
 from r1tui.runs.events import EventWriter, read_events
 
@@ -30,7 +31,7 @@ async def test_follows_a_growing_log(make_app, new_run, settle, wait_for, screen
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot, app)
             await wait_for(pilot, lambda: app.state.status == "running", what="running")
-            await pilot.press("4")
+            await pilot.press(KEY["training"])
             for step in range(1, 6):
                 writer.emit("metric", stage="train", step=step, loss=10.0 - step, learning_rate=1e-3,
                             grad_norm=1.0, tokens_per_s=500.0)
@@ -104,7 +105,7 @@ async def test_start_a_real_run_then_quit_and_it_keeps_running(make_app, runs_di
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot, app)
-            await pilot.press("1", "s")
+            await pilot.press(KEY["pipeline"], "s")
             await wait_for(pilot, lambda: app.run_ref is not None, timeout=60, what="the new run")
             run: RunRef = app.run_ref
             assert [ref.run_id for ref in find_runs(runs_dir)] == [run.run_id]

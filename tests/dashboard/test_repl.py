@@ -8,6 +8,7 @@ import shutil
 import pytest
 from textual.widgets import Collapsible, Input, OptionList
 
+from r1tui.dashboard.screens.main import PANEL_KEYS as KEY
 from r1tui.dashboard.screens.modals import GgufPicker
 from r1tui.dashboard.widgets.repl import ReplPanel, Turn
 from r1tui.runs.layout import RunLayout
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def ask(pilot, app, question: str) -> None:
-    await pilot.press("8")
+    await pilot.press(KEY["repl"])
     await pilot.pause(0.05)
     app.query_one("#prompt", Input).value = question
     await pilot.press("enter")
@@ -28,7 +29,7 @@ async def test_one_turn_streams_think_apart_from_the_answer(make_app, exported_r
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         panel = app.query_one(ReplPanel)
-        await pilot.press("8")
+        await pilot.press(KEY["repl"])
         await wait_for(pilot, lambda: "tiny-mistral-random-r1-Q4_K_M.gguf" in screen_text(app), what="the GGUF")
         assert app.focused is app.query_one("#prompt", Input)
         await ask(pilot, app, "What is 2+2?")
@@ -100,7 +101,7 @@ async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         panel = app.query_one(ReplPanel)
-        await pilot.press("8")
+        await pilot.press(KEY["repl"])
         await wait_for(pilot, lambda: panel.gguf is not None, what="the default GGUF")
         assert panel.gguf == exported_run.layout.choose_gguf(app.config.export.quant_types)
         await pilot.press("ctrl+o")
@@ -177,10 +178,10 @@ async def test_the_repl_key_brings_back_the_prompt(make_app, exported_run, settl
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         prompt = app.query_one("#prompt", Input)
-        await pilot.press("8")
+        await pilot.press(KEY["repl"])
         await wait_for(pilot, lambda: app.focused is prompt, what="the prompt")
         await pilot.press("escape")  # nothing generating: leaves the input
         await wait_for(pilot, lambda: app.focused is not prompt, what="focus to leave the prompt")
-        await pilot.press("8")
+        await pilot.press(KEY["repl"])
         await wait_for(pilot, lambda: app.focused is prompt, what="the prompt again")
         assert app.query_one("#panels").active == "repl"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from r1tui.dashboard.screens.main import PANEL_KEYS as KEY
 from r1tui.dashboard.widgets.data import DataPanel
 
 SMALL = (80, 24)
@@ -31,10 +32,10 @@ def before(settle, wait_for, screen_text, keys: str = "", marker: str | None = N
 
 @pytest.mark.parametrize(("keys", "marker"), [
     pytest.param("", "events · log:", id="pipeline"),
-    pytest.param("4", "checkpoints step", id="training"),
-    pytest.param("6", "tokenizer parity", id="export"),
-    pytest.param("7", "eval: tiny", id="evaluator"),
-    pytest.param("5", "no GPU", id="gpu_panel"),
+    pytest.param(KEY["training"], "checkpoints step", id="training"),
+    pytest.param(KEY["export"], "tokenizer parity", id="export"),
+    pytest.param(KEY["evaluator"], "eval: tiny", id="evaluator"),
+    pytest.param(KEY["gpu"], "no GPU", id="gpu_panel"),
 ])
 def test_run_views(keys, marker, snap_compare, make_app, recorded_run, settle, wait_for, screen_text):
     app = make_app(recorded_run)
@@ -48,7 +49,7 @@ def test_data_view(snap_compare, make_app, exported_run, settle, wait_for, scree
 
     app = make_app(exported_run)
     assert snap_compare(app, terminal_size=SMALL,
-                        run_before=before(settle, wait_for, screen_text, "3", "example 1/", preview_drawn))
+                        run_before=before(settle, wait_for, screen_text, KEY["data"], "example 1/", preview_drawn))
 
 
 def test_dry_run_view_without_a_run(snap_compare, make_app, settle, wait_for, screen_text):
@@ -71,3 +72,11 @@ def test_pipeline_when_larger(snap_compare, make_app, recorded_run, settle, wait
     app = make_app(recorded_run)
     assert snap_compare(app, terminal_size=(120, 36),
                         run_before=before(settle, wait_for, screen_text, "", "events · log:"))
+
+
+def test_generate_view(snap_compare, make_app, generation_run, settle, wait_for, screen_text):
+    """The teacher mid-way, from a constructed generate log (fixed times: rates and ETA are stable)."""
+    run, events = generation_run(steps=5)
+    app = make_app(run, clock=lambda: events[-1].ts + 1)
+    assert snap_compare(app, terminal_size=SMALL,
+                        run_before=before(settle, wait_for, screen_text, KEY["generate"], "rejected"))

@@ -73,8 +73,8 @@ def test_tiny_run_detaches_survives_a_hangup_and_trains_for_real(tmp_path, runs_
     events = read_events(run_dir / "events.jsonl")
     assert [e.type for e in events][0] == "run_started" and events[-1].type == "run_finished"
     finished = {e.stage: e.data["status"] for e in events if e.type == "stage_finished"}
-    assert finished == {"prepare": "finished", "train": "finished", "merge": "finished", "gguf": "finished",
-                        "quantize": "finished", "parity": "finished", "eval": "finished"}
+    assert finished == {"generate": "skipped", "prepare": "finished", "train": "finished", "merge": "finished",
+                        "gguf": "finished", "quantize": "finished", "parity": "finished", "eval": "finished"}
     steps = [m["step"] for m in metrics(run_dir)]
     assert steps == list(range(1, 31))
     losses = [m["loss"] for m in metrics(run_dir)]

@@ -20,6 +20,7 @@ from r1tui.dashboard.widgets.config import ConfigPanel
 from r1tui.dashboard.widgets.data import DataPanel
 from r1tui.dashboard.widgets.evaluator import EvaluatorPanel
 from r1tui.dashboard.widgets.export import ExportPanel
+from r1tui.dashboard.widgets.generate import GeneratePanel
 from r1tui.dashboard.widgets.gpu import GpuPanel
 from r1tui.dashboard.widgets.header import RunHeader
 from r1tui.dashboard.widgets.pipeline import PipelinePanel
@@ -30,9 +31,15 @@ from r1tui.dashboard.widgets.training import TrainingPanel
 if TYPE_CHECKING:
     from r1tui.dashboard.app import DashboardApp
 
-PANELS: tuple[type[Panel], ...] = (PipelinePanel, ConfigPanel, DataPanel, TrainingPanel, GpuPanel,
-                                   ExportPanel, EvaluatorPanel, ReplPanel, PushPanel)
+# In the order of the tabs. Generate came last (key 0), so the keys people already know
+# (1 Pipeline … 9 Push) kept their panels.
+PANELS: tuple[type[Panel], ...] = (PipelinePanel, ConfigPanel, DataPanel, TrainingPanel, GpuPanel, ExportPanel,
+                                   EvaluatorPanel, ReplPanel, PushPanel, GeneratePanel)
 PANEL_IDS = tuple(panel.PANEL_ID for panel in PANELS)
+# The digit that shows each panel: 1-9, then 0 for the tenth (the order of the keyboard's row).
+if len(PANELS) > 10:
+    raise RuntimeError("one digit key per panel: ten panels at most")
+PANEL_KEYS = {panel.PANEL_ID: str((index + 1) % 10) for index, panel in enumerate(PANELS)}
 PANELS_GROUP = Binding.Group("panel", compact=True)
 
 # Which panel an action's binding belongs to (shown in the footer only there).
@@ -42,8 +49,8 @@ ACTION_PANEL = {"start": "pipeline", "resume": "pipeline", "cancel": "pipeline",
 
 class MainScreen(Screen):
     BINDINGS = [
-        *(Binding(str(i + 1), f"show_panel('{panel.PANEL_ID}')", panel.TITLE, group=PANELS_GROUP)
-          for i, panel in enumerate(PANELS)),
+        *(Binding(PANEL_KEYS[panel.PANEL_ID], f"show_panel('{panel.PANEL_ID}')", panel.TITLE, group=PANELS_GROUP)
+          for panel in PANELS),
         Binding("d", "toggle_dry_run", "dry run"),
         Binding("s", "act('start')", "start"),
         Binding("r", "act('resume')", "resume"),

@@ -1,0 +1,146 @@
+"""`r1tui generate`: reasoning traces from a teacher, verified and curated, into a JSONL file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from r1tui.cli._common import (
+    add_config_argument,
+    console,
+    load_cli_config,
+    print_json,
+    progress,
+    resolve_path,
+)
+
+HELP = "distil traces from a teacher (OpenAI-compatible endpoints): generate, verify, keep the correct ones"
+DESCRIPTION = """\
+Send every prompt (teacher.prompts, or --prompts SOURCE: synthetic, a .jsonl/.parquet
+with question/answer/domain, or hf:<dataset>) to the teacher (teacher.model at
+teacher.base_url: one OpenAI-compatible server or a list of them, used at once, the
+least loaded first) teacher.samples times, teacher.concurrency requests at once.
+Each reply is put in r1tui's format (<think>…</think> then FINAL ANSWER: …) and
+verified: the answer against the prompt's reference, complete (not cut at
+max_tokens), short enough for the student (model.max_seq_length). Of a prompt's
+correct samples, duplicates and near duplicates are dropped, then teacher.keep
+applies; the kept conversations go to OUT, in the schema `r1tui prepare --data OUT`
+reads. Every sample, accepted or rejected with its reason, goes to OUT's
+.samples.jsonl beside it.
+
+Rerun the same command after an interruption (Ctrl-C, kill -9, a lost connection):
+finished samples are skipped and no row is written twice. The API key is read from
+the variable teacher.api_key_env (OPENAI_API_KEY by default; local servers need none)
+and is never printed or written.
+
+DRY_RUN=1 prints the plan (prompts, requests, tokens, endpoints, the most it can
+cost) and sends nothing.
+
+Examples:
+  r1tui generate --out traces.jsonl
+  r1tui generate --prompts hf:openai/gsm8k --out gsm8k-traces.jsonl
+  DRY_RUN=1 r1tui generate --prompts prompts.jsonl --out traces.jsonl
+  r1tui prepare --data traces.jsonl --out data/prepared
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--prompts", metavar="SOURCE", default=None,
+                        help="use instead of teacher.prompts: synthetic, a .jsonl/.parquet file, or hf:<owner>/<name>")
+    parser.add_argument("--out", metavar="FILE.jsonl", required=True,
+                        help="the traces file: new, or one an earlier `r1tui generate` wrote (continued)")
+    parser.add_argument("--json", action="store_true", help="print the summary (or, with DRY_RUN=1, the plan) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from r1tui.cli import dry_run_requested
+    from r1tui.config import is_local_source
+    from r1tui.errors import R1Error
+    from r1tui.generate.run import NO_TEACHER, generate_traces, plan_generation
+
+    config = load_cli_config(args)
+    if not config.teacher.model:
+        raise R1Error(NO_TEACHER)
+    out_path = resolve_path(args.out)
+    if out_path.is_dir():
+        raise R1Error(f"--out {out_path}: is a folder; name a .jsonl file")
+    source = args.prompts
+    if source and is_local_source(source):
+        source = str(resolve_path(source))
+
+    if dry_run_requested():
+        plan = plan_generation(config, out_path, source)
+        if args.json:
+            print_json(plan.to_dict())
+        else:
+            _print_plan(plan)
+        return 0
+
+    if args.json:
+        summary = generate_traces(config, out_path, prompts_source=source)
+        print_json(summary.to_dict())
+        return 0
+    with progress() as bar:
+        task = bar.add_task("generate", total=None)
+
+        def show(summary: Any) -> None:
+            rejected = sum(summary.rejected.values())
+            bar.update(task, completed=summary.completed, total=summary.total or None,
+                       description=f"generate: {summary.accepted} accepted · {rejected} rejected · {summary.kept} kept")
+
+        summary = generate_traces(config, out_path, prompts_source=source, on_progress=show)
+    _print_summary(summary)
+    return 0
+
+
+def _print_plan(plan: Any) -> None:
+    from rich.table import Table
+
+    from r1tui.present import MISSING
+
+    out = console()
+    out.print("[bold yellow]dry run[/]: nothing sent to the teacher, nothing written.")
+    table = Table(title="Plan", title_justify="left", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    skipped = f" ({sum(plan.prompts_skipped.values())} rows skipped: " + ", ".join(
+        f"{r} {n}" for r, n in plan.prompts_skipped.items()) + ")" if plan.prompts_skipped else ""
+    table.add_row("prompts", f"{plan.prompts:,} from {plan.source}{skipped}")
+    table.add_row("requests", f"{plan.requests:,} ({plan.samples_per_prompt} per prompt"
+                  + (f"; {plan.already_done:,} samples already done in {plan.samples_file}" if plan.already_done else "")
+                  + f"), {plan.concurrency} at once")
+    table.add_row("teacher", plan.model)
+    table.add_row("endpoints", "\n".join(plan.endpoints))
+    table.add_row("max tokens", f"{plan.max_tokens:,} per request, {plan.max_completion_tokens:,} at most in all")
+    table.add_row("prompt tokens", f"about {plan.prompt_tokens:,} (the student's tokenizer)")
+    cost = MISSING if plan.cost_upper_usd is None else f"at most ${plan.cost_upper_usd:,.2f}"
+    table.add_row("cost", cost + ("" if plan.cost_upper_usd is not None else " (no teacher.price_* configured)"))
+    table.add_row("writes", f"{plan.out}\n{plan.samples_file}")
+    out.print(table)
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    from r1tui.present import format_duration
+
+    out = console()
+    rejected = sum(summary.rejected.values())
+    resumed = f" ({summary.resumed:,} from an earlier run)" if summary.resumed else ""
+    out.print(f"[bold green]wrote[/] {summary.kept:,} traces to {summary.out}: {summary.accepted:,} of "
+              f"{summary.completed:,} samples correct{resumed}, {summary.prompts_done:,} of {summary.prompts:,} prompts")
+    cost = "" if summary.cost_usd is None else f", ${summary.cost_usd:,.4f}"
+    out.print(f"[dim]{summary.requests:,} requests ({summary.retries:,} retries), {summary.tokens_in:,} tokens in, "
+              f"{summary.tokens_out:,} out{cost}, {format_duration(summary.elapsed_s)}; every sample in "
+              f"{summary.samples_file}[/]", highlight=False)
+    if rejected or summary.dropped:
+        table = Table(title="Not kept", title_justify="left")
+        table.add_column("reason")
+        table.add_column("samples", justify="right")
+        table.add_column("share", justify="right")
+        for reason, count in summary.rejected.items():
+            table.add_row(reason, f"{count:,}", f"{count / max(1, summary.completed):.0%}")
+        for reason, count in summary.dropped.items():
+            table.add_row(f"{reason} (correct)", f"{count:,}", f"{count / max(1, summary.completed):.0%}")
+        out.print(table)
