@@ -8,7 +8,7 @@ dashboard. No torch, no network, no files written.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from r1tui import calculator
@@ -182,6 +182,16 @@ def _masking_stats(config: Config) -> dict[str, Any]:
     from r1tui.data.stats import dry_run_masking_stats
 
     return dry_run_masking_stats(config)
+
+
+def with_masking(report: DryRunReport, config: Config, masking: dict[str, Any] | None) -> DryRunReport:
+    """The report with masking statistics computed later (the dashboard computes them in a
+    worker) and the epoch estimate they give."""
+    if not masking:
+        return replace(report, masking=None, epoch=None)
+    arch = calculator.resolve_architecture(config.model.architecture)
+    return replace(report, masking=masking,
+                   epoch=epoch_estimate(config, masking, report.config.backend_for_estimate, arch))
 
 
 def epoch_estimate(config: Config, masking: dict[str, Any], backend: str,

@@ -71,6 +71,16 @@ async def test_config_panel_shows_the_calculator(make_app, recorded_run, settle,
         assert "Training VRAM estimate" in text and "fits" in text
         assert "Q4_K_M *" in text  # the configured quant is marked
         assert f"runs/{recorded_run.run_id}/config.toml" in text
+        # once the masking statistics arrive (a worker), the epoch's tokens and hours on the GPU
+        await wait_for(pilot, lambda: app.masking_stats is not None, timeout=60, what="the masking statistics")
+        await wait_for(pilot, lambda: "One epoch on" in screen_text(app), what="the epoch estimate")
+        from r1tui.dryrun import with_masking
+
+        epoch = with_masking(app.report, app.config, app.masking_stats).epoch
+        text = screen_text(app)
+        assert f"{epoch.tokens:,} in {epoch.rows:,} rows" in text
+        assert app.config.hardware.gpu_name == "CPU (no GPU)" and epoch.tokens_per_s is None  # the tiny config's
+        assert "no throughput figure for GPU 'CPU (no GPU)'" in " ".join(text.split())  # said, not guessed
 
 
 async def test_dry_run_view_without_a_run(make_app, settle, screen_text, wait_for):

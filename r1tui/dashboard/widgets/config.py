@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
@@ -45,10 +43,12 @@ class ConfigPanel(Panel):
         if report is None:
             tables.update(Text("no config to estimate", style="dim"))
             return
-        from r1tui.dryrun import report_renderables
+        from r1tui.dryrun import report_renderables, with_masking
 
         masking = app.masking_stats if app.masking_stats and "error" not in app.masking_stats else None
-        parts = list(report_renderables(dataclasses.replace(report, masking=masking)))
+        # the masking statistics arrive from a worker; with them, the epoch's tokens and hours
+        parts = list(report_renderables(with_masking(report, app.config, masking) if app.config is not None
+                                        else report))
         if app.masking_stats is None:
             parts.append(Text("masking statistics: computing…", style="dim"))
         elif "error" in app.masking_stats:
