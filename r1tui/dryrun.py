@@ -179,7 +179,7 @@ def _effective_backend(config: Config) -> str:
 
 
 def _masking_stats(config: Config) -> dict[str, Any]:
-    from r1tui.data.stats import dry_run_masking_stats
+    from r1tui.data.prepare import dry_run_masking_stats
 
     return dry_run_masking_stats(config)
 

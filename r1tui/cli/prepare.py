@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     out = console()
 
     if dry_run_requested():
-        from r1tui.data.stats import dry_run_masking_stats, stats_table
+        from r1tui.data.prepare import dry_run_masking_stats
+        from r1tui.data.stats import stats_table
 
         stats = dry_run_masking_stats(config)
         if args.json:

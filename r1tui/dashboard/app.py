@@ -114,7 +114,7 @@ class DashboardApp(App[None]):
         """The dry run's masking statistics (renders up to 256 rows; ~0.2 s, no torch)."""
         if config is None:
             return
-        from r1tui.data.stats import dry_run_masking_stats
+        from r1tui.data.prepare import dry_run_masking_stats
 
         try:
             stats = dry_run_masking_stats(config)

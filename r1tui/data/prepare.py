@@ -18,13 +18,14 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1tui.data.render import IGNORE_INDEX, ChatRenderer, RenderError, load_renderer
-from r1tui.data.sources import LoadedExamples, load_examples
-from r1tui.data.stats import MaskingStats
+from r1tui.data.sources import LoadedExamples, load_examples, parse_source
+from r1tui.data.stats import DRY_RUN_ROWS, MaskingStats
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.runs.events import NullWriter, stage
@@ -163,3 +164,31 @@ def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> No
 def load_stats(data_dir: str | Path) -> dict[str, Any]:
     """The stats.json of a prepared dataset folder."""
     return json.loads((Path(data_dir) / STATS_FILE).read_text(encoding="utf-8"))
+
+
+def dry_run_masking_stats(config: Config) -> dict[str, Any]:
+    """Masking stats of the configured data, on at most ``DRY_RUN_ROWS`` rows; writes nothing.
+
+    A Hub source is not downloaded in a dry run: the offline synthetic set stands in,
+    and the dict says so (``note``). ``rows_used`` is how many rows were rendered.
+    """
+    started = time.perf_counter()
+    data = config.data
+    kind, _, _ = parse_source(data.source)
+    source, note = data.source, None
+    if kind == "hf":
+        source, note = "synthetic", f"{data.source} is not downloaded in a dry run; the offline synthetic set stands in"
+    cap = min(DRY_RUN_ROWS, data.num_examples)
+    loaded = load_examples(source, split=data.split, fields=data.fields, num_examples=cap, seed=data.seed)
+    renderer = load_renderer(tokenizer_spec(config))
+    _, stats = render_examples(loaded, renderer, config)
+    result = stats.to_dict()
+    result.update({
+        "dry_run": True,
+        "rows_used": loaded.rows_read,
+        "rows_cap": cap,
+        "configured_source": data.source,
+        "note": note,
+        "elapsed_s": time.perf_counter() - started,
+    })
+    return result

@@ -3,23 +3,19 @@
 ``MaskingStats`` accumulates while rows are rendered; ``to_dict`` is the JSON written
 to ``data/stats.json`` and shown by ``r1tui prepare --json`` and the dry run;
 ``stats_table`` draws it for the CLI and the dashboard. The dry run calls
-``dry_run_masking_stats(config)``, which renders at most ``DRY_RUN_ROWS`` rows with the
+``r1tui.data.prepare.dry_run_masking_stats(config)``, which renders at most ``DRY_RUN_ROWS`` rows with the
 raw SentencePiece model (no mistral-common import) to stay well under a second.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from r1tui.data.tokenizer import tokenizer_spec
-
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from r1tui.config import Config
 
 STATS_VERSION = 1
 HISTOGRAM_BINS = 8
@@ -85,38 +81,6 @@ class MaskingStats:
             "truncated": dict(sorted(self.truncated.items())),
             "truncated_total": sum(self.truncated.values()),
         }
-
-
-def dry_run_masking_stats(config: Config) -> dict[str, Any]:
-    """Masking stats of the configured data, on at most ``DRY_RUN_ROWS`` rows; writes nothing.
-
-    A Hub source is not downloaded in a dry run: the offline synthetic set stands in,
-    and the dict says so (``note``). ``rows_used`` is how many rows were rendered.
-    """
-    from r1tui.data.prepare import render_examples
-    from r1tui.data.render import load_renderer
-    from r1tui.data.sources import load_examples, parse_source
-
-    started = time.perf_counter()
-    data = config.data
-    kind, _, _ = parse_source(data.source)
-    source, note = data.source, None
-    if kind == "hf":
-        source, note = "synthetic", f"{data.source} is not downloaded in a dry run; the offline synthetic set stands in"
-    cap = min(DRY_RUN_ROWS, data.num_examples)
-    loaded = load_examples(source, split=data.split, fields=data.fields, num_examples=cap, seed=data.seed)
-    renderer = load_renderer(tokenizer_spec(config))
-    _, stats = render_examples(loaded, renderer, config)
-    result = stats.to_dict()
-    result.update({
-        "dry_run": True,
-        "rows_used": loaded.rows_read,
-        "rows_cap": cap,
-        "configured_source": data.source,
-        "note": note,
-        "elapsed_s": time.perf_counter() - started,
-    })
-    return result
 
 
 def _share(part: int, whole: int) -> str:

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from r1tui.config import load_config, parse_config
-from r1tui.data.prepare import STATS_FILE, load_stats, prepare_dataset
+from r1tui.data.prepare import STATS_FILE, dry_run_masking_stats, load_stats, prepare_dataset
 from r1tui.data.render import IGNORE_INDEX, load_renderer
-from r1tui.data.stats import DRY_RUN_ROWS, dry_run_masking_stats, stats_table
+from r1tui.data.stats import DRY_RUN_ROWS, stats_table
 from r1tui.runs.events import EventWriter, read_events
 
 
@@ -147,7 +147,7 @@ def test_dry_run_stats_import_neither_mistral_common_nor_torch(tiny_config_path)
     code = (
         "import sys, json\n"
         "from r1tui.config import load_config\n"
-        "from r1tui.data.stats import dry_run_masking_stats, stats_table\n"
+        "from r1tui.data.prepare import dry_run_masking_stats\nfrom r1tui.data.stats import stats_table\n"
         "from r1tui.data.preview import token_preview\n"
         f"stats = dry_run_masking_stats(load_config({str(tiny_config_path)!r}))\n"
         "stats_table(stats)\n"
