@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from r1tui.present import format_bytes
+
 log = logging.getLogger(__name__)
 
 NA = "N/A"
@@ -142,8 +144,7 @@ def format_sample(gpu: dict[str, Any]) -> str:
     def show(value: Any, fmt: str) -> str:
         return NA if value is None else fmt.format(value)
 
-    used, total = gpu.get("memory_used"), gpu.get("memory_total")
-    memory = f"{show(used and used / 2**30, '{:.1f}')}/{show(total and total / 2**30, '{:.1f}')} GiB"
+    memory = f"{format_bytes(gpu.get('memory_used'))}/{format_bytes(gpu.get('memory_total'))}"  # as everywhere
     return (f"GPU {gpu.get('index', 0)} {gpu.get('name') or NA}: {memory}, "
             f"util {show(gpu.get('utilization'), '{}%')}, {show(gpu.get('temperature'), '{}°C')}, "
             f"{show(gpu.get('power_w'), '{} W')}")

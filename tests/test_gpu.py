@@ -13,6 +13,7 @@ from collections import namedtuple
 import pytest
 
 from r1tui import gpu
+from r1tui.present import format_bytes
 from r1tui.runs.events import EventWriter, read_events
 from r1tui.train.callback import GpuSampler
 
@@ -77,7 +78,8 @@ def test_samples_from_nvml(monkeypatch):
                      "memory_total": 80 * 2**30, "utilization": 97, "memory_utilization": 40, "temperature": 71,
                      "power_w": 350.5}
     assert gpu.driver_version() == "580.65"
-    assert gpu.format_sample(first) == "GPU 0 NVIDIA H100 (gpu0): 20.0/80.0 GiB, util 97%, 71°C, 350.5 W"
+    assert gpu.format_sample(first) == \
+        f"GPU 0 NVIDIA H100 (gpu0): {format_bytes(20 * 2**30)}/{format_bytes(80 * 2**30)}, util 97%, 71°C, 350.5 W"
 
 
 def test_a_failing_query_is_na_not_an_exception(monkeypatch):
@@ -85,7 +87,8 @@ def test_a_failing_query_is_na_not_an_exception(monkeypatch):
     sample = gpu.sample(1)
     assert sample["available"] is True and sample["memory_used"] == 20 * 2**30
     assert sample["temperature"] is None and sample["power_w"] is None and sample["utilization"] is None
-    assert gpu.format_sample(sample) == "GPU 1 N/A: 20.0/80.0 GiB, util N/A, N/A, N/A"
+    assert gpu.format_sample(sample) == \
+        f"GPU 1 N/A: {format_bytes(20 * 2**30)}/{format_bytes(80 * 2**30)}, util N/A, N/A, N/A"
 
 
 def test_init_failure_is_remembered_once(monkeypatch):

@@ -14,6 +14,7 @@ import logging
 import os
 
 from r1tui.errors import R1Error
+from r1tui.runs.events import StageCancelled
 
 # name -> module under r1tui.cli; order is the order shown in --help
 COMMANDS: dict[str, str] = {
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _fail(str(exc))
         return 1
-    except KeyboardInterrupt:
-        _fail("interrupted")
+    except (KeyboardInterrupt, StageCancelled) as exc:
+        _fail("cancelled" if isinstance(exc, StageCancelled) else "interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if debug:

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
     from r1tui.errors import R1Error
-    from r1tui.pipeline.launch import cancel_run
+    from r1tui.pipeline.launch import cancel_run, cancel_target
     from r1tui.runs.status import run_status
 
     if args.wait < 0:
@@ -46,15 +46,18 @@ def run(args: argparse.Namespace) -> int:
     layout = resolve_cli_run(args)
     out = console()
     if dry_run_requested():
+        target = cancel_target(layout)
         status = run_status(layout)
-        out.print(f"[bold yellow]dry run[/]: would send SIGTERM to pid {status.pid} of run {layout.run_id} "
+        what = f"pid {target}, the process writing it ({status.writer or 'its pipeline'})" if target else "nothing"
+        out.print(f"[bold yellow]dry run[/]: would send SIGTERM to {what} of run {layout.run_id} "
                   f"(status: {status.status}); nothing sent")
         return 0
+    target = cancel_target(layout)
     status = cancel_run(layout, wait=args.wait)
     if args.json:
         print_json(status.to_dict())
-    elif status.status == "running":
-        out.print(f"asked run {layout.run_id} to stop (pid {status.pid}); it is finishing its current step — "
+    elif status.alive:
+        out.print(f"asked run {layout.run_id} to stop (pid {target}); it is finishing its current step — "
                   f"`r1tui runs` shows when it has stopped")
     else:
         out.print(f"run {layout.run_id}: {status.status}" + (f" at step {status.step}" if status.step else ""))

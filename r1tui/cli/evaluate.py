@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.runs.lock import RunLock
 
     lock = RunLock(layout, "r1tui eval").acquire() if layout is not None else None
+    if layout is not None and out_dir is None:
+        from r1tui.pipeline.orchestrator import forget
+
+        forget(layout, "eval")  # eval/ is about to hold this command's results, not the eval stage's
     events = EventWriter(layout.events) if layout is not None else None
     try:
         with progress() as bar:

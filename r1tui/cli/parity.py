@@ -22,8 +22,10 @@ GGUF through llama.cpp. The ids must be identical; on a mismatch the command fai
 shows the first differing tokens, with a hint when the file shows a known converter
 trap. Works for any GGUF and tokenizer pair.
 
-Give --gguf for one file, or RUN to check every GGUF of a run (writes gguf/parity.json
-and emits parity events into the run's log).
+Give --gguf for one file, or RUN to check every GGUF its export made: that runs the
+run's parity stage (as `r1tui export` does; skipped when the files and tokenizer are
+unchanged since the last check), which writes gguf/parity.json and its events into the
+run's log, under the run's lock.
 
 Examples:
   r1tui parity --gguf model-Q4_K_M.gguf
@@ -44,7 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
     from pathlib import Path
 
     from rich.table import Table
@@ -54,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.export.gguf import find_converter, read_gguf
     from r1tui.export.parity import SAMPLE_CONVERSATIONS, check_parity, describe_failure
     from r1tui.runs.events import EventWriter, stage
-    from r1tui.runs.files import write_json_atomic
-    from r1tui.runs.lock import RunLock
 
     if not args.gguf and not args.run:
         raise R1Error("nothing to check: pass --gguf PATH or a RUN (see `r1tui parity --help`)")
@@ -82,36 +81,44 @@ def run(args: argparse.Namespace) -> int:
                   f"with {', '.join(str(f) for f in files)}")
         return 0
 
+    if layout is not None:
+        # A run's GGUFs are checked by its parity stage, as the export does (one resume rule,
+        # the run's lock, parity.json with its fingerprint, so push trusts it afterwards).
+        from r1tui.pipeline.orchestrator import run_named
+        from r1tui.runs.files import read_json_object
+
+        if args.tokenizer:
+            config.model.tokenizer = args.tokenizer
+        with EventWriter(layout.events) as writer:
+            skipped = run_named(config, layout, ["parity"], writer, what="r1tui parity")
+        parity = read_json_object(layout.parity)
+        reports = list((parity.get("files") or {}).values())
+        if skipped and not args.json:
+            out.print("[dim]up to date: these files were checked with this tokenizer and have not changed since[/]")
+        _show(out, reports, Table, args.json)
+        if not parity.get("ok"):
+            failed = next(r for r in reports if not r["ok"])
+            raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}")
+        return 0
+
     try:
         converter = find_converter(config.export.llama_cpp_dir)
     except R1Error:
         converter = None  # read_gguf then uses any importable gguf-py; only used for hints
     reports = []
-    # Checking a run writes into it (its log, parity.json): hold the run's lock meanwhile.
-    with RunLock(layout, "r1tui parity") if layout is not None else contextlib.nullcontext(), \
-            EventWriter(layout.events) if layout is not None else contextlib.nullcontext() as writer:
-        with stage(writer, "parity", tokenizer=spec, files=[f.name for f in files]) as outputs:
-            for index, file in enumerate(files, start=1):
-                try:
-                    info = read_gguf(file, converter)
-                except R1Error:
-                    info = None
-                reports.append(check_parity(file, spec, gguf_info=info))
-                if layout is not None:
-                    reports[-1]["gguf"] = file.name  # parity.json is published: no local paths in it
-                if writer is not None:
-                    writer.emit("stage_progress", stage="parity", completed=index, total=len(files), unit="file",
-                                message=f"{file.name}: {'ok' if reports[-1]['ok'] else 'MISMATCH'}")
-            ok = all(r["ok"] for r in reports)
-            if layout is not None:
-                write_json_atomic(layout.parity, {
-                    "ok": ok, "tokenizer": spec, "files": {Path(r["gguf"]).name: r for r in reports},
-                    "cases": reports[0]["cases"], "tokens_compared": reports[0]["tokens_compared"]})
-            outputs.update(ok=ok)
-            _show(out, reports, Table, args.json)
-            if not ok:
-                failed = next(r for r in reports if not r["ok"])
-                raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}")
+    with stage(None, "parity", tokenizer=spec, files=[f.name for f in files]) as outputs:
+        for file in files:
+            try:
+                info = read_gguf(file, converter)
+            except R1Error:
+                info = None
+            reports.append(check_parity(file, spec, gguf_info=info))
+        ok = all(r["ok"] for r in reports)
+        outputs.update(ok=ok)
+        _show(out, reports, Table, args.json)
+        if not ok:
+            failed = next(r for r in reports if not r["ok"])
+            raise R1Error(f"{Path(failed['gguf']).name}: {describe_failure(failed)}")
     return 0
 
 

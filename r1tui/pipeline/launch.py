@@ -25,7 +25,7 @@ from r1tui.errors import R1Error
 from r1tui.pipeline import registry
 from r1tui.runs.files import write_text_atomic
 from r1tui.runs.layout import RunLayout, new_run_id
-from r1tui.runs.lock import RunLock
+from r1tui.runs.lock import RunLock, has_lock_file, holder
 from r1tui.runs.status import RunStatus, is_stuck_pipeline, pid_alive, refuse_if_running, run_status
 
 if TYPE_CHECKING:
@@ -160,31 +160,48 @@ def _group_members(leader: int) -> set[int]:
     return members
 
 
-def cancel_run(layout: RunLayout, wait: float = 0.0) -> RunStatus:
-    """Ask a running pipeline to stop (SIGTERM): it checkpoints, then writes cancelled.
-
-    With ``wait`` > 0, waits up to that many seconds for the run to finish.
-    """
+def cancel_target(layout: RunLayout) -> int | None:
+    """The process ``r1tui cancel`` signals: whoever holds the run's lock (the pipeline, or
+    a CLI export / eval / push writing into a finished run); for a run made before the
+    lock existed, its pid file when that process is this run's pipeline. None: nothing
+    writes the run."""
+    if has_lock_file(layout):
+        who = holder(layout)
+        return who.pid if who is not None else None
     status = run_status(layout)
-    if status.pid is None or not (status.status == "running" or is_stuck_pipeline(status)):
+    if status.pid is not None and (status.status == "running" or is_stuck_pipeline(status)):
+        return status.pid
+    return None
+
+
+def _written(layout: RunLayout) -> bool:
+    return cancel_target(layout) is not None
+
+
+def cancel_run(layout: RunLayout, wait: float = 0.0) -> RunStatus:
+    """Ask the process writing a run to stop (SIGTERM): training checkpoints first, every
+    stage records cancelled, then the pipeline writes run_finished cancelled.
+
+    With ``wait`` > 0, waits up to that many seconds for the writer to let go of the run.
+    """
+    target = cancel_target(layout)
+    if target is None:
+        status = run_status(layout)
         raise R1Error(f"run {layout.run_id} is not running (status: {status.status}); nothing to cancel")
-    workers = _group_members(status.pid) - {status.pid}
+    workers = _group_members(target) - {target}
     try:
         if workers:
-            # --processes N: the pid is accelerate's launcher, which on SIGTERM gives its
+            # --processes N: the target is accelerate's launcher, which on SIGTERM gives its
             # workers 30 s before SIGKILL; signal the workers themselves so each rank
             # checkpoints at its own pace and the launcher ends when they do.
             for worker in workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker, signal.SIGTERM)
         else:
-            os.kill(status.pid, signal.SIGTERM)
+            os.kill(target, signal.SIGTERM)
     except ProcessLookupError:
         return run_status(layout)
     deadline = time.monotonic() + wait
-    while wait > 0 and time.monotonic() < deadline:
-        status = run_status(layout)
-        if status.status != "running" and not is_stuck_pipeline(status):
-            return status
+    while wait > 0 and time.monotonic() < deadline and _written(layout):
         time.sleep(0.2)
     return run_status(layout)

@@ -49,6 +49,14 @@ def _record(ctx: StageContext, name: str, **entry: Any) -> None:
     write_text_atomic(ctx.layout.stages_record, json.dumps(records, indent=2, default=str))
 
 
+def forget(layout: RunLayout, name: str) -> None:
+    """Drop a stage's record: a command rewrote its outputs with other settings (``r1tui eval
+    RUN -n 5``), so the next run of the pipeline must not take them as up to date."""
+    records = read_json_object(layout.stages_record)
+    if records.pop(name, None) is not None:
+        write_text_atomic(layout.stages_record, json.dumps(records, indent=2, default=str))
+
+
 def up_to_date(stage: Stage, ctx: StageContext) -> bool:
     """The one resume rule: recorded finished with these inputs, and the outputs exist."""
     previous = ctx.record(stage.name)
@@ -133,6 +141,12 @@ def context(config: Config, layout: RunLayout, events: EventSink | None = None, 
 def run_named(config: Config, layout: RunLayout, names: Sequence[str], events: EventSink | None = None,
               **options: Any) -> list[str]:
     """Run steps or stages of a run from a command (``r1tui export`` runs the step ``export``),
-    holding the run's lock; returns the stages skipped as up to date."""
-    with RunLock(layout, options.pop("what", "r1tui " + " ".join(names))):
-        return run_stages(context(config, layout, events, options=options), names)
+    holding the run's lock, SIGTERM and Ctrl-C cancelling the stage (``StageCancelled``);
+    returns the stages skipped as up to date."""
+    cancel.clear()
+    handlers = cancel.install(ignore_hangup=False)  # `r1tui cancel` stops the stage cleanly: recorded cancelled
+    try:
+        with RunLock(layout, options.pop("what", "r1tui " + " ".join(names))):
+            return run_stages(context(config, layout, events, options=options), names)
+    finally:
+        cancel.restore(handlers)

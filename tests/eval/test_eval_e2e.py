@@ -42,8 +42,13 @@ def eval_jsonl(tmp_path) -> Path:
 def test_eval_run_against_another_gguf(scripted_run, random_gguf, eval_jsonl, scripted_reply, capsys, monkeypatch):
     monkeypatch.chdir(scripted_run.parent.parent)  # the workspace: config.toml with runs.dir = runs
     events_before = len(read_events(scripted_run / "events.jsonl"))
+    records_path = scripted_run / "stages.json"
+    records = json.loads(records_path.read_text())
+    records_path.write_text(json.dumps({**records, "eval": {"status": "finished", "inputs": "as the stage ran it"}}))
 
     assert main(["eval", "tiny-run", "--source", str(eval_jsonl), "--vs", str(random_gguf)]) == 0
+    # eval/ now holds this command's results (another eval set): a resume must not take them as the stage's
+    assert "eval" not in json.loads(records_path.read_text()) and "merge" in json.loads(records_path.read_text())
 
     printed = capsys.readouterr().out
     eval_dir = scripted_run / "eval"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -144,12 +145,25 @@ def test_parity_command_on_a_run_logs_events(exported_run, tmp_path, capsys):
 
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run[0], run_dir, ignore=shutil.ignore_patterns("base", "merged", "events.jsonl"))
+    assert main(["parity", str(run_dir)]) == 0  # the export checked these files: up to date
+    assert "parity OK" in capsys.readouterr().out
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1].type == "stage_finished" and events[-1].data["status"] == "skipped"
+
+    from r1tui.export.card import parity_is_current, read_parity
+    from r1tui.runs.layout import RunLayout
+
+    layout = RunLayout(run_dir)
+    gguf = layout.gguf_files()[0]
+    os.utime(gguf, ns=(gguf.stat().st_atime_ns, gguf.stat().st_mtime_ns + 1_000_000_000))  # rewritten since
     assert main(["parity", str(run_dir)]) == 0
     capsys.readouterr()
     events = read_events(run_dir / "events.jsonl")
-    assert [e.type for e in events if e.stage == "parity"][0] == "stage_started"
-    assert events[-1].type == "stage_finished" and events[-1].data["status"] == "finished"
-    assert json.loads((run_dir / "gguf" / "parity.json").read_text())["ok"] is True
+    parity_events = [e for e in events if e.stage == "parity"]
+    assert "stage_progress" in [e.type for e in parity_events[-6:]]  # each file checked again
+    assert parity_events[-1].type == "stage_finished" and parity_events[-1].data["status"] == "finished"
+    parity = read_parity(layout)
+    assert parity["ok"] is True and parity_is_current(layout, parity)  # push trusts it afterwards
 
 
 def test_export_fails_when_the_gguf_does_not_tokenize_like_training(exported_run, tmp_path, run_export):

@@ -115,3 +115,55 @@ def test_two_resumes_at_the_same_instant_run_exactly_once(tmp_path, runs_helpers
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs)), "seq repeated or went backwards"
     assert run_status(layout).status == "finished"
+
+
+EXPORTER = """
+import sys, time
+from pathlib import Path
+from r1tui.config import parse_config
+from r1tui.pipeline.registry import Stage, register
+from r1tui.pipeline.orchestrator import run_named
+from r1tui.runs.events import EventWriter, stage
+from r1tui.runs.layout import RunLayout
+
+def slow(ctx):
+    with stage(ctx.events, "slowstage"):
+        print("held", flush=True)
+        time.sleep(60)
+
+register(Stage(name="slowstage", step="slowstage", does="waits", writes="nothing", fingerprint=lambda ctx: "x",
+               done=lambda ctx: False, run=slow))
+layout = RunLayout(Path(sys.argv[1]))
+with EventWriter(layout.events) as events:
+    run_named(parse_config({}), layout, ["slowstage"], events, what="r1tui export")
+"""
+
+
+def test_cancel_stops_the_process_holding_the_run_not_the_pid_file(tmp_path):
+    """A CLI command writing a run (here a crashed one, whose pid file now names another
+    process) is what `r1tui cancel` stops: the lock's holder. Its stage ends cancelled."""
+    from r1tui.pipeline.launch import cancel_run, cancel_target
+
+    layout = RunLayout(tmp_path / "20261130-000000-cncl")
+    layout.root.mkdir()
+    layout.config.write_text("", encoding="utf-8")
+    with EventWriter(layout.events) as writer:
+        writer.emit("run_started", run_id=layout.run_id, stages=["train"], pid=1, heartbeat_s=1.0)
+        writer.emit("stage_started", stage="train")
+    bystander = subprocess.Popen(["sleep", "120"])  # took over the dead pipeline's pid, say
+    layout.pid.write_text(f"{bystander.pid}\n")
+    exporter = subprocess.Popen([sys.executable, "-c", EXPORTER, str(layout.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert exporter.stdout.readline().strip() == "held"
+        assert cancel_target(layout) == exporter.pid
+        after = cancel_run(layout, wait=30)
+        assert exporter.wait(timeout=30) != 0 and not after.alive
+        assert bystander.poll() is None  # never signalled
+        finished = [e.data["status"] for e in read_events(layout.events)
+                    if e.type == "stage_finished" and e.stage == "slowstage"]
+        assert finished == ["cancelled"]
+        with pytest.raises(Exception, match="is not running"):
+            cancel_run(layout)
+    finally:
+        bystander.kill()
+        exporter.kill()
