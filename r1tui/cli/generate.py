@@ -28,13 +28,18 @@ applies; the kept conversations go to OUT, in the schema `r1tui prepare --data O
 reads. Every sample, accepted or rejected with its reason, goes to OUT's
 .samples.jsonl beside it.
 
-Rerun the same command after an interruption (Ctrl-C, kill -9, a lost connection):
-finished samples are skipped and no row is written twice. The API key is read from
-the variable teacher.api_key_env (OPENAI_API_KEY by default; local servers need none)
-and is never printed or written.
+Prompts that share a word n-gram (decontaminate.ngram) with an eval set (eval.source,
+decontaminate.against) are dropped before anything is sent, and counted.
 
-DRY_RUN=1 prints the plan (prompts, requests, tokens, endpoints, the most it can
-cost) and sends nothing.
+Rerun the same command after an interruption (Ctrl-C, kill -9, a lost connection):
+finished samples are skipped and no row is written twice; samples the teacher could
+not be reached for (connection, timeout, 429, 5xx) are asked again. Two generations
+into the same OUT at once: the second is refused. The API key is read from the
+variable teacher.api_key_env (OPENAI_API_KEY by default; local servers need none) and
+is never printed or written.
+
+DRY_RUN=1 prints the plan (prompts, requests, tokens, time, endpoints, the most it
+can cost) and sends nothing.
 
 Examples:
   r1tui generate --out traces.jsonl
@@ -94,26 +99,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _skipped(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n:,}" for reason, n in counts.items())
+
+
 def _print_plan(plan: Any) -> None:
     from rich.table import Table
 
-    from r1tui.present import MISSING
+    from r1tui.present import MISSING, format_duration
 
     out = console()
     out.print("[bold yellow]dry run[/]: nothing sent to the teacher, nothing written.")
     table = Table(title="Plan", title_justify="left", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    skipped = f" ({sum(plan.prompts_skipped.values())} rows skipped: " + ", ".join(
-        f"{r} {n}" for r, n in plan.prompts_skipped.items()) + ")" if plan.prompts_skipped else ""
+    skipped = f" ({sum(plan.prompts_skipped.values())} rows skipped: {_skipped(plan.prompts_skipped)})" \
+        if plan.prompts_skipped else ""
     table.add_row("prompts", f"{plan.prompts:,} from {plan.source}{skipped}")
-    table.add_row("requests", f"{plan.requests:,} ({plan.samples_per_prompt} per prompt"
-                  + (f"; {plan.already_done:,} samples already done in {plan.samples_file}" if plan.already_done else "")
-                  + f"), {plan.concurrency} at once")
+    if plan.contaminated_by:
+        count = plan.prompts_skipped.get("contaminated", 0)
+        table.add_row("contaminated", f"{count:,} prompt{'s' if count != 1 else ''} overlapping an eval set, not "
+                      f"sent: {_skipped(plan.contaminated_by)}")
+    done = f"; {plan.already_done:,} samples already done in {plan.samples_file}" if plan.already_done else ""
+    again = f"; {plan.asked_again:,} asked again (the teacher was not reached)" if plan.asked_again else ""
+    table.add_row("requests", f"{plan.requests:,} ({plan.samples_per_prompt} per prompt{done}{again}), "
+                  f"{plan.concurrency} at once")
     table.add_row("teacher", plan.model)
     table.add_row("endpoints", "\n".join(plan.endpoints))
     table.add_row("max tokens", f"{plan.max_tokens:,} per request, {plan.max_completion_tokens:,} at most in all")
     table.add_row("prompt tokens", f"about {plan.prompt_tokens:,} (the student's tokenizer)")
+    table.add_row("time", plan.time_note if plan.time_s is None else f"about {format_duration(plan.time_s)} "
+                  f"({plan.time_note})")
     cost = MISSING if plan.cost_upper_usd is None else f"at most ${plan.cost_upper_usd:,.2f}"
     table.add_row("cost", cost + ("" if plan.cost_upper_usd is not None else " (no teacher.price_* configured)"))
     table.add_row("writes", f"{plan.out}\n{plan.samples_file}")
@@ -130,6 +146,20 @@ def _print_summary(summary: Any) -> None:
     resumed = f" ({summary.resumed:,} from an earlier run)" if summary.resumed else ""
     out.print(f"[bold green]wrote[/] {summary.kept:,} traces to {summary.out}: {summary.accepted:,} of "
               f"{summary.completed:,} samples correct{resumed}, {summary.prompts_done:,} of {summary.prompts:,} prompts")
+    contaminated = summary.prompts_skipped.get("contaminated", 0)
+    if contaminated:
+        out.print(f"[yellow]dropped {contaminated:,} prompt{'s' if contaminated != 1 else ''} that overlap an eval "
+                  "set[/] (not sent): "
+                  f"{_skipped(summary.contaminated_by)}", highlight=False)
+    if summary.asked_again:
+        out.print(f"asked {summary.asked_again:,} samples again: an earlier run could not reach the teacher for them",
+                  highlight=False)
+    if summary.reverified:
+        out.print(f"verified {summary.reverified:,} stored samples again under the current settings (no request)",
+                  highlight=False)
+    if summary.unanswered:
+        out.print(f"[yellow]{summary.unanswered:,} samples got no answer from the teacher[/] (connection, timeout, "
+                  "429 or 5xx): rerun the same command to ask them again", highlight=False)
     cost = "" if summary.cost_usd is None else f", ${summary.cost_usd:,.4f}"
     out.print(f"[dim]{summary.requests:,} requests ({summary.retries:,} retries), {summary.tokens_in:,} tokens in, "
               f"{summary.tokens_out:,} out{cost}, {format_duration(summary.elapsed_s)}; every sample in "

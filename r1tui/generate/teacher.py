@@ -6,16 +6,21 @@ are). Each call goes to the endpoint with the fewest requests in flight (ties: t
 that got the fewest so far) and stays there for its retries: the ``openai`` client's own
 retries with exponential backoff, honouring ``Retry-After``, on 408/409/429/5xx,
 timeouts and dropped connections (``teacher.max_retries``, ``teacher.timeout_s`` per
-attempt). Every HTTP attempt is counted (an httpx request hook), so a reply says how many
-requests it took.
+attempt). When those run out on a transport failure (``r1tui.generate.failures``: the
+endpoint down, stalled, overloaded) and there are several endpoints, the call is made
+once more on the least loaded *other* endpoint, so a dead replica costs no sample; the
+result carries ``failover`` (the first endpoint, its reason and message). Every HTTP
+attempt is counted (an httpx request hook), so a result says how many requests it took,
+both endpoints' included.
 
 One call is one completion (``n=1``). It returns a ``TeacherReply`` (content, the
 separate reasoning field when the server sends one — ``reasoning_content`` from vLLM's and
 SGLang's reasoning parsers, ``reasoning`` from others —, finish reason, token usage,
-endpoint) or a ``TeacherFailure`` with a short reason that the caller counts as a
-rejection: ``teacher_http_<status>`` (retries exhausted, or a 4xx), ``teacher_timeout``,
-``teacher_connection`` (refused, cut mid-body), ``teacher_bad_response`` (not JSON, not
-a completion), ``teacher_no_choices``, ``teacher_error``. Nothing here raises for a
+endpoint) or a ``TeacherFailure`` with a short reason: ``teacher_http_<status>``
+(retries exhausted, or a 4xx), ``teacher_timeout``, ``teacher_connection`` (refused, cut
+mid-body), ``teacher_bad_response`` (not JSON, not a completion), ``teacher_no_choices``,
+``teacher_error``. The caller counts it as a rejection, except a transport failure
+(``r1tui.generate.failures``), which a later run asks again. Nothing here raises for a
 failed request.
 
 The API key is read from ``os.environ[teacher.api_key_env]``; without it a placeholder
@@ -26,6 +31,7 @@ event or an exception: every error text that leaves this module is redacted with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -36,6 +42,7 @@ from typing import Any
 import openai
 
 from r1tui.config import TeacherConfig
+from r1tui.generate.failures import is_transport_failure
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,7 @@ class TeacherReply:
     completion_tokens: int
     endpoint: str
     requests: int  # HTTP requests this call took: 1 + retries
+    failover: dict[str, str] | None = None  # {"endpoint", "reason", "message"} of a first endpoint that failed
 
     ok = True
 
@@ -68,6 +76,7 @@ class TeacherFailure:
     message: str  # one line, the key redacted
     endpoint: str
     requests: int
+    failover: dict[str, str] | None = None  # as TeacherReply's
 
     ok = False
 
@@ -131,9 +140,10 @@ class TeacherPool:
         with self._lock:
             return {e.url: e.in_flight for e in self.endpoints}
 
-    def _acquire(self) -> _Endpoint:
+    def _acquire(self, avoid: _Endpoint | None = None) -> _Endpoint:
         with self._lock:
-            endpoint = min(self.endpoints, key=lambda e: (e.in_flight, e.sent))
+            candidates = [e for e in self.endpoints if e is not avoid] or self.endpoints
+            endpoint = min(candidates, key=lambda e: (e.in_flight, e.sent))
             endpoint.in_flight += 1
             endpoint.sent += 1
             return endpoint
@@ -143,10 +153,22 @@ class TeacherPool:
             endpoint.in_flight -= 1
 
     def complete(self, messages: Sequence[dict[str, str]], *, seed: int | None = None) -> TeacherReply | TeacherFailure:
-        """One completion of ``messages`` from the least loaded endpoint. Never raises for a
-        failed request: a ``TeacherFailure`` says why."""
-        endpoint = self._acquire()
+        """One completion of ``messages`` from the least loaded endpoint; after a transport
+        failure there, once more from the least loaded other one (when there is one). Never
+        raises for a failed request: a ``TeacherFailure`` says why."""
         self._local.requests = 0
+        endpoint = self._acquire()
+        first = self._call(endpoint, messages, seed)
+        if first.ok or len(self.endpoints) < 2 or not is_transport_failure(first.reason):
+            return first
+        log.info("teacher %s: %s; asking another endpoint", first.endpoint, first.reason)
+        moved = {"endpoint": first.endpoint, "reason": first.reason, "message": first.message}
+        second = self._call(self._acquire(avoid=endpoint), messages, seed)
+        return dataclasses.replace(second, failover=moved)
+
+    def _call(self, endpoint: _Endpoint, messages: Sequence[dict[str, str]],
+              seed: int | None) -> TeacherReply | TeacherFailure:
+        """One call on ``endpoint`` (acquired by the caller), its retries included."""
         try:
             extra: dict[str, Any] = {} if seed is None else {"seed": seed}
             response = endpoint.client.chat.completions.create(

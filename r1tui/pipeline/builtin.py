@@ -52,19 +52,28 @@ def dataset_fingerprint(data_dir: Path) -> str:
 # ---------------------------------------------------------------- generate
 
 
+def _local_file(source: Any) -> Any:
+    """A local file as its name and fingerprint (size, mtime); anything else as it is."""
+    if isinstance(source, str) and is_local_source(source) and Path(source).is_file():
+        return {"source": source, "file": fingerprint(Path(source))}
+    return source
+
+
 def _generate_inputs(ctx: StageContext) -> str:
-    """The teacher section and the prompts (a local file by size and mtime), and what the
-    verdicts depend on: the student's tokenizer and length, the answer tolerance."""
+    """The teacher section and the prompts (a local file by size and mtime), the eval sets
+    the prompts are decontaminated against, and what the verdicts depend on: the student's
+    tokenizer and length, the answer tolerance."""
     config = ctx.config
-    prompts: Any = config.teacher.prompts
-    if is_local_source(prompts) and Path(prompts).is_file():
-        prompts = {"source": prompts, "file": fingerprint(Path(prompts))}
     data = config.data
-    return digest({**sections(ctx, "teacher"), "prompts": prompts,
+    return digest({**sections(ctx, "teacher"), "prompts": _local_file(config.teacher.prompts),
                    "data": {"seed": data.seed, "split": data.split, "fields": data.fields,
                             "system_prompt": data.system_prompt},
                    "tokenizer": tokenizer_spec(config), "max_seq_length": config.model.max_seq_length,
-                   "numeric_tolerance": config.eval.numeric_tolerance})
+                   "numeric_tolerance": config.eval.numeric_tolerance,
+                   "decontaminate": {"ngram": config.decontaminate.ngram,
+                                     "against": [_local_file(a) for a in config.decontaminate.against],
+                                     "eval": [_local_file(config.eval.source), config.eval.seed,
+                                              config.eval.num_samples]}})
 
 
 def _generate_skip(ctx: StageContext) -> str | None:
@@ -76,24 +85,38 @@ def _generate_skip(ctx: StageContext) -> str | None:
 
 
 def _generate(ctx: StageContext) -> dict[str, Any]:
-    from r1tui.generate.run import generate_traces
+    """Changed inputs never re-ask a sample the teacher answered: the traces file is rebuilt
+    from the stored samples (verified again where the verdict inputs changed); only a new
+    teacher model, sampling or system prompt starts the samples over."""
+    from r1tui.generate.run import generate_traces, samples_reusable
 
     layout = ctx.layout
     inputs = _generate_inputs(ctx)
     if ctx.previous.get("inputs") not in (None, inputs) and (layout.traces.exists() or layout.samples.exists()):
-        ctx.events.emit("log", stage="generate", level="warning",
-                        message="the teacher, its prompts or the verification settings changed since the traces were "
-                                "generated: generating from the start")
         layout.traces.unlink(missing_ok=True)
-        layout.samples.unlink(missing_ok=True)
+        if layout.samples.exists() and not samples_reusable(ctx.config, layout.samples):
+            message = ("the teacher model, its sampling or the system prompt changed since the samples were asked: "
+                       "asking from the start")
+            layout.samples.unlink()
+        else:
+            message = ("the prompts or the selection/verification settings changed: the traces are chosen again "
+                       "from the stored samples; only samples not asked yet are sent")
+        ctx.events.emit("log", stage="generate", level="warning", message=message)
     summary = generate_traces(ctx.config, layout.traces, events=ctx.events, samples_path=layout.samples)
-    return {"traces": str(layout.traces), "samples": str(layout.samples), "kept": summary.kept}
+    return {"traces": str(layout.traces), "samples": str(layout.samples), "kept": summary.kept,
+            "unanswered": summary.unanswered, "contaminated": summary.prompts_skipped.get("contaminated", 0)}
+
+
+def _generate_done(ctx: StageContext) -> bool:
+    """The traces exist and every sample got an answer (a resume asks the others again)."""
+    outputs = ctx.record("generate").get("outputs") or {}
+    return ctx.layout.traces.is_file() and not outputs.get("unanswered")
 
 
 register(Stage(
     name="generate", step="generate", does="distil traces from the teacher: generate, verify, keep the correct ones",
     writes="generated/traces.jsonl, generated/samples.jsonl",
-    fingerprint=_generate_inputs, done=lambda ctx: ctx.layout.traces.is_file(), run=_generate,
+    fingerprint=_generate_inputs, done=_generate_done, run=_generate,
     skip_reason=_generate_skip,
 ))
 

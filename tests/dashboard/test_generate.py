@@ -18,10 +18,10 @@ from r1tui.dashboard.widgets.generate import (
     NO_TEACHER,
     estimated_cost,
     generate_view,
-    generation_plan,
     rejected_table,
     tokens_in_per_s,
 )
+from r1tui.generate.run import TIME_UNKNOWN, cost_usd, plan_generation
 from r1tui.present import format_duration, format_number
 from r1tui.runs.events import Event
 from r1tui.runs.reducer import GenerationState, RunState
@@ -66,25 +66,70 @@ def test_the_dry_run_plan_is_computed_from_the_teacher_config(generation_log):
     teacher = TeacherConfig(model="teacher-7b", base_url=["http://a:8000/v1", "http://b:8000/v1", "http://c:8000/v1"],
                             num_prompts=37, samples=3, max_tokens=1000, concurrency=8,
                             price_in_per_m=0.4, price_out_per_m=2.5)
-    plan = generation_plan(teacher)
-    assert plan.prompts == teacher.num_prompts
+    config = generation_log.teacher_config(**teacher.model_dump())
+    plan = plan_generation(config, read_prompts=False)  # the panel's plan: the CLI's function, from the config alone
+    assert plan.prompts == teacher.num_prompts and not plan.prompts_counted
     assert plan.requests == teacher.num_prompts * teacher.samples
-    assert plan.completion_tokens_max == plan.requests * teacher.max_tokens
-    assert plan.endpoints == tuple(teacher.base_urls) and len(plan.endpoints) == 3
-    assert plan.completion_cost_max_usd == pytest.approx(plan.completion_tokens_max * teacher.price_out_per_m / 1e6)
-    text = rendered(generate_view(RunState(), generation_log.teacher_config(**teacher.model_dump()), None, dry_run=True,
-                                  has_run=False))
+    assert plan.max_completion_tokens == plan.requests * teacher.max_tokens
+    assert plan.endpoints == teacher.base_urls and len(plan.endpoints) == 3
+    assert plan.prompt_tokens is None  # the prompts are not read for the panel
+    assert plan.cost_upper_usd == cost_usd(teacher, 0, plan.max_completion_tokens) == \
+        pytest.approx(plan.max_completion_tokens * teacher.price_out_per_m / 1e6)
+    assert plan.time_s is None and plan.time_note == TIME_UNKNOWN  # no speed measured: said, not guessed
+    text = rendered(generate_view(RunState(), config, None, dry_run=True, has_run=False))
     assert f"{plan.requests:,} ({teacher.num_prompts} prompts × {teacher.samples} samples" in text
-    assert f"≤ {plan.completion_tokens_max:,} tokens" in text
-    assert f"≤ ${format_number(plan.completion_cost_max_usd)} for completions" in text
+    assert f"≤ {plan.max_completion_tokens:,} tokens" in text
+    assert f"≤ ${format_number(plan.cost_upper_usd)} for completions" in text
     assert "3: http://a:8000/v1, http://b:8000/v1" in text
+    assert next(line for line in text.splitlines() if line.startswith("time")).split(None, 1)[1].strip() == TIME_UNKNOWN
+
+
+def test_the_plan_time_comes_from_the_measured_speed(generation_log):
+    """With a generation running, the plan's time is what is left at the samples/s its
+    events measured: the reducer's own figure, the ETA the live view shows."""
+    config = generation_log.teacher_config()
+    state = fold(generation_log.events(5))
+    gen = state.generation
+    assert gen.samples_per_s
+    plan = plan_generation(config, read_prompts=False, measured=gen)
+    assert plan.requests == gen.total - gen.completed and plan.already_done == gen.completed
+    assert plan.time_s == pytest.approx(gen.eta_s()) and plan.samples_per_s == gen.samples_per_s
+    text = rendered(generate_view(state, config, None, dry_run=True, has_run=True))
+    assert next(line for line in text.splitlines() if line.startswith("time")).split(None, 1)[1].startswith(f"about {format_duration(plan.time_s)} (at the ")
 
 
 def test_the_plan_without_prices_or_teacher(generation_log):
-    plan = generation_plan(TeacherConfig())
-    assert not plan.priced and plan.completion_cost_max_usd is None and plan.model == ""
-    text = rendered(generate_view(RunState(), generation_log.teacher_config(model=""), None, dry_run=True, has_run=False))
+    config = generation_log.teacher_config(model="")
+    plan = plan_generation(config, read_prompts=False)
+    assert plan.cost_upper_usd is None and plan.model == ""
+    text = rendered(generate_view(RunState(), config, None, dry_run=True, has_run=False))
     assert NO_PRICE in text and NO_TEACHER in text
+
+
+def test_the_panels_plan_loads_no_http_client_nor_heavy_library(generation_log, tmp_path):
+    """The panel imports r1tui.generate.run for the plan: drawing it in a fresh interpreter
+    loads neither openai nor datasets, torch or transformers (nor a tokenizer)."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "teacher.toml"
+    path.write_text(dump_toml(generation_log.teacher_config()), encoding="utf-8")
+    heavy = ("openai", "datasets", "torch", "transformers", "mistral_common", "httpx")
+    code = textwrap.dedent(f"""
+        import io, json, sys
+        from rich.console import Console
+        from r1tui.config import load_config
+        from r1tui.dashboard.widgets.generate import generate_view
+        from r1tui.runs.reducer import RunState
+        view = generate_view(RunState(), load_config({str(path)!r}), None, dry_run=True, has_run=False)
+        Console(file=io.StringIO(), width=80).print(view)
+        print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
 # ---- figures derived in the panel ------------------------------------------------------------
@@ -174,12 +219,13 @@ async def test_dry_run_shows_the_plan_and_sends_nothing(make_app, tmp_path, gene
         await settle(pilot, app)
         assert app.dry_run
         await pilot.press(KEY)
-        plan = generation_plan(config.teacher)
+        plan = plan_generation(config, read_prompts=False)
         await wait_for(pilot, lambda: "the plan from [teacher]" in screen_text(app), what="the plan")
         text = screen_text(app)
         assert f"up to {plan.prompts:,}" in text and f"{plan.requests:,} (" in text
-        assert f"≤ {plan.completion_tokens_max:,} tokens" in text
-        assert f"≤ ${format_number(plan.completion_cost_max_usd)} for completions" in text
+        assert f"≤ {plan.max_completion_tokens:,} tokens" in text
+        assert f"≤ ${format_number(plan.cost_upper_usd)} for completions" in text
+        assert TIME_UNKNOWN in text
         assert ", ".join(plan.endpoints) in text
         await pilot.press("d")  # dry run off: how to start one instead of the plan
         await wait_for(pilot, lambda: HOW_TO_START in screen_text(app), what="the plan gone")

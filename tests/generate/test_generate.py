@@ -384,10 +384,13 @@ def test_the_api_key_is_never_written_or_shown(tmp_path, runs_helpers, make_stan
     assert any(s.headers.get("authorization") == f"Bearer {SECRET}" for s in teacher.seen)  # it was used
     run_dir = Path(json.loads(run.stdout)["run_dir"])
     totals = [e.data for e in read_events(run_dir / "events.jsonl") if e.type == "generation"][-1]
-    assert totals["completed"] == 10 and {"teacher_http_401", "teacher_connection"} <= set(totals["rejected"])
+    # the dead endpoint's requests moved to the live one: no sample lost to it
+    assert totals["completed"] == 10 and set(totals["rejected"]) == {"teacher_http_401"}
     samples = read_jsonl(samples_file_for(out))
     reasons = Counter(s["reason"] for s in samples)
-    assert reasons["teacher_http_401"] > 0 and reasons["teacher_connection"] > 0  # both failures happened
+    moved = [s["failover"] for s in samples if s.get("failover")]
+    assert reasons["teacher_http_401"] > 0 and moved  # both failures happened
+    assert {m["endpoint"] for m in moved} == {dead} and {m["reason"] for m in moved} == {"teacher_connection"}
     assert any("[redacted]" in (s.get("error") or "") for s in samples)
     for text in (cli.stdout, cli.stderr, debug.stdout, debug.stderr, run.stdout, run.stderr):
         assert SECRET not in text
@@ -471,3 +474,365 @@ def test_generate_stage_is_skipped_without_a_teacher(tmp_path, tiny_config_path,
     assert finished == [{"status": "skipped", "duration_s": finished[0]["duration_s"],
                          "outputs": {"reason": "no teacher configured (teacher.model is empty)"}}]
     assert not (run_dir / "generated").exists()
+
+
+# ---------------------------------------------------------------- transport failures are asked again
+
+
+def dead_url() -> str:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_samples_the_teacher_was_not_reached_for_are_asked_again(tmp_path, runs_helpers, make_standin):
+    """A 503 after the client's retries is no verdict: the next run asks those samples again
+    (and only those), counts them as asked again, not as resumed; a 400 stays a rejection."""
+    busy = {"on": True}
+
+    def flaky(body: dict) -> dict:
+        if busy["on"] and "busy" in body["messages"][-1]["content"]:
+            return {"status": 503}
+        return arithmetic(body)
+
+    teacher = make_standin(flaky)
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [
+        {"question": "What is 1 + 1?", "answer": "2"},
+        {"question": "What is 2 + 3? busy", "answer": "5"},
+        {"question": "What is 6 + 1? refuse", "answer": "7"},
+    ])
+    _, config = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts))
+    out = tmp_path / "traces.jsonl"
+    first = generate_traces(config, out)
+    assert first.completed == 6 and first.unanswered == 2
+    assert first.rejected == {"teacher_http_503": 2, "teacher_http_400": 2} and first.kept == 2
+
+    busy["on"] = False
+    asked = len(teacher.seen)
+    second = generate_traces(config, out)
+    assert len(teacher.seen) - asked == 2  # the two 503s, not the 400s, not the finished ones
+    assert {s.body["messages"][-1]["content"] for s in teacher.seen[asked:]} == {"What is 2 + 3? busy"}
+    assert (second.resumed, second.asked_again, second.completed, second.unanswered) == (4, 2, 6, 0)
+    assert second.rejected == {"teacher_http_400": 2} and second.accepted == 4 and second.kept == 4
+    assert (second.requests, second.retries) == (8, 2)  # the 503 attempts are counted, as retries
+    rows = read_jsonl(out)
+    assert len(rows) == 4 and {r["messages"][0]["content"] for r in rows} == {"What is 1 + 1?", "What is 2 + 3? busy"}
+    assert len(read_jsonl(samples_file_for(out))) == 8  # the failed attempts stay in the file, superseded
+
+    third = generate_traces(config, out)
+    assert len(teacher.seen) - asked == 2 and third.resumed == 6 and third.asked_again == 0
+
+
+def test_a_teacher_that_is_down_fails_the_run_and_loses_no_sample(tmp_path, runs_helpers, make_standin):
+    """Nothing answers: the run fails in one line; when the teacher is up (here: at another
+    address, which is not part of the samples' identity) every sample is asked."""
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"question": f"What is {n} + 2?", "answer": str(n + 2)}
+                                                       for n in range(3)])
+    _, config = make_config(tmp_path, runs_helpers, dead_url(), prompts=str(prompts))
+    out = tmp_path / "traces.jsonl"
+    with pytest.raises(R1Error, match=r"answered none of 6 requests \(teacher_connection 6\).*asked again"):
+        generate_traces(config, out)
+    assert {s["reason"] for s in read_jsonl(samples_file_for(out))} == {"teacher_connection"}
+
+    teacher = make_standin(arithmetic)
+    config.teacher.base_url = teacher.url
+    summary = generate_traces(config, out)
+    assert len(teacher.seen) == 6 and summary.asked_again == 6 and summary.resumed == 0
+    assert summary.accepted == 6 and summary.kept == 6 and summary.rejected == {}
+
+
+def test_a_dead_replica_costs_no_sample(tmp_path, runs_helpers, make_standin):
+    """Two endpoints, one refusing connections: every request that met it moved to the
+    other, so every sample is answered (and says where it was moved from)."""
+    live = make_standin(arithmetic)
+    dead = dead_url()
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"question": f"What is {n} + 5?", "answer": str(n + 5)}
+                                                       for n in range(10)])
+    _, config = make_config(tmp_path, runs_helpers, [dead, live.url], prompts=str(prompts), max_retries=1)
+    out = tmp_path / "traces.jsonl"
+    summary = generate_traces(config, out)
+    assert summary.completed == 20 and summary.accepted == 20 and summary.rejected == {}
+    assert len(live.seen) == 20 and summary.unanswered == 0
+    samples = read_jsonl(samples_file_for(out))
+    moved = [s for s in samples if s.get("failover")]
+    assert moved and all(s["failover"]["endpoint"] == dead and s["endpoint"] == live.url for s in moved)
+    assert all(s["requests"] == 3 for s in moved)  # two to the dead one (max_retries 1), one to the live one
+
+
+# ---------------------------------------------------------------- the generate stage keeps what it paid for
+
+
+def _stage_run(tmp_path: Path, config):
+    from r1tui.config import dump_toml
+    from r1tui.pipeline import orchestrator  # (importing r1tui.pipeline registers the stages)
+    from r1tui.runs.layout import RunLayout
+
+    root = tmp_path / "runs" / "20260101-000000-gen0"
+    root.mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(root)
+
+    def run(cfg) -> list[str]:
+        layout.config.write_text(dump_toml(cfg))
+        return orchestrator.run_named(cfg, layout, ["generate"])
+
+    return layout, run
+
+
+def test_the_stage_reuses_its_samples_when_the_settings_change(tmp_path, runs_helpers, make_standin):
+    """teacher.keep, num_prompts, the reference answers, model.max_seq_length: the stage
+    runs again (its inputs changed) but asks only for samples it never had; the traces are
+    chosen again from the stored samples, verified again where the verdict inputs changed.
+    Only a new teacher model or sampling starts over."""
+    teacher = make_standin(arithmetic)
+    rows = [{"question": f"What is {n} + 3?", "answer": str(n + 3)} for n in range(4)]
+    rows[1]["answer"] = "99"  # a wrong reference: the teacher's right answers are rejected
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", rows)
+    _, config = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts), num_prompts=3, keep="all")
+    layout, run = _stage_run(tmp_path, config)
+
+    run(config)
+    assert len(teacher.seen) == 6 and len(read_jsonl(layout.traces)) == 4  # 2 prompts × 2, the third rejected
+
+    config.teacher.keep, config.teacher.keep_n = "shortest", 1
+    assert run(config) == []  # ran: its inputs changed
+    assert len(teacher.seen) == 6  # … and asked nothing
+    traces = read_jsonl(layout.traces)
+    assert len(traces) == 2 and len({r["prompt_id"] for r in traces}) == 2
+
+    config.teacher.num_prompts = 4
+    run(config)
+    assert len(teacher.seen) == 8  # the new prompt's two samples only
+    assert len(read_jsonl(layout.traces)) == 3
+
+    rows[1]["answer"] = "4"  # the reference fixed: verified again from the stored text, no request
+    write_jsonl(prompts, rows)
+    os.utime(prompts, (time.time() + 5, time.time() + 5))
+    run(config)
+    assert len(teacher.seen) == 8
+    traces = read_jsonl(layout.traces)
+    assert len(traces) == 4 and any(r["messages"][0]["content"] == "What is 1 + 3?" for r in traces)
+    records = read_jsonl(layout.samples)
+    fixed = prompt_id("What is 1 + 3?")
+    assert len(records) == 8 and [r["status"] for r in records if r["prompt_id"] == fixed] == ["accepted"] * 2
+
+    config.model.max_seq_length = 16  # every trace is now too long for the student
+    run(config)
+    assert len(teacher.seen) == 8 and read_jsonl(layout.traces) == []
+    assert {r["reason"] for r in read_jsonl(layout.samples)} == {"too_long"}
+    record = json.loads((layout.root / "stages.json").read_text())["generate"]
+    assert record["status"] == "finished" and record["outputs"]["kept"] == 0
+
+    config.model.max_seq_length = 8192
+    config.teacher.temperature = 0.7  # another sampling: the stored samples are not these
+    run(config)
+    assert len(teacher.seen) == 16 and len(read_jsonl(layout.samples)) == 8
+    assert {r["sampling"]["temperature"] for r in read_jsonl(layout.samples)} == {0.7}
+
+
+def test_a_resumed_run_asks_again_what_got_no_answer(tmp_path, runs_helpers, make_standin):
+    """The stage is not up to date while samples got no answer: resuming the run runs it
+    again, which asks only those; then it is up to date."""
+    busy = {"on": True}
+
+    def flaky(body: dict) -> dict:
+        if busy["on"] and "9 + 9" in body["messages"][-1]["content"]:
+            return {"status": 429}
+        return arithmetic(body)
+
+    teacher = make_standin(flaky)
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"question": f"What is {n} + 9?", "answer": str(n + 9)}
+                                                       for n in range(7, 10)])
+    _, config = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts))
+    layout, run = _stage_run(tmp_path, config)
+    assert run(config) == [] and len(teacher.seen) == 6
+    record = json.loads((layout.root / "stages.json").read_text())["generate"]
+    assert record["status"] == "finished" and record["outputs"]["unanswered"] == 2
+    busy["on"] = False
+    assert run(config) == [] and len(teacher.seen) == 8  # not up to date: ran, asked the two again
+    assert len(read_jsonl(layout.traces)) == 6
+    assert run(config) == ["generate"] and len(teacher.seen) == 8  # now up to date
+
+
+def test_a_rerun_of_the_command_chooses_again_without_asking(tmp_path, runs_helpers, make_standin):
+    """Outside a run too: the same --out with another teacher.keep rewrites the traces file
+    from the stored samples; nothing is asked, no row is left from the earlier choice."""
+    teacher = make_standin(arithmetic)
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"question": f"What is {n} + 4?", "answer": str(n + 4)}
+                                                       for n in range(3)])
+    _, config = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts), samples=3)
+    out = tmp_path / "traces.jsonl"
+    assert generate_traces(config, out).kept == 9
+    config.teacher.keep, config.teacher.keep_n = "shortest", 1
+    summary = generate_traces(config, out)
+    assert len(teacher.seen) == 9 and summary.kept == 3 and summary.dropped == {"not_kept": 6}
+    rows = read_jsonl(out)
+    assert len(rows) == 3 and len({r["prompt_id"] for r in rows}) == 3
+    config.teacher.keep = "all"
+    assert generate_traces(config, out).kept == 9 and len(read_jsonl(out)) == 9 and len(teacher.seen) == 9
+
+
+# ---------------------------------------------------------------- no eval prompt reaches the teacher
+
+
+EVAL_QUESTION = "A farmer has 12 sheep and buys 30 more at the market; how many sheep does he have now?"
+
+
+def test_prompts_that_overlap_an_eval_set_are_not_sent(tmp_path, runs_helpers, make_standin, capsys):
+    """An eval prompt planted among the teacher's prompts (respelled: case, punctuation) is
+    dropped before anything is sent, counted as contaminated in the summary, the stage's
+    outputs and the command's output; so is one that overlaps a decontaminate.against file
+    and one from the default synthetic eval set."""
+    from r1tui.cli import main
+    from r1tui.eval.sets import synthetic_rows
+
+    teacher = make_standin(arithmetic)
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", [{"question": EVAL_QUESTION, "answer": "42"}])
+    against = write_jsonl(tmp_path / "aime.jsonl", [{"problem": "Find the number of ordered pairs of positive "
+                                                                "integers whose sum is 20 + 4 exactly."}])
+    planted = [
+        {"question": "a FARMER has 12 sheep, and buys 30 more at the market: how many sheep? 12 + 30", "answer": "42"},
+        {"question": "Find the number of ordered pairs of positive integers whose sum is 20 + 4 exactly.",
+         "answer": "24"},
+    ]
+    clean = [{"question": f"What is {n} + 6?", "answer": str(n + 6)} for n in range(3)]
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [clean[0], *planted, *clean[1:]])
+    config_path, config = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts))
+    config.eval.source = str(eval_file)
+    config.decontaminate.against = [str(against)]
+    from r1tui.config import dump_toml
+
+    config_path.write_text(dump_toml(config), encoding="utf-8")
+
+    loaded = load_prompts(config)
+    assert [p.question for p in loaded.prompts] == [c["question"] for c in clean]
+    assert loaded.skipped == {"contaminated": 2} and loaded.contaminated_by == {"eval.jsonl": 1, "aime.jsonl": 1}
+
+    assert main(["generate", "--config", str(config_path), "--out", str(tmp_path / "t.jsonl")]) == 0
+    text = capsys.readouterr().out
+    assert "dropped 2 prompts that overlap an eval set" in text and "eval.jsonl 1" in text
+    sent = {s.body["messages"][-1]["content"] for s in teacher.seen}
+    assert sent == {c["question"] for c in clean}
+
+    assert main(["run", "--config", str(config_path), "--stages", "generate", "--foreground", "--json",
+                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    run_dir = Path(json.loads(capsys.readouterr().out)["run_dir"])
+    finished = next(e for e in read_events(run_dir / "events.jsonl") if e.type == "stage_finished")
+    assert finished.data["outputs"]["contaminated"] == 2
+    assert finished.data["outputs"]["prompts_skipped"] == {"contaminated": 2}
+    assert json.loads((run_dir / "stages.json").read_text())["generate"]["outputs"]["contaminated"] == 2
+    assert {s.body["messages"][-1]["content"] for s in teacher.seen} == sent
+
+    # the default eval set (synthetic, eval.seed) is checked too
+    config.eval.source, config.decontaminate.against = "synthetic", []
+    eval_row = synthetic_rows(config, config.eval.num_samples, config.eval.seed)[0]
+    write_jsonl(prompts, [*clean, {"question": eval_row["question"], "answer": eval_row["answer"]}])
+    loaded = load_prompts(config)
+    assert len(loaded.prompts) == 3 and loaded.skipped == {"contaminated": 1}
+    assert list(loaded.contaminated_by) == [f"synthetic (eval.seed {config.eval.seed})"]
+
+
+# ---------------------------------------------------------------- Hub prompts: the problem, not the trace
+
+
+def test_hub_prompts_are_read_from_their_problem_and_answer(tmp_path, runs_helpers, monkeypatch):
+    """OpenR1-Math: a problem whose R1 traces all failed verification (the hardest) is still a
+    prompt, with its reference answer; a row without an answer is not. Another Hub id keeps
+    its adapter, and falls back to the question/answer columns when the adapter refuses a
+    row only for its trace (here: no reasoning column)."""
+    from r1tui.data import sources
+
+    rows = {
+        "open-r1/OpenR1-Math-220k": [
+            {"problem": "Compute 6 * 7.", "answer": "42", "generations": ["<think>6*7</think> 42"],
+             "correctness_math_verify": [True], "is_reasoning_complete": [True]},
+            {"problem": "Find the least n with n! > 10^6.", "answer": "10",
+             "generations": ["<think>guess</think> 9", "<think>guess</think> 11"],
+             "correctness_math_verify": [False, False], "correctness_llama": [False, None],
+             "is_reasoning_complete": [True, False]},
+            {"problem": "No trace at all: 2 + 2?", "answer": "4"},
+            {"problem": "No answer column."},
+        ],
+        "someone/qa-prompts": [{"question": "What is 2 + 5?", "answer": "7"},
+                               {"question": "Only a question."}],
+        "openai/gsm8k": [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+                         {"question": "No final line.", "answer": "It is 5."}],
+    }
+    monkeypatch.setattr(sources, "iter_hf_rows", lambda name, config, split: iter(rows[name]))
+    _, config = make_config(tmp_path, runs_helpers, "http://127.0.0.1:9/v1")
+    loaded = {name: load_prompts(config, f"hf:{name}") for name in rows}
+    assert [(p.question, p.reference) for p in loaded["open-r1/OpenR1-Math-220k"].prompts] == [
+        ("Compute 6 * 7.", "42"), ("Find the least n with n! > 10^6.", "10"), ("No trace at all: 2 + 2?", "4")]
+    assert loaded["open-r1/OpenR1-Math-220k"].skipped == {"missing_field:answer": 1}
+    assert [(p.question, p.reference) for p in loaded["someone/qa-prompts"].prompts] == [("What is 2 + 5?", "7")]
+    assert loaded["someone/qa-prompts"].skipped == {"missing_field:reasoning": 1}
+    assert [(p.question, p.reference) for p in loaded["openai/gsm8k"].prompts] == [
+        ("Tom has 3 apples and buys 4. How many?", "7")]
+    assert loaded["openai/gsm8k"].skipped == {"missing_markers": 1}  # its answer column is no reference
+
+
+# ---------------------------------------------------------------- the plan's time
+
+
+def test_dry_run_plan_says_the_time_is_unknown_and_counts_samples_to_ask_again(tmp_path, runs_helpers, standin,
+                                                                                capsys, monkeypatch):
+    from r1tui.cli import main
+    from r1tui.generate.run import TIME_UNKNOWN, cost_usd
+
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"question": f"What is {n} + 1?", "answer": str(n + 1)}
+                                                  for n in range(3)])
+    config_path, config = make_config(tmp_path, runs_helpers, standin.url, prompts=str(prompts), samples=2,
+                                      max_tokens=100, price_in_per_m=1.0, price_out_per_m=2.0)
+    out = tmp_path / "t.jsonl"
+    pid = prompt_id("What is 0 + 1?")
+    base = {"model": config.teacher.model, "sampling": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 100},
+            "prompt_id": pid, "requests": 1}
+    write_jsonl(samples_file_for(out), [{**base, "sample": 0, "status": "rejected", "reason": "wrong_answer"},
+                                        {**base, "sample": 1, "status": "rejected", "reason": "teacher_timeout"}])
+    monkeypatch.setenv("DRY_RUN", "1")
+    assert main(["generate", "--config", str(config_path), "--out", str(out), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert (plan["requests"], plan["already_done"], plan["asked_again"]) == (5, 1, 1)
+    assert plan["time_s"] is None and plan["time_note"] == TIME_UNKNOWN
+    assert plan["cost_upper_usd"] == cost_usd(config.teacher, plan["prompt_tokens"], 500)
+    assert main(["generate", "--config", str(config_path), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"time\s+│\s+unknown until the teacher's speed is measured", text), text
+    assert "1 asked again" in text and standin.seen == []
+
+
+# ---------------------------------------------------------------- one generation per file
+
+
+def test_a_second_generation_into_the_same_file_is_refused(tmp_path, runs_helpers, make_standin):
+    """Two real `r1tui generate --out same.jsonl`: the second is refused in one line naming the
+    first's pid and sends nothing; the first ends as if alone; once it ended, a third runs."""
+    teacher = make_standin(lambda body: {**arithmetic(body), "delay": 0.3})
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"question": f"What is {n} + 8?", "answer": str(n + 8)}
+                                                       for n in range(6)])
+    config_path, _ = make_config(tmp_path, runs_helpers, teacher.url, prompts=str(prompts), concurrency=1)
+    out = tmp_path / "same.jsonl"
+    command = [sys.executable, "-m", "r1tui", "generate", "--config", str(config_path), "--out", str(out), "--json"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not teacher.seen and time.monotonic() < deadline:  # it holds the files once it asks
+            time.sleep(0.02)
+        second = r1tui("generate", "--config", str(config_path), "--out", str(out), "--json")
+        seen_by_then = len(teacher.seen)
+        stdout, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 1 and second.stdout == ""
+    error = second.stderr.strip()
+    assert "\n" not in error and f"pid {first.pid} (r1tui generate, since " in error and str(out) in error, error
+    assert first.returncode == 0, stderr
+    assert json.loads(stdout)["completed"] == 12 and len(teacher.seen) == 12 and seen_by_then < 12
+    rows = out.read_text().splitlines()
+    assert len(rows) == len(set(rows)) == 12
+    keys = [(s["prompt_id"], s["sample"]) for s in read_jsonl(samples_file_for(out))]
+    assert len(keys) == len(set(keys)) == 12
+    third = r1tui("generate", "--config", str(config_path), "--out", str(out), "--json")
+    assert third.returncode == 0 and json.loads(third.stdout)["resumed"] == 12 and len(teacher.seen) == 12

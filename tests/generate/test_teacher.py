@@ -154,3 +154,52 @@ def test_the_least_loaded_endpoint_gets_the_request(make_standin):
         assert {r.endpoint for r in replies} == {fast.url} and len(fast.seen) == 3 and len(slow.seen) == 1
         # idle again: ties go to the endpoint that got fewer so far
         assert pool.complete(ASK).endpoint == slow.url
+
+
+def _dead_url() -> str:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_a_transport_failure_is_asked_once_more_on_another_endpoint(make_standin):
+    """A dead replica (first in the list, so chosen first) or a 503 after the client's own
+    retries: the call moves once to the least loaded other endpoint, and says so."""
+    live = make_standin()
+    dead = _dead_url()
+    with pool_for(dead, live.url, max_retries=0) as pool:
+        reply = pool.complete(ASK)
+        assert reply.ok and reply.endpoint == live.url and reply.requests == 2  # one to each
+        assert reply.failover["endpoint"] == dead and reply.failover["reason"] == "teacher_connection"
+    busy = make_standin(lambda body: {"status": 503})
+    with pool_for(busy.url, live.url, max_retries=1) as pool:
+        reply = pool.complete(ASK)
+    assert reply.ok and reply.endpoint == live.url and reply.requests == 3 and len(busy.seen) == 2
+    assert reply.failover["reason"] == "teacher_http_503"
+    # both down: one more try, then the failure of the second endpoint, with the first's
+    with pool_for(dead, busy.url, max_retries=0) as pool:
+        failure = pool.complete(ASK)
+    assert not failure.ok and failure.reason == "teacher_http_503" and failure.requests == 2
+    assert failure.failover["reason"] == "teacher_connection"
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_a_refusal_is_final_and_not_moved(make_standin, status):
+    refusing = make_standin(lambda body: {"status": status})
+    other = make_standin()
+    with pool_for(refusing.url, other.url) as pool:
+        failure = pool.complete(ASK)
+    assert not failure.ok and failure.reason == f"teacher_http_{status}" and failure.failover is None
+    assert failure.requests == 1 and other.seen == []
+
+
+def test_which_failures_are_the_transports():
+    from r1tui.generate.failures import is_transport_failure
+
+    for reason in ("teacher_connection", "teacher_timeout", "teacher_http_408", "teacher_http_409",
+                   "teacher_http_429", "teacher_http_500", "teacher_http_503", "teacher_http_599"):
+        assert is_transport_failure(reason), reason
+    for reason in ("teacher_http_400", "teacher_http_401", "teacher_http_403", "teacher_http_404",
+                   "teacher_http_422", "teacher_bad_response", "teacher_no_choices", "teacher_error",
+                   "wrong_answer", "too_long", None, "teacher_http_x"):
+        assert not is_transport_failure(reason), reason

@@ -6,9 +6,11 @@ requests and tokens per second, retries, ETA, and the cost estimate when
 ``teacher.price_in_per_m`` / ``price_out_per_m`` are set. Nothing here is kept between
 redraws: every figure is computed from the state and the config when drawn.
 
-With dry run on it shows the plan of ``[teacher]`` first (``generation_plan``: pure
-arithmetic over the config; nothing is sent to the teacher), then the run's generation
-if it has one.
+With dry run on it shows the plan of ``[teacher]`` first: ``r1tui.generate.run.plan_generation``,
+the plan ``DRY_RUN=1 r1tui generate`` prints, from the config alone (``read_prompts=False``:
+no prompt file, no tokenizer, no HTTP client loaded; nothing is sent); its time is the
+requests left at the samples/s the run's generation events measured, else unknown. Then
+the run's generation if it has one.
 
 Exact counts (samples, tokens) have thousands separators and tokens per second are whole
 tokens, as the other panels show them; other rates, prices and costs go through
@@ -17,7 +19,6 @@ tokens, as the other panels show them; other rates, prices and costs go through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group
@@ -30,6 +31,7 @@ from textual.widgets import Static
 from r1tui.config import Config, TeacherConfig
 from r1tui.dashboard.format import bar, status_text
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.generate.run import GenerationPlan, cost_usd, plan_generation
 from r1tui.present import finite, format_duration, format_number
 from r1tui.runs.reducer import GenerationState, RunState
 
@@ -39,51 +41,6 @@ HOW_TO_START = "start one with `r1tui generate --out FILE`, or a run with a teac
 NO_TEACHER = "no teacher configured (teacher.model is empty)"
 NO_PRICE = "no price set (teacher.price_in_per_m / price_out_per_m)"
 LABEL = 9  # width of the labels on the left ("samples  ", "requests ")
-
-
-# -- the dry-run plan ------------------------------------------------------------
-@dataclass(frozen=True)
-class TeacherPlan:
-    """What a generate stage with this ``[teacher]`` would ask for, at most.
-
-    From the config alone, so the dashboard reads no prompt file and loads no tokenizer;
-    ``DRY_RUN=1 r1tui generate`` (``r1tui.generate.run.plan_generation``) reads the prompts
-    and counts their tokens as well.
-    """
-
-    model: str
-    endpoints: tuple[str, ...]
-    prompts: int  # teacher.num_prompts: a cap on the prompts read, so an upper bound
-    samples: int  # completions per prompt
-    requests: int  # prompts × samples (retries not counted)
-    max_tokens: int  # per completion
-    completion_tokens_max: int  # requests × max_tokens
-    concurrency: int
-    price_in_per_m: float
-    price_out_per_m: float
-
-    @property
-    def priced(self) -> bool:
-        return self.price_in_per_m > 0 or self.price_out_per_m > 0
-
-    @property
-    def completion_cost_max_usd(self) -> float | None:
-        """The most the completions can cost (every one running to max_tokens); None with no
-        price. Prompt tokens are not bounded here: the prompts are not read for a plan."""
-        if not self.priced:
-            return None
-        return self.completion_tokens_max * self.price_out_per_m / 1e6
-
-
-def generation_plan(teacher: TeacherConfig) -> TeacherPlan:
-    """The generate stage's plan from ``[teacher]`` alone (pure: no prompt is read, nothing sent)."""
-    requests = teacher.num_prompts * teacher.samples
-    return TeacherPlan(
-        model=teacher.model, endpoints=tuple(teacher.base_urls), prompts=teacher.num_prompts,
-        samples=teacher.samples, requests=requests, max_tokens=teacher.max_tokens,
-        completion_tokens_max=requests * teacher.max_tokens, concurrency=teacher.concurrency,
-        price_in_per_m=teacher.price_in_per_m, price_out_per_m=teacher.price_out_per_m,
-    )
 
 
 # -- figures derived from the state -------------------------------------------------
@@ -100,14 +57,13 @@ def tokens_in_per_s(gen: GenerationState) -> float | None:
 
 
 def estimated_cost(gen: GenerationState, teacher: TeacherConfig | None) -> float | None:
-    """The cost so far: the events' ``cost_usd``, else the tokens at the configured prices;
-    None when no price is set (a 0 from the events then means "not priced", not free)."""
-    priced = teacher is not None and (teacher.price_in_per_m > 0 or teacher.price_out_per_m > 0)
+    """The cost so far: the events' ``cost_usd``, else the tokens at the configured prices
+    (``r1tui.generate.run.cost_usd``, the one formula); None when no price is set (a 0 from
+    the events then means "not priced", not free)."""
     cost = finite(gen.cost_usd)
+    priced = teacher is not None and cost_usd(teacher, 0, 0) is not None
     if priced:
-        if cost is None:
-            cost = (gen.tokens_in * teacher.price_in_per_m + gen.tokens_out * teacher.price_out_per_m) / 1e6
-        return cost
+        return cost if cost is not None else cost_usd(teacher, gen.tokens_in, gen.tokens_out)
     return cost if cost else None
 
 
@@ -165,23 +121,33 @@ def teacher_lines(config: Config | None, config_error: str | None) -> Text:
 
 
 # -- the views -----------------------------------------------------------------------
-def plan_view(plan: TeacherPlan) -> Group:
+def plan_view(plan: GenerationPlan) -> Group:
     title = Text("dry run: the plan from [teacher]; nothing is sent", style="bold yellow", no_wrap=True,
                  overflow="ellipsis")
     table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=False, expand=True)
     table.add_column("what", style="bold", no_wrap=True, width=LABEL + 2)
     table.add_column("value", ratio=1, no_wrap=True, overflow="ellipsis")
-    table.add_row("prompts", f"up to {plan.prompts:,} (teacher.num_prompts)")
-    table.add_row("requests", f"{plan.requests:,} ({plan.prompts:,} prompts × {plan.samples} samples; retries extra)")
-    table.add_row("completion", f"≤ {plan.completion_tokens_max:,} tokens ({plan.requests:,} × max {plan.max_tokens:,})")
+    table.add_row("prompts", f"up to {plan.prompts:,} (teacher.num_prompts)" if not plan.prompts_counted
+                  else f"{plan.prompts:,} from {plan.source}")
+    per = f"{plan.prompts:,} prompts × {plan.samples_per_prompt} samples"
+    if plan.already_done:
+        per = f"left after the {plan.already_done:,} samples done"
+    table.add_row("requests", f"{plan.requests:,} ({per}; retries extra)")
+    table.add_row("completion", f"≤ {plan.max_completion_tokens:,} tokens ({plan.requests:,} × max {plan.max_tokens:,})")
     table.add_row("endpoints", f"{len(plan.endpoints)}: " + ", ".join(plan.endpoints))
     table.add_row("concurrency", f"{plan.concurrency} requests at once")
-    cost = plan.completion_cost_max_usd
+    if plan.time_s is None:
+        table.add_row("time", Text(plan.time_note, style="dim"))
+    else:
+        table.add_row("time", f"about {format_duration(plan.time_s)} ({plan.time_note})")
+    cost = plan.cost_upper_usd
     if cost is None:
         table.add_row("cost", Text(NO_PRICE, style="dim"))
-    else:
+    elif plan.prompt_tokens is None:
         note = f" + prompt tokens at {_price(plan.price_in_per_m)}" if plan.price_in_per_m > 0 else ""
         table.add_row("cost", f"≤ ${format_number(cost)} for completions{note}")
+    else:
+        table.add_row("cost", f"≤ ${format_number(cost)}")
     return Group(title, table)  # the teacher lines below say when there is no teacher
 
 
@@ -282,7 +248,8 @@ def generate_view(state: RunState, config: Config | None, config_error: str | No
     """Everything the panel shows, as one Rich renderable (no Textual: testable alone)."""
     parts: list[Any] = []
     if dry_run and config is not None:
-        parts += [plan_view(generation_plan(config.teacher)), Text()]
+        plan = plan_generation(config, read_prompts=False, measured=state.generation)
+        parts += [plan_view(plan), Text()]
     if state.generation.seen:
         parts += [live_view(state, config, width), Text()]
     elif not dry_run or config is None:
