@@ -149,14 +149,27 @@ def started_steps(layout: RunLayout) -> list[str] | None:
 # ---------------------------------------------------------------- cancelling
 
 
-def _group_members(leader: int) -> set[int]:
-    """Live processes in the process group the run's leader started (its own session)."""
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _rank_processes(launcher: int) -> set[int]:
+    """Under --processes N the target is accelerate's launcher: the pipeline ranks it started
+    (in its process group, running ``r1tui.pipeline``). Empty for a plain pipeline, whose
+    group also holds the helpers it runs (llama.cpp's converter, the quantize worker):
+    those are never signalled, the pipeline stops them itself."""
+    if "accelerate" not in _cmdline(launcher):
+        return set()
     members = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != launcher:
             with contextlib.suppress(OSError):
-                if os.getpgid(int(entry.name)) == leader and pid_alive(int(entry.name)):
-                    members.add(int(entry.name))
+                pid = int(entry.name)
+                if os.getpgid(pid) == launcher and pid_alive(pid) and "r1tui.pipeline" in _cmdline(pid):
+                    members.add(pid)
     return members
 
 
@@ -188,7 +201,7 @@ def cancel_run(layout: RunLayout, wait: float = 0.0) -> RunStatus:
     if target is None:
         status = run_status(layout)
         raise R1Error(f"run {layout.run_id} is not running (status: {status.status}); nothing to cancel")
-    workers = _group_members(target) - {target}
+    workers = _rank_processes(target)
     try:
         if workers:
             # --processes N: the target is accelerate's launcher, which on SIGTERM gives its

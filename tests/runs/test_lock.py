@@ -3,6 +3,7 @@ writer's stage reads crashed, and `seq` never repeats."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -167,3 +168,42 @@ def test_cancel_stops_the_process_holding_the_run_not_the_pid_file(tmp_path):
     finally:
         bystander.kill()
         exporter.kill()
+
+
+PIPELINE_WITH_A_HELPER = """
+import signal, subprocess, sys, time
+from pathlib import Path
+from r1tui.runs.layout import RunLayout
+from r1tui.runs.lock import RunLock
+layout = RunLayout(Path(sys.argv[1]))
+lock = RunLock(layout, "r1tui pipeline").acquire()
+helper = subprocess.Popen(["sleep", "120"])  # like llama.cpp's converter: same process group
+signal.signal(signal.SIGTERM, lambda *a: (print("cancelled", flush=True), sys.exit(0)))
+print(helper.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_cancel_signals_the_pipeline_not_the_converter_it_runs(tmp_path):
+    """A pipeline in its own session runs helpers (the converter, the quantize worker) in its
+    process group; cancel must reach the pipeline, which stops them itself (not the other
+    way round, which ended an export `failed` with the converter's exit -15)."""
+    from r1tui.pipeline.launch import cancel_run
+
+    layout = RunLayout(tmp_path / "20261130-000000-conv")
+    layout.root.mkdir()
+    layout.config.write_text("", encoding="utf-8")
+    with EventWriter(layout.events) as writer:
+        writer.emit("run_started", run_id=layout.run_id, stages=["merge", "gguf"], pid=1, heartbeat_s=1.0)
+        writer.emit("heartbeat")
+    pipeline = subprocess.Popen([sys.executable, "-c", PIPELINE_WITH_A_HELPER, str(layout.root)],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    helper = int(pipeline.stdout.readline())
+    try:
+        cancel_run(layout, wait=20)
+        assert pipeline.stdout.readline().strip() == "cancelled" and pipeline.wait(timeout=20) == 0
+        os.kill(helper, 0)  # the helper was not signalled by cancel: still there
+    finally:
+        pipeline.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helper, signal.SIGKILL)
