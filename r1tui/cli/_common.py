@@ -104,6 +104,14 @@ def resolve_path(path: str | None) -> Path | None:
     return Path(path).expanduser().resolve() if path else None
 
 
+def source_argument(source: str) -> str:
+    """A data source named on the command line: a local file relative to the current
+    folder (made absolute), or ``synthetic`` / ``hf:<dataset>`` as given."""
+    from r1tui.config import is_local_source
+
+    return str(resolve_path(source)) if is_local_source(source) else source
+
+
 class EventProgress:
     """An event writer that also draws each stage's progress on a Rich progress bar."""
 

@@ -10,6 +10,7 @@ from r1tui.cli._common import (
     load_cli_config,
     print_json,
     resolve_path,
+    source_argument,
 )
 
 HELP = "choose the hardest, domain-balanced rows that fit a token or GPU-hours budget"
@@ -48,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.config import is_local_source
     from r1tui.errors import R1Error
     from r1tui.generate.curate import curate_source
     from r1tui.runs.files import write_jsonl_atomic
@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_cli_config(args)
     if args.budget_tokens is not None and args.budget_tokens < 0:
         raise R1Error(f"--budget-tokens {args.budget_tokens}: must be 0 or more")
-    source = args.data or config.data.source
-    if is_local_source(source):
-        source = str(resolve_path(source))
+    source = source_argument(args.data) if args.data else config.data.source
     out_path = resolve_path(args.out)
     report = curate_source(config, source, budget_tokens=args.budget_tokens, budget_hours=args.budget_hours)
     dry = dry_run_requested()

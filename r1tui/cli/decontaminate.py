@@ -10,6 +10,7 @@ from r1tui.cli._common import (
     load_cli_config,
     print_json,
     resolve_path,
+    source_argument,
 )
 
 HELP = "drop training rows whose prompt shares a word 8-gram with an eval prompt"
@@ -50,7 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.config import is_local_source
     from r1tui.errors import R1Error
     from r1tui.generate.decontaminate import decontaminate_source
     from r1tui.runs.files import write_jsonl_atomic
@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_cli_config(args)
     if args.ngram is not None and args.ngram < 3:
         raise R1Error(f"--ngram {args.ngram}: must be 3 or more (shorter n-grams match ordinary phrases)")
-    source = args.data or config.data.source
-    if is_local_source(source):
-        source = str(resolve_path(source))
-    against = [a if a.startswith("hf:") or a == "synthetic" else str(resolve_path(a)) for a in args.against]
+    source = source_argument(args.data) if args.data else config.data.source
+    against = [source_argument(a) for a in args.against]
     out_path = resolve_path(args.out)
     report = decontaminate_source(config, source, against, ngram=args.ngram)
     dry = dry_run_requested()

@@ -12,6 +12,7 @@ from r1tui.cli._common import (
     print_json,
     progress,
     resolve_path,
+    source_argument,
 )
 
 HELP = "distil traces from a teacher (OpenAI-compatible endpoints): generate, verify, keep the correct ones"
@@ -60,7 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
-    from r1tui.config import is_local_source
     from r1tui.errors import R1Error
     from r1tui.generate.run import NO_TEACHER, generate_traces, plan_generation
 
@@ -70,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     out_path = resolve_path(args.out)
     if out_path.is_dir():
         raise R1Error(f"--out {out_path}: is a folder; name a .jsonl file")
-    source = args.prompts
-    if source and is_local_source(source):
-        source = str(resolve_path(source))
+    source = source_argument(args.prompts) if args.prompts else None
 
     if dry_run_requested():
         plan = plan_generation(config, out_path, source)

@@ -12,6 +12,7 @@ from r1tui.cli._common import (
     print_json,
     progress,
     resolve_path,
+    source_argument,
 )
 from r1tui.data.tokenizer import tokenizer_spec
 
@@ -72,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.preview < 0:
         raise R1Error(f"--preview {args.preview}: must be 0 or more")
     if args.data:
-        from r1tui.config import is_local_source
-
-        config.data.source = str(resolve_path(args.data)) if is_local_source(args.data) else args.data
+        config.data.source = source_argument(args.data)
     out = console()
 
     if dry_run_requested():

@@ -173,10 +173,6 @@ class RunLayout:
         """The GGUF to load from this run (see ``r1tui.quants.choose_gguf``), or None."""
         return choose_gguf(self.gguf_files(), configured)
 
-    def is_own(self, path: str | Path) -> bool:
-        """``path`` is one of this run's GGUFs (its results then belong to the run)."""
-        return Path(path).resolve().parent == self.gguf_dir.resolve()
-
     # -- readers
     def frozen_config(self) -> Config:
         """The config the run was made with; one line when it is missing or invalid."""

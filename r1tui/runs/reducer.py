@@ -28,7 +28,6 @@ from r1tui.runs.events import Event
 HISTORY = 2000  # points kept per plotted series
 LOG_LINES = 500  # log lines kept for the pipeline panel
 FINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
-RUN_STATUSES = ("running", "finished", "failed", "cancelled", "crashed")
 DEFAULT_HEARTBEAT_S = 10.0
 _QUANT_IN_TEXT = re.compile(r"\b(" + "|".join(map(re.escape, (*QUANT_TYPES, "BF16"))) + r")\b")
 

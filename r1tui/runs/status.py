@@ -24,9 +24,7 @@ from r1tui.errors import R1Error
 from r1tui.runs.events import read_events
 from r1tui.runs.layout import RunLayout, run_folders
 from r1tui.runs.lock import busy, has_lock_file, holder
-from r1tui.runs.reducer import DEFAULT_HEARTBEAT_S, RUN_STATUSES, RunState
-
-STATUSES = RUN_STATUSES
+from r1tui.runs.reducer import DEFAULT_HEARTBEAT_S, RunState
 
 
 def heartbeat_seconds() -> float:
@@ -105,15 +103,6 @@ def writer_alive(layout: RunLayout) -> tuple[bool, str | None]:
     pid = read_pid(layout)
     alive = pid is not None and pid_alive(pid)
     return alive, f"pid {pid}" if alive else None
-
-
-def read_run_state(layout: RunLayout, now: float | None = None, groups: dict | None = None) -> RunState:
-    """The whole log folded, with the writer's liveness and staleness at ``now``."""
-    state = RunState(groups)
-    state.apply_all(read_events(layout.events))
-    alive, _ = writer_alive(layout)
-    state.set_process_alive(alive, time.time() if now is None else now)
-    return state
 
 
 def run_status(run_dir: str | Path | RunLayout, now: float | None = None) -> RunStatus:
