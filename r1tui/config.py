@@ -135,15 +135,41 @@ class HubConfig(_Section):
     private: bool = True
 
 
+SAMPLED_TEMPERATURE = 0.6  # the reasoning-eval norm (R1 report, lighteval, open-r1) for n > 1
+SAMPLED_TOP_P = 0.95
+
+
 class EvalConfig(_Section):
-    source: str = "synthetic"
-    num_samples: PositiveInt = 30
+    source: str = "synthetic"  # synthetic, a file, hf:<dataset>, or a standard set (gsm8k, math500, ...)
+    num_samples: PositiveInt = 30  # questions
+    samples_per_question: PositiveInt = 1  # n: pass@1 is averaged over n, pass@k and maj@k use them
     seed: int = 1_000_003  # disjoint from data.seed's stream by construction
     max_new_tokens: PositiveInt = 1024
-    temperature: Annotated[float, Field(ge=0.0)] = 0.0
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    # unset: greedy (0.0, 1.0) with one sample per question, else 0.6 and 0.95
+    temperature: Annotated[float, Field(ge=0.0)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     n_ctx: PositiveInt = 4096
     numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-3
+    # Generations at once: llama.cpp contexts over one memory-mapped GGUF, or requests in
+    # flight to `base_url`.
+    slots: PositiveInt = 1
+    # An OpenAI-compatible server (vLLM, SGLang, llama.cpp's llama-server) to generate with
+    # instead of a local llama.cpp; the prompt is sent as the training token ids.
+    base_url: str = ""
+    model: str = ""  # the served model's name (empty: the server's first model)
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from the file
+
+    @property
+    def sampled(self) -> bool:
+        return self.samples_per_question > 1
+
+    @property
+    def sampling(self) -> tuple[float, float]:
+        """(temperature, top_p) for generation: what is set, else the default for n."""
+        temperature = self.temperature if self.temperature is not None else (
+            SAMPLED_TEMPERATURE if self.sampled else 0.0)
+        top_p = self.top_p if self.top_p is not None else (SAMPLED_TOP_P if temperature > 0 else 1.0)
+        return temperature, top_p
 
 
 class TeacherConfig(_Section):
@@ -290,8 +316,13 @@ def _check_architecture_file(path: str, origin: str) -> None:
                           "num_hidden_layers, num_attention_heads and vocab_size") from None
 
 
+# The standard reasoning eval sets a source may name (r1tui.eval.standard_sets reads them).
+STANDARD_EVAL_SETS = ("gsm8k", "math500", "aime24", "aime25", "gpqa-diamond")
+
+
 def is_local_source(source: str) -> bool:
-    return source not in ("synthetic",) and not source.startswith("hf:")
+    """A file path, as opposed to synthetic, hf:<dataset> or a standard set's name."""
+    return source not in ("synthetic", *STANDARD_EVAL_SETS) and not source.startswith("hf:")
 
 
 def load_config(path: str | Path) -> Config:

@@ -85,6 +85,7 @@ scripted_gguf = tiny_gguf.scripted_gguf
 random_gguf = tiny_gguf.random_gguf
 scripted_model_dir = tiny_gguf.scripted_model_dir
 scripted_reply = tiny_gguf.scripted_reply
+llama_teacher = tiny_gguf.llama_teacher  # llama.cpp's own OpenAI-compatible server
 
 
 # ---------------------------------------------------------------- runs and training

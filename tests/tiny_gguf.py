@@ -20,8 +20,12 @@ tests/conftest.py loads this module and re-exports its session fixtures.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -172,3 +176,59 @@ def _make_scripted(model, chain: list[int]) -> None:
 def scripted_reply() -> str:
     """What the scripted model says to any prompt."""
     return SCRIPT
+
+
+# ---------------------------------------------------------------- llama.cpp's own server
+# The REAL OpenAI-compatible server of llama-cpp-python (``python -m llama_cpp.server``)
+# serving the scripted GGUF, one per session: the generate tests' teacher and the eval
+# tests' endpoint.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the llama.cpp server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the llama.cpp server at {url} did not answer within {timeout} s")
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    url: str
+    model: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def llama_teacher(scripted_gguf, tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server on the scripted tiny GGUF (one per session)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama_server") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(scripted_gguf), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "512"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until_serving(url, process)
+        yield LlamaServer(url=url, model=str(scripted_gguf), log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

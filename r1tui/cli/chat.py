@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         "tokenizer": args.tokenizer or tokenizer_spec(config),
         "max_tokens": args.max_tokens or config.eval.max_new_tokens,
-        "temperature": config.eval.temperature if args.temperature is None else args.temperature,
+        "temperature": (config.eval.temperature or 0.0) if args.temperature is None else args.temperature,
         "n_ctx": args.n_ctx or config.eval.n_ctx,
         "system": config.data.system_prompt if args.system is None else args.system,
     }

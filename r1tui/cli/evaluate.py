@@ -18,26 +18,36 @@ from r1tui.errors import R1Error
 
 HELP = "evaluate a run's GGUF (or any GGUF / model folder): accuracy, reasoning depth, format"
 DESCRIPTION = """\
-Generate an answer for every row of the eval set and score it:
+Generate eval.samples_per_question answers for every question of the eval set and score them:
 
-  accuracy     the FINAL ANSWER line (else the last \\boxed{}) checked against the
+  answers      the FINAL ANSWER line (else the last \\boxed{}) checked against the
                reference with math-verify (symbolic and numeric equivalence, roots as
-               sets, eval.numeric_tolerance); coding answers must match exactly
-  reasoning    steps in the think block and a depth score from 0.4 to 1.0
+               sets, eval.numeric_tolerance); coding answers must match exactly, multiple
+               choice (GPQA) by its letter. Each sample is correct, wrong, truncated (the
+               token limit came first) or no answer (finished, nothing to read)
+  protocol     pass@1 averaged over the samples with its standard error, pass@k
+               (unbiased estimator) and maj@k; sampled at temperature 0.6, top_p 0.95
+               when there are several samples per question, greedy otherwise
+  reasoning    steps in the think block, a depth score from 0.4 to 1.0, think length
   format       think block present and non-empty, answer line present, ended by EOS
-               rather than by the token limit
 
 RUN is a run id under runs.dir (or a unique prefix, a run folder, or `latest`); its Q4_K_M GGUF is
 evaluated with llama.cpp and results go to RUN/eval/results.json. --gguf evaluates
 any GGUF instead (results in ./eval/<name>/ unless it belongs to a run or --out is
-given); --hf a merged or adapter folder through transformers. --vs adds a second
-model (GGUF or folder) evaluated on the same rows, shown side by side with deltas.
+given); --hf a merged or adapter folder through transformers; eval.base_url (or
+--base-url) an OpenAI-compatible server. --vs adds a second model evaluated on the same
+questions with the same seeds, shown side by side with deltas: `base` (the run's base
+model exported to a GGUF at the same quant, cached under runs.dir/.cache), `merged` (the
+run's F16 GGUF), or a GGUF / model folder. Before it starts the eval says how many
+tokens and how long it expects; a killed eval run again resumes where it stopped.
 The eval set is eval.source: the synthetic generator's held-out problems (eval.seed),
-a .jsonl with question/answer/domain, or hf:<dataset> through the data adapters.
+a standard set (gsm8k, math500, aime24, aime25, gpqa-diamond), a .jsonl with
+question/answer/domain, or hf:<dataset> through the data adapters.
 
 Examples:
   r1tui eval 20261127-101500-tiny
-  r1tui eval latest --vs base-Q4_K_M.gguf
+  r1tui eval latest --vs base
+  r1tui eval latest --source math500 -n 100 --samples-per-question 4 --slots 4
   r1tui eval --gguf model-Q4_K_M.gguf --vs model-Q8_0.gguf -n 50
   r1tui eval --gguf model-Q4_K_M.gguf --source my_eval.jsonl --json
 """
@@ -49,11 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--gguf", metavar="PATH", help="evaluate this GGUF (default: the run's Q4_K_M)")
     parser.add_argument("--hf", metavar="DIR", help="evaluate a merged model or adapter folder with transformers")
-    parser.add_argument("--vs", metavar="PATH", help="a second model (GGUF or folder) to compare against")
-    parser.add_argument("--source", metavar="SRC", help="eval set: synthetic, a .jsonl, or hf:<dataset> (default: eval.source)")
+    parser.add_argument("--vs", metavar="MODEL", help="a second model to compare against: base, merged, a GGUF or a folder")
+    parser.add_argument("--source", metavar="SRC", help="eval set: synthetic, gsm8k, math500, aime24, aime25, gpqa-diamond, a .jsonl, or hf:<dataset> (default: eval.source)")
     parser.add_argument("-n", "--num-samples", type=int, metavar="N", help="rows to evaluate (default: eval.num_samples)")
     parser.add_argument("--max-new-tokens", type=int, metavar="N", help="generation budget per answer (default: eval.max_new_tokens)")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: eval.temperature)")
+    parser.add_argument("--samples-per-question", type=int, metavar="N",
+                        help="samples of every question (default: eval.samples_per_question)")
+    parser.add_argument("--slots", type=int, metavar="N", help="generations at once (default: eval.slots)")
+    parser.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server to generate with (default: eval.base_url)")
     parser.add_argument("--out", metavar="DIR", help="folder for results.json (default: RUN/eval)")
     parser.add_argument("--json", action="store_true", help="print the results (without per-sample rows) as JSON")
 
@@ -75,23 +89,25 @@ def run(args: argparse.Namespace) -> int:
         layout = layout_of(gguf)  # a run's own GGUF: its results and events belong to that run
         if layout.config.is_file() and not args.config:
             config = _with_overrides(layout.frozen_config(), args)
-    if layout is None and gguf is None and model_dir is None:
-        raise R1Error("nothing to evaluate: give a RUN, --gguf PATH or --hf DIR (see r1tui eval --help)")
-    vs, vs_dir = _split_model(args.vs)
+    served = config.eval.base_url
+    if layout is None and gguf is None and model_dir is None and not served:
+        raise R1Error("nothing to evaluate: give a RUN, --gguf PATH, --hf DIR or --base-url URL (see r1tui eval --help)")
+    vs, vs_dir = _split_model(args.vs, layout)
     out_dir = Path(args.out).expanduser().resolve() if args.out else None
     if out_dir is None and layout is None:
-        out_dir = Path.cwd() / "eval" / (gguf or model_dir).stem
+        out_dir = Path.cwd() / "eval" / (_served_name(config) if served else (gguf or model_dir).stem)
 
     from r1tui.eval.run import RESULTS_FILE, find_run_gguf
 
-    if gguf is None and model_dir is None:
+    if gguf is None and model_dir is None and not served:
         gguf = find_run_gguf(layout, config)
     out = console()
     if dry_run_requested():
-        _print_plan(out, config, args, gguf or model_dir, vs or vs_dir, (out_dir or layout.eval_dir) / RESULTS_FILE)
+        _print_plan(out, config, args, served or gguf or model_dir, vs or vs_dir,
+                    (out_dir or layout.eval_dir) / RESULTS_FILE)
         return 0
 
-    from r1tui.eval.report import comparison_table, results_table, summary_text
+    from r1tui.eval.report import comparison_table, reasoning_table, results_table, summary_text
     from r1tui.eval.run import evaluate_run
     from r1tui.runs.events import EventWriter
     from r1tui.runs.lock import RunLock
@@ -107,13 +123,17 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task("eval", total=None)
 
             def on_sample(done: int, total: int, record: dict) -> None:
-                verdict = "[green]correct[/]" if record["correct"] else "[red]wrong[/]"
+                style = {"correct": "green", "wrong": "red"}.get(record["outcome"], "yellow")
                 bar.update(task, completed=done, total=total,
-                           description=f"eval {record['domain']} {verdict}")
+                           description=f"eval {record['domain']} [{style}]{record['outcome']}[/]")
 
-            results = evaluate_run(config, layout.root if layout else None, events=events, gguf=gguf, model_dir=model_dir, vs=vs,
-                                   vs_model_dir=vs_dir, source=args.source, num_samples=args.num_samples,
-                                   out_dir=out_dir, on_sample=on_sample)
+            def on_budget(label: str, plan) -> None:
+                bar.console.print(f"[bold]{label or 'eval'}[/]: {plan.describe()}", highlight=False)
+
+            results = evaluate_run(config, layout.root if layout else None, events=events, gguf=gguf,
+                                   model_dir=model_dir, vs=vs, vs_model_dir=vs_dir, source=args.source,
+                                   num_samples=args.num_samples, out_dir=out_dir, on_sample=on_sample,
+                                   on_budget=on_budget)
     finally:
         if events is not None:
             events.close()
@@ -125,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     out.print(summary_text(results), highlight=False)
     out.print()
     out.print(results_table(results))
+    out.print()
+    out.print(reasoning_table(results))
     if "comparison" in results:
         out.print()
         out.print(comparison_table(results["comparison"]))
@@ -135,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     from pydantic import ValidationError
 
-    for flag, key in (("--max-new-tokens", "max_new_tokens"), ("--temperature", "temperature")):
+    for flag, key in (("--max-new-tokens", "max_new_tokens"), ("--temperature", "temperature"),
+                      ("--samples-per-question", "samples_per_question"), ("--slots", "slots"),
+                      ("--base-url", "base_url")):
         value = getattr(args, key)
         if value is None:
             continue
@@ -146,16 +170,29 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-def _split_model(path: str | None) -> tuple[Path | None, Path | None]:
-    """--vs PATH: (gguf, None) for a file, (None, folder) for a model or adapter folder."""
+def _split_model(path: str | None, layout) -> tuple[Path | str | None, Path | None]:
+    """--vs MODEL: ("base" | "merged", None) for the run's own models, (gguf, None) for a
+    file, (None, folder) for a model or adapter folder."""
+    from r1tui.eval.run import VS_KEYWORDS
+
     if not path:
         return None, None
+    if path in VS_KEYWORDS:
+        if layout is None:
+            raise R1Error(f"--vs {path} compares with a run's own {path} model: give a RUN (or --gguf of a run's file)")
+        return path, None
     resolved = Path(path).expanduser().resolve()
     if resolved.is_file():
         return resolved, None
     if resolved.is_dir():
         return None, resolved
-    raise R1Error(f"--vs {path}: not found; give a .gguf file or a model/adapter folder")
+    raise R1Error(f"--vs {path}: not found; give base, merged, a .gguf file or a model/adapter folder")
+
+
+def _served_name(config: Config) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", config.eval.model or config.eval.base_url.split("//")[-1])
 
 
 def _print_plan(out, config: Config, args: argparse.Namespace, model: Path, vs: Path | None, results: Path) -> None:
@@ -163,10 +200,14 @@ def _print_plan(out, config: Config, args: argparse.Namespace, model: Path, vs: 
     out.print(f"  model     {model}")
     if vs is not None:
         out.print(f"  vs        {vs}")
-    source = args.source or config.eval.source
-    n = args.num_samples or config.eval.num_samples
-    seed = f" (seed {config.eval.seed})" if source == "synthetic" else ""
-    out.print(f"  eval set  {source}{seed}, {n} rows")
-    out.print(f"  generate  max {config.eval.max_new_tokens} new tokens, temperature {config.eval.temperature}, "
-              f"n_ctx {config.eval.n_ctx}")
+    settings = config.eval
+    source = args.source or settings.source
+    n = args.num_samples or settings.num_samples
+    seed = f" (seed {settings.seed})" if source == "synthetic" else ""
+    temperature, top_p = settings.sampling
+    out.print(f"  eval set  {source}{seed}, {n} questions x {settings.samples_per_question} sample{'s' * settings.sampled}")
+    out.print(f"  generate  max {settings.max_new_tokens} new tokens, temperature {temperature}, top_p {top_p}, "
+              f"n_ctx {settings.n_ctx}, {settings.slots} slot{'s' * (settings.slots > 1)}")
+    generations = n * settings.samples_per_question * (2 if vs is not None else 1)
+    out.print(f"  budget    {generations:,} generations, at most {generations * settings.max_new_tokens:,} tokens")
     out.print(f"  results   {results}")

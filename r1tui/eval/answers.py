@@ -10,6 +10,11 @@ read with the reference by the domain's rule:
   then numbers: an integer reference exactly, a fractional one within a relative
   tolerance or rounded to the digits the answer states (``0.67`` equals ``\\frac{2}{3}``);
   an answer whose unit differs from the reference's is wrong (``12 kg`` is not ``12 N``).
+
+Multiple choice (``choice=True``, rows with ``"format": "choice"``, e.g. GPQA): whatever
+the domain, the letters are compared. ``choice_letter`` reads the one letter A-D an answer
+names: ``C``, ``(C)``, ``C)``, ``\\boxed{C}``, ``C. <option text>``, ``The answer is C``; an
+answer naming no letter, or two (``B or C``), names none.
 """
 
 from __future__ import annotations
@@ -33,23 +38,32 @@ _E_NOTATION = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")
 _LEADING_NUMBER = re.compile(r"\s*\$?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(.*)$", re.DOTALL)
 _UNIT = re.compile(r"[A-Za-z°%ΩµμÅ][A-Za-z0-9°%ΩµμÅ/^*·.()-]*")
 _SET_SEPARATORS = re.compile(r"\s*(?:,|;|\\text\{\s*or\s*\}|\\text\{\s*and\s*\}|\bor\b|\band\b)\s*")
+# Multiple choice: "C", "(C)", "C)", "c."; "C. option text", "(C) option text"; "the answer is (C)".
+_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
+_LONE_LETTER = re.compile(r"[(\[]?([A-Da-d])[)\]]?[.:]?")
+_LEADING_LETTER = re.compile(r"[(\[]?([A-D])[)\].:]\s+\S")
+_NAMED_LETTER = re.compile(r"(?i:answer|option|choice)\W{0,3}(?:(?i:is)\W{0,3})?([A-D])(?![A-Za-z0-9])")
+_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9])([A-D])(?![A-Za-z0-9])")
 
 
 
 @dataclass(frozen=True)
 class AnswerCheck:
     correct: bool
-    # how it was decided: exact | symbolic | set | numeric | mismatch | no_answer | no_reference
+    # how it was decided: exact | symbolic | set | numeric | choice | mismatch | no_letter | no_answer | no_reference
     method: str
 
 
 def check_answer(predicted: str | None, reference: str | None, domain: str,
-                 numeric_tolerance: float = 1e-3) -> AnswerCheck:
-    """Is ``predicted`` the ``reference`` answer, by the domain's rule?"""
+                 numeric_tolerance: float = 1e-3, *, choice: bool = False) -> AnswerCheck:
+    """Is ``predicted`` the ``reference`` answer, by the domain's rule (or, for a
+    multiple-choice row, the same letter)?"""
     if reference is None or not str(reference).strip():
         return AnswerCheck(False, "no_reference")
     if predicted is None or not predicted.strip():
         return AnswerCheck(False, "no_answer")
+    if choice:
+        return _check_choice(predicted, str(reference))
     if domain in EXACT_DOMAINS:
         same = normalize_exact(predicted) == normalize_exact(str(reference))
         return AnswerCheck(same, "exact" if same else "mismatch")
@@ -66,6 +80,32 @@ def check_answer(predicted: str | None, reference: str | None, domain: str,
         return AnswerCheck(False, "mismatch")
     method = _equivalent(gold, guess, numeric_tolerance)
     return AnswerCheck(method is not None, method or "mismatch")
+
+
+def choice_letter(text: str) -> str | None:
+    """The one option letter (A-D) an answer names, else None."""
+    boxed = last_boxed(text)
+    value = boxed if boxed is not None else text
+    value = _TEXT_COMMAND.sub(r"\1", value).replace("**", "").replace("$", "").strip()
+    whole = _LONE_LETTER.fullmatch(value) or _LEADING_LETTER.match(value)
+    if whole:
+        return whole.group(1).upper()
+    # In prose: the letter named as the answer, else the only capital A-D standing alone.
+    for pattern in (_NAMED_LETTER, _STANDALONE_LETTER):
+        letters = set(pattern.findall(value))
+        if letters:
+            return letters.pop() if len(letters) == 1 else None
+    return None
+
+
+def _check_choice(predicted: str, reference: str) -> AnswerCheck:
+    gold = choice_letter(reference)
+    if gold is None:
+        return AnswerCheck(False, "no_reference")
+    guess = choice_letter(predicted)
+    if guess is None:
+        return AnswerCheck(False, "no_letter")
+    return AnswerCheck(guess == gold, "choice" if guess == gold else "mismatch")
 
 
 def normalize_exact(value: str) -> str:

@@ -1,4 +1,10 @@
-"""Rich tables for eval results (Rich is imported inside the functions; no Textual here)."""
+"""Rich tables for eval results (Rich is imported inside the functions; no Textual here).
+
+Three tables, each within 80 columns: answers (pass@1 with its standard error, pass@k
+and maj@k at the largest k, the four outcomes), reasoning and format (depth, steps,
+think length, the format rates), and the comparison of two models (A − B with the
+paired standard error). ``markdown_tables`` writes the same figures for the model card.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,13 @@ from typing import Any
 
 from r1tui.eval.evaluator import format_summary
 
-_PERCENT_METRICS = {"accuracy", "compliance_rate", "eos_rate", "think_rate", "answer_line_rate"}
+_PERCENT_METRICS = {"pass@1", "accuracy", "compliance_rate", "eos_rate", "think_rate", "answer_line_rate",
+                    "truncated_rate", "no_answer_rate"}
+_LOWER_IS_BETTER = {"truncated_rate", "no_answer_rate"}
+_NEUTRAL = {"avg_steps", "think_tokens_median"}  # longer thinking is neither better nor worse by itself
+METRIC_LABELS = {"pass@1": "pass@1", "compliance_rate": "format", "eos_rate": "ends by EOS",
+                 "truncated_rate": "truncated", "avg_depth": "depth", "avg_steps": "steps",
+                 "think_tokens_median": "think tokens (median)", "tokens_per_s": "tokens/s"}
 
 
 def summary_text(results: dict[str, Any]) -> str:
@@ -14,40 +26,75 @@ def summary_text(results: dict[str, Any]) -> str:
     return format_summary(results["reasoning"])
 
 
-def results_table(results: dict[str, Any], title: str | None = None):
-    """Per domain and overall: correct answers, accuracy, depth, steps and format compliance.
+def groups(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, stats) per domain, then "all"."""
+    return [(name, stats) for name, stats in [*results.get("domains", {}).items(), ("all", results["summary"])]
+            if stats.get("count")]
 
-    Fits 80 columns: the format rates (think block, answer line, ended by EOS, all
-    three) are whole percentages.
-    """
+
+def top_k(stats: dict[str, Any]) -> int | None:
+    """The largest k with a pass@k figure (None with one sample per question)."""
+    ks = [int(key[5:]) for key in stats if key.startswith("pass@") and key[5:].isdigit() and key != "pass@1"]
+    return max(ks) if ks else None
+
+
+def pass1_text(stats: dict[str, Any]) -> str:
+    """``62.5% ± 4.1`` (the standard error in percentage points), or the bare rate."""
+    value = stats.get("pass@1", stats.get("accuracy"))
+    if value is None:
+        return "–"
+    se = stats.get("pass@1_se")
+    return f"{value * 100:.1f}%" + (f" ± {se * 100:.1f}" if se is not None else "")
+
+
+def results_table(results: dict[str, Any], title: str | None = None):
+    """Per domain and overall: questions × samples, pass@1 ± SE, pass@k and maj@k, outcomes."""
     from rich.table import Table
 
     model = results.get("model", {})
-    table = Table(title=title or f"eval: {model.get('name', '?')} ({model.get('backend', '?')})",
+    n = results["summary"].get("samples_per_question", 1)
+    k = top_k(results["summary"])
+    table = Table(title=title or f"eval: {model.get('name', '?')} ({model.get('backend', '?')}), "
+                                 f"{n} sample{'s' * (n > 1)} per question",
                   title_justify="left", show_edge=False)
-    for name in ("domain", "correct", "accuracy", "depth", "steps", "think", "answer", "eos", "format"):
+    columns = ["domain", "questions", "pass@1 ± SE"] + ([f"pass@{k}", f"maj@{k}"] if k else []) + \
+              ["correct", "wrong", "trunc.", "no ans."]
+    for name in columns:
         table.add_column(name, justify="left" if name == "domain" else "right")
-    groups = list(results.get("domains", {}).items()) + [("all", results["summary"])]
-    for index, (name, stats) in enumerate(groups):
-        if not stats.get("count"):
-            continue
+    rows = groups(results)
+    for index, (name, stats) in enumerate(rows):
+        outcomes = stats.get("outcomes") or {}
+        cells = [f"[bold]{name}[/]" if name == "all" else name, str(stats.get("questions", stats["count"])),
+                 pass1_text(stats)]
+        if k:
+            cells += [_percent(stats.get(f"pass@{k}")), _percent(stats.get(f"maj@{k}"))]
+        cells += [str(outcomes.get(key, "–")) for key in ("correct", "wrong", "truncated", "no_answer")]
+        table.add_row(*cells, end_section=index == len(rows) - 2)
+    return table
+
+
+def reasoning_table(results: dict[str, Any]):
+    """Per domain and overall: depth, steps, think length (median and p90 tokens), format rates."""
+    from rich.table import Table
+
+    table = Table(title="reasoning and format", title_justify="left", show_edge=False)
+    for name in ("domain", "depth", "steps", "think p50", "p90", "think", "answer", "eos", "format"):
+        table.add_column(name, justify="left" if name == "domain" else "right")
+    rows = groups(results)
+    for index, (name, stats) in enumerate(rows):
         table.add_row(
             f"[bold]{name}[/]" if name == "all" else name,
-            f"{stats['correct']}/{stats['count']}",
-            _percent(stats["accuracy"]),
-            f"{stats['avg_depth']:.4f}",
-            f"{stats['avg_steps']:.1f}",
-            _whole_percent(stats["think_rate"]),
-            _whole_percent(stats["answer_line_rate"]),
-            _whole_percent(stats["eos_rate"]),
-            _whole_percent(stats["compliance_rate"]),
-            end_section=index == len(groups) - 2,
+            f"{stats['avg_depth']:.4f}", f"{stats['avg_steps']:.1f}",
+            _tokens(stats.get("think_tokens_median")), _tokens(stats.get("think_tokens_p90")),
+            _whole_percent(stats["think_rate"]), _whole_percent(stats["answer_line_rate"]),
+            _whole_percent(stats["eos_rate"]), _whole_percent(stats["compliance_rate"]),
+            end_section=index == len(rows) - 2,
         )
     return table
 
 
 def comparison_table(comparison: dict[str, Any]):
-    """A vs B with the delta B - A, per domain and overall."""
+    """A vs B with the delta A − B (± its paired standard error for the rates), per domain and overall."""
     from rich.table import Table
 
     name_a = comparison["a"].get("name") or "A"
@@ -57,13 +104,46 @@ def comparison_table(comparison: dict[str, Any]):
     table.add_column("metric")
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")
-    table.add_column("Δ (B − A)", justify="right")
+    table.add_column("Δ (A − B) ± SE", justify="right")
     rows = comparison["rows"]
     for index, row in enumerate(rows):
         last_of_group = index == len(rows) - 1 or rows[index + 1]["group"] != row["group"]
-        table.add_row(row["group"], row["metric"], _value(row["metric"], row["a"]), _value(row["metric"], row["b"]),
-                      _delta(row["metric"], row["delta"]), end_section=last_of_group)
+        table.add_row(row["group"], METRIC_LABELS.get(row["metric"], row["metric"]),
+                      _value(row["metric"], row["a"]), _value(row["metric"], row["b"]),
+                      delta_text(row["metric"], row["delta"], row.get("se"), markup=True), end_section=last_of_group)
     return table
+
+
+def markdown_tables(results: dict[str, Any]) -> str:
+    """The answers table, and the comparison when there is one, as Markdown (no local paths)."""
+    n = results["summary"].get("samples_per_question", 1)
+    k = top_k(results["summary"])
+    head = ["domain", "questions", "pass@1 ± SE"] + ([f"pass@{k}", f"maj@{k}"] if k else []) + \
+           ["truncated", "no answer", "format", "avg depth", "think tokens (median)"]
+    generation = results.get("generation") or {}
+    out = [f"{n} sample{'s' * (n > 1)} per question, temperature {generation.get('temperature', '?')}, "
+           f"top_p {generation.get('top_p', '?')}, at most {generation.get('max_new_tokens', '?')} new tokens.",
+           "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, stats in groups(results):
+        cells = [name, str(stats.get("questions", stats["count"])), pass1_text(stats)]
+        if k:
+            cells += [_percent(stats.get(f"pass@{k}")), _percent(stats.get(f"maj@{k}"))]
+        cells += [_percent(stats.get("truncated_rate")), _percent(stats.get("no_answer_rate")),
+                  _percent(stats.get("compliance_rate")), f"{stats['avg_depth']:.4f}",
+                  _tokens(stats.get("think_tokens_median"))]
+        out.append("| " + " | ".join(cells) + " |")
+    comparison = results.get("comparison")
+    if isinstance(comparison, dict):
+        out += ["", f"Compared with **{comparison['b'].get('name')}** on the same questions and seeds "
+                "(Δ = this model − that one, ± the paired standard error over questions):", "",
+                "| domain | metric | this model | compared | Δ |", "| --- | --- | --- | --- | --- |"]
+        for row in comparison["rows"]:
+            out.append(f"| {row['group']} | {METRIC_LABELS.get(row['metric'], row['metric'])} | "
+                       f"{_value(row['metric'], row['a'])} | {_value(row['metric'], row['b'])} | "
+                       f"{delta_text(row['metric'], row['delta'], row.get('se'))} |")
+    if results.get("complete") is False:
+        out.append("\n_Evaluation was stopped early: these rows cover the samples done._")
+    return "\n".join(out)
 
 
 def _percent(value: float | None) -> str:
@@ -72,6 +152,10 @@ def _percent(value: float | None) -> str:
 
 def _whole_percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _tokens(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
 
 
 def _value(metric: str, value: float | None) -> str:
@@ -84,17 +168,17 @@ def _value(metric: str, value: float | None) -> str:
     return f"{value:.1f}"
 
 
-def _delta(metric: str, delta: float | None) -> str:
+def delta_text(metric: str, delta: float | None, se: float | None = None, markup: bool = False) -> str:
+    """``+12.5 pt ± 3.1`` for rates (percentage points), ``+0.0123`` for depth, ``+4.0`` otherwise."""
     if delta is None:
         return "–"
     if metric in _PERCENT_METRICS:
-        text = f"{delta * 100:+.1f} pt"
+        text = f"{delta * 100:+.1f} pt" + (f" ± {se * 100:.1f}" if se is not None else "")
     elif metric == "avg_depth":
         text = f"{delta:+.4f}"
     else:
         text = f"{delta:+.1f}"
-    if delta > 0:
-        return f"[green]{text}[/]"
-    if delta < 0:
-        return f"[red]{text}[/]"
-    return text
+    if not markup or delta == 0 or metric in _NEUTRAL:
+        return text
+    better = delta < 0 if metric in _LOWER_IS_BETTER else delta > 0
+    return f"[green]{text}[/]" if better else f"[red]{text}[/]"

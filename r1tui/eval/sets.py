@@ -1,17 +1,25 @@
-"""Eval sets: rows of {"id", "question", "answer", "domain"}.
+"""Eval sets: rows of {"id", "question", "answer", "domain"} (multiple-choice rows add
+``"format": "choice"`` and ``"choices"``).
 
 - ``synthetic`` (default): the offline generator's held-out problems for ``eval.seed``.
   The generator keeps one hash partition of problems per seed (``seed % PARTITIONS``),
   so an eval seed in a different partition from the training seed can never meet a
   training problem; a seed in the same partition is refused.
+- a standard set by name (``gsm8k``, ``math500``, ``aime24``, ``aime25``,
+  ``gpqa-diamond``) or as ``hf:<dataset>[:<config>]`` of its Hub dataset: read in its real
+  schema by ``r1tui.eval.standard_sets``, from the local Hugging Face cache when offline.
+  A local file in one of those schemas is recognised by its columns.
 - a local ``.jsonl`` (or ``.json`` list) with ``question`` / ``answer`` / ``domain``
   (``domain`` defaults to math). MATH-500 style rows (``problem``, ``answer``) and
   GSM8K style rows (``question``, ``answer`` ending in ``#### 72``) read as they are;
   rows with ``messages`` go through the data adapters.
-- a ``.parquet`` file or ``hf:<dataset>[:<config>]`` (split ``test``): through the data
-  adapters (``r1tui.data.sources``, GSM8K and the R1 corpora), from the local
-  Hugging Face cache when offline. The reference answer is the FINAL ANSWER of the
-  adapted assistant turn; the question is its last user turn.
+- a ``.parquet`` file or another ``hf:<dataset>[:<config>]`` (split ``test``): through the
+  data adapters (``r1tui.data.sources``, the R1 corpora), from the local Hugging Face
+  cache when offline. The reference answer is the FINAL ANSWER of the adapted assistant
+  turn; the question is its last user turn.
+
+``load_eval_set`` names the set it read under ``"set"``: the standard set's name,
+``synthetic``, or None for any other source.
 """
 
 from __future__ import annotations
@@ -23,6 +31,13 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.errors import R1Error
+from r1tui.eval.standard_sets import (
+    STANDARD_SETS,
+    gsm8k_final,
+    hub_set,
+    load_hub_set,
+    load_local_set,
+)
 from r1tui.response_format import extract_final_answer
 
 log = logging.getLogger(__name__)
@@ -37,25 +52,37 @@ EVAL_SPLIT = "test"
 
 def load_eval_set(config: Config, source: str | None = None, num_samples: int | None = None,
                   seed: int | None = None) -> dict[str, Any]:
-    """{"source", "seed", "rows": [...]} for the configured (or given) eval source."""
+    """{"source", "set", "seed", "rows": [...]} (and "split" for a Hub set) for the configured
+    (or given) eval source."""
     source = source or config.eval.source
     limit = num_samples or config.eval.num_samples
     seed = config.eval.seed if seed is None else seed
     if source == "synthetic":
         rows = synthetic_rows(config, limit, seed)
-        return {"source": "synthetic", "seed": seed, "rows": rows}
+        return {"source": "synthetic", "set": "synthetic", "seed": seed, "rows": rows}
+    hub = hub_set(source)
+    if hub is not None:
+        return {"source": source, "set": hub.name, "seed": None, "split": hub.split, "rows": load_hub_set(hub, limit)}
     if source.startswith("hf:"):
-        return {"source": source, "seed": None, "split": EVAL_SPLIT, "rows": _adapter_rows(config, source, limit)}
+        return {"source": source, "set": None, "seed": None, "split": EVAL_SPLIT,
+                "rows": _adapter_rows(config, source, limit)}
     path = Path(source).expanduser()
     if not path.exists():
+        if not path.suffix:
+            raise R1Error(f"eval source {source!r}: no such eval set or file; use synthetic, a standard set "
+                          f"({', '.join(STANDARD_SETS)}), a .jsonl/.json/.parquet file or hf:<dataset>")
         raise R1Error(f"eval source {source}: file not found; use synthetic, a .jsonl with question/answer/domain, or hf:<dataset>")
-    if path.suffix in (".jsonl", ".json"):
-        rows = read_rows(path, config)
-    elif path.suffix == ".parquet":
+    if path.suffix not in (".jsonl", ".json", ".parquet"):
+        raise R1Error(f"eval source {path}: unknown format {path.suffix!r}; use .jsonl, .json or .parquet")
+    standard = load_local_set(path, limit)
+    if standard is not None:
+        name, rows = standard
+        return {"source": str(path.resolve()), "set": name, "seed": None, "rows": rows}
+    if path.suffix == ".parquet":
         rows = _adapter_rows(config, str(path), limit)
     else:
-        raise R1Error(f"eval source {path}: unknown format {path.suffix!r}; use .jsonl, .json or .parquet")
-    return {"source": str(path.resolve()), "seed": None, "rows": rows[:limit]}
+        rows = read_rows(path, config)
+    return {"source": str(path.resolve()), "set": None, "seed": None, "rows": rows[:limit]}
 
 
 def synthetic_rows(config: Config, n: int, seed: int) -> list[dict[str, Any]]:
@@ -117,8 +144,7 @@ def normalize_row(raw: Any, where: str, default_id: str, fields: dict[str, str] 
         if value is None and name != "domain":
             raise R1Error(f"{where}: missing {name!r} (also read as {', '.join(aliases[1:])}); add it to the row")
         row[name] = str(value).strip() if value is not None else "math"
-    if "####" in row["answer"]:  # GSM8K: worked solution, then "#### 72"
-        row["answer"] = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+    row["answer"] = gsm8k_final(row["answer"]) or row["answer"]  # GSM8K: worked solution, then "#### 72"
     row["domain"] = row["domain"].lower()
     return row
 

@@ -147,19 +147,10 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> str:
 
 
 def _eval_table(results: dict[str, Any]) -> str:
-    """Per-domain accuracy and reasoning quality (no local paths or settings)."""
-    rows = [*sorted((results.get("domains") or {}).items()), ("all", results.get("summary") or {})]
-    out = ["| domain | samples | accuracy | avg depth | avg steps | format compliance |",
-           "| --- | --- | --- | --- | --- | --- |"]
-    for domain, row in rows:
-        if not row:
-            continue
-        out.append(f"| {domain} | {row.get('count', 0)} | {row.get('accuracy', 0) * 100:.1f} % | "
-                   f"{row.get('avg_depth', 0):.4f} | {row.get('avg_steps', 0):.1f} | "
-                   f"{row.get('compliance_rate', 0) * 100:.1f} % |")
-    if results.get("complete") is False:
-        out.append("\n_Evaluation was stopped early: these rows cover the samples done._")
-    return "\n".join(out)
+    """The eval's answers table and comparison (no local paths or settings)."""
+    from r1tui.eval.report import markdown_tables
+
+    return markdown_tables(results)
 
 
 def render_card(config: Config, run_dir: Path | RunLayout, repo_id: str) -> str:

@@ -77,11 +77,15 @@ def merged_bytes(arch, dtype: str) -> int:
     return count_parameters(arch).total * DTYPE_BYTES[dtype]
 
 
-def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str, dtype: str = "float16",
+def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: str = "float16",
                   tokenizer_spec: str = "v3", arch=None, on_step: StepFn | None = None) -> Path:
-    """merge_and_unload() into `base`, save to `out_dir` atomically; returns `out_dir`."""
-    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    steps = 5
+    """merge_and_unload() into `base`, save to `out_dir` atomically; returns `out_dir`.
+
+    Without an adapter the base itself is saved the same way (what `r1tui eval --vs base`
+    converts, so that base and tuned GGUFs are made by one recipe).
+    """
+    adapter_dir, out_dir = (Path(adapter_dir) if adapter_dir is not None else None), Path(out_dir)
+    steps = 5 if adapter_dir is not None else 3
 
     def step(number: int, message: str) -> None:
         log.info("merge: %s", message)
@@ -91,7 +95,6 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str, dtype: str = "
     if arch is not None:
         check_free_space(out_dir.parent, merged_bytes(arch, dtype), f"the merged {dtype} model")
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     torch_dtype = getattr(torch, dtype)
@@ -104,15 +107,18 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, *, base: str, dtype: str = "
         except OSError as exc:
             raise R1Error(f"cannot load the base model {base!r} ({str(exc).splitlines()[0]}); "
                           "set model.path to a local copy of the base weights") from None
-        step(2, f"loading adapter {adapter_dir}")
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
-        step(3, "merging LoRA weights into the base")
-        merged = model.merge_and_unload()
-        merged.config.dtype = torch_dtype
-        step(4, f"saving {dtype} safetensors")
-        merged.save_pretrained(str(tmp), safe_serialization=True)
-        del merged, model
-        step(5, "writing the tokenizer folder")
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            step(2, f"loading adapter {adapter_dir}")
+            model = PeftModel.from_pretrained(model, str(adapter_dir))
+            step(3, "merging LoRA weights into the base")
+            model = model.merge_and_unload()
+        model.config.dtype = torch_dtype
+        step(steps - 1, f"saving {dtype} safetensors")
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        del model
+        step(steps, "writing the tokenizer folder")
         write_tokenizer(tmp, tokenizer_spec, base=base, adapter_dir=adapter_dir)
         replace_dir(tmp, out_dir)
     except BaseException:

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from r1tui.data.tokenizer import ids_to_text
 from r1tui.errors import R1Error
 
 log = logging.getLogger(__name__)
@@ -93,45 +94,6 @@ def training_encoding(messages: Conversation, spec: str = "v3") -> tuple[list[in
         raise R1Error(f"sample conversation cannot be rendered with tokenizer {spec}: {exc}") from None
     return ids, ids_to_text(ids, spec)
 
-
-@lru_cache(maxsize=4)
-def _spm(path: str):
-    import sentencepiece
-
-    return sentencepiece.SentencePieceProcessor(model_file=path)
-
-
-@lru_cache(maxsize=4)
-def _tekken(path: str):
-    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
-
-    return Tekkenizer.from_file(path)
-
-
-def ids_to_text(ids: list[int], spec: str) -> str:
-    """The exact text a list of training ids spells, special tokens written out."""
-    from r1tui.data.tokenizer import tokenizer_file
-
-    path = tokenizer_file(spec)
-    out = bytearray()
-    if path.suffix == ".json":
-        tekken = _tekken(str(path))
-        for token in ids:
-            if token < tekken.num_special_tokens:
-                out += tekken.id_to_piece(token).encode("utf-8")
-            else:
-                out += tekken.id_to_byte_piece(token)
-        return out.decode("utf-8", errors="replace")
-    processor = _spm(str(path))
-    for token in ids:
-        piece = processor.id_to_piece(token)
-        if processor.is_byte(token):
-            out.append(int(piece[3:-1], 16))
-        elif processor.is_control(token) or processor.is_unknown(token):
-            out += piece.encode("utf-8")
-        else:
-            out += piece.replace("\u2581", " ").encode("utf-8")
-    return out.decode("utf-8", errors="replace")
 
 
 def template_differences(spec: str = "v3",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r1tui.config import is_local_source
 from r1tui.data.sources import Example, MalformedRow, iter_local_rows
 from r1tui.errors import R1Error
 from r1tui.eval.sets import load_eval_set
@@ -133,7 +134,7 @@ class DecontaminationReport:
 def eval_set_name(source: str, seed: int | None = None) -> str:
     if source == "synthetic":
         return f"synthetic (eval.seed {seed})"
-    return source if source.startswith("hf:") else Path(source).name
+    return Path(source).name if is_local_source(source) else source
 
 
 def build_index(config: Config, against: Iterable[str | Path] = (), *, ngram: int | None = None,
@@ -155,14 +156,14 @@ def build_index(config: Config, against: Iterable[str | Path] = (), *, ngram: in
 
 def _relative_to_config(config: Config, source: str) -> str:
     """A ``decontaminate.against`` file is relative to the config file, as every path in it."""
-    if source.startswith("hf:") or source == "synthetic" or Path(source).expanduser().is_absolute():
+    if not is_local_source(source) or Path(source).expanduser().is_absolute():
         return source
     base = config.source_path.parent if config.source_path else Path.cwd()
     return str((base / source).resolve())
 
 
 def _add_file(index: NgramIndex, config: Config, source: str) -> None:
-    if source.startswith("hf:") or source == "synthetic":
+    if not is_local_source(source):
         loaded = load_eval_set(config, source=source, num_samples=WHOLE_SET if source != "synthetic" else None)
         name = eval_set_name(loaded["source"], loaded.get("seed"))
         for row in loaded["rows"]:
@@ -171,7 +172,7 @@ def _add_file(index: NgramIndex, config: Config, source: str) -> None:
     path = Path(source).expanduser()
     if not path.is_file():
         raise R1Error(f"decontaminate against {source}: file not found; give a .jsonl/.json/.parquet of prompts "
-                      "(question or messages) or hf:<dataset>")
+                      "(question or messages), hf:<dataset> or a standard set ({', '.join(STANDARD_EVAL_SETS)})")
     name, before = path.name, index.sizes.get(path.name, 0)
     unusable = 0
     for number, raw in enumerate(iter_local_rows(path), start=1):

@@ -42,14 +42,13 @@ from typing import Any
 import openai
 
 from r1tui.config import TeacherConfig
+from r1tui.errors import redact
 from r1tui.generate.failures import is_transport_failure
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_KEY = "no-key"  # sent when the variable is unset: local servers accept any key
-REDACTED = "[redacted]"
 _MESSAGE_CHARS = 200  # an error text is kept to one short line
-_MIN_SECRET_CHARS = 4  # shorter "keys" are not real secrets, and redacting them would garble text
 
 
 @dataclass(frozen=True)
@@ -79,13 +78,6 @@ class TeacherFailure:
     failover: dict[str, str] | None = None  # as TeacherReply's
 
     ok = False
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` without ``secret`` in it (exact occurrences)."""
-    if secret and len(secret) >= _MIN_SECRET_CHARS and secret in text:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def api_key(teacher: TeacherConfig) -> str | None:

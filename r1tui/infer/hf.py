@@ -46,13 +46,14 @@ class HFChat(ChatModel):
         _, self.eos_id = special_ids(tokenizer_spec)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-               stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
+               stop_event: threading.Event | None = None, top_p: float = 1.0,
+               seed: int | None = None) -> Iterator[str]:
         import torch
 
         prompt = self.prompt_ids(messages)
         budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
         self.last = stats
-        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        generator = torch.Generator(device="cpu").manual_seed(self.seed if seed is None else seed)
         generated: list[int] = []
         emitted = ""
         with self._lock, torch.inference_mode():

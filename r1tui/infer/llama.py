@@ -68,13 +68,16 @@ class LlamaChat(ChatModel):
         self._stop_ids = {eos, self._llama.token_eos()}
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-               stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
+               stop_event: threading.Event | None = None, top_p: float = 1.0,
+               seed: int | None = None) -> Iterator[str]:
         """Yield the reply as text chunks; afterwards ``self.last`` says how it ended."""
         prompt = self.prompt_ids(messages)
         budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
         self.last = stats
         assembler = TextAssembler()
         with self._lock:
+            if seed is not None:
+                self._llama.set_seed(seed)
             started = time.perf_counter()
             tokens = self._llama.generate(prompt, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
                                           repeat_penalty=1.0, reset=True)

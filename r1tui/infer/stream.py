@@ -70,13 +70,16 @@ class ChatModel:
         return render_prompt_ids(messages, self.tokenizer_spec)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-               stop_event: threading.Event | None = None, top_p: float = 1.0) -> Iterator[str]:
+               stop_event: threading.Event | None = None, top_p: float = 1.0,
+               seed: int | None = None) -> Iterator[str]:
+        """Yield the reply as text chunks; ``seed`` fixes this reply's sampling (None: the model's seed)."""
         raise NotImplementedError
 
     def generate(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
-                 stop_event: threading.Event | None = None, top_p: float = 1.0) -> Generation:
+                 stop_event: threading.Event | None = None, top_p: float = 1.0,
+                 seed: int | None = None) -> Generation:
         """The whole reply at once."""
-        text = "".join(self.stream(messages, max_tokens, temperature, stop_event, top_p))
+        text = "".join(self.stream(messages, max_tokens, temperature, stop_event, top_p, seed))
         assert self.last is not None
         return Generation(text, self.last)
 

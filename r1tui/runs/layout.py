@@ -158,6 +158,17 @@ class RunLayout:
     def eval_results(self) -> Path:
         return self.eval_dir / RESULTS_FILE
 
+    def eval_journal(self, out_dir: Path | None = None, vs: str = "") -> Path:
+        """Where an eval appends each finished sample until its results are saved
+        (``eval/journal.jsonl``; ``journal-vs-<name>.jsonl`` for the model compared with)."""
+        return eval_journal(out_dir or self.eval_dir, vs)
+
+    @property
+    def base_gguf_cache(self) -> Path:
+        """GGUFs of base models for ``r1tui eval --vs base``, shared by the runs beside this one
+        (``<runs.dir>/.cache/base-gguf``): a 22B base is exported once, not once per run."""
+        return self.root.parent / ".cache" / "base-gguf"
+
     # -- GGUF files
     def gguf(self, stem: str, quant: str) -> Path:
         """The file export writes for ``quant``: ``gguf/<stem>-<QUANT>.gguf``."""
@@ -196,6 +207,11 @@ def layout_of(gguf: str | Path) -> RunLayout | None:
     if path.parent.name == "gguf" and is_run_dir(path.parent.parent):
         return RunLayout(path.parent.parent)
     return None
+
+
+def eval_journal(out_dir: str | Path, vs: str = "") -> Path:
+    """An eval's sample journal in ``out_dir`` (any folder ``r1tui eval --out`` names)."""
+    return Path(out_dir) / (f"journal-vs-{vs}.jsonl" if vs else "journal.jsonl")
 
 
 def is_run_dir(path: str | Path) -> bool:

@@ -267,8 +267,10 @@ async def test_evaluator_panel_per_domain_table(make_app, recorded_run, settle, 
         text = screen_text(app)
         results = json.loads(recorded_run.layout.eval_results.read_text())
         for domain, stats in results["domains"].items():
-            line = next(line for line in text.splitlines() if line.strip().startswith(domain))
-            assert f"{stats['avg_depth']:.4f}" in line and str(stats["count"]) in line
+            answers, reasoning = [line for line in text.splitlines() if line.strip().startswith(domain)][:2]
+            assert f"{stats['pass@1'] * 100:.1f}%" in answers and f" {stats['questions']} " in answers
+            assert f" {stats['outcomes']['truncated']} " in answers
+            assert f"{stats['avg_depth']:.4f}" in reasoning
         assert f"{results['summary']['count']}/{results['summary']['count']} samples" in text
 
 
@@ -279,7 +281,7 @@ async def test_evaluator_panel_base_vs_tuned(make_app, recorded_run, settle, scr
 
     base = json.loads(json.dumps(results))
     base["model"]["name"] = "base-Q4_K_M.gguf"
-    base["summary"]["accuracy"] = 0.5
+    base["summary"]["pass@1"] = 0.5
     results["comparison"] = compare_results(results, base)
     results_path.write_text(json.dumps(results))
     app = make_app(recorded_run)
@@ -289,7 +291,7 @@ async def test_evaluator_panel_base_vs_tuned(make_app, recorded_run, settle, scr
         await wait_for(pilot, lambda: "eval " in screen_text(app), what="the evaluator panel")
         text = screen_text(app)
         assert "base-Q4_K_M.gguf (B)" in text
-        assert "+50.0 pt" in text  # accuracy B − A, computed by r1tui.eval
+        assert "-50.0 pt" in text  # pass@1 A − B, computed by r1tui.eval
 
 
 async def test_push_panel_plan(make_app, exported_run, settle, screen_text, wait_for, monkeypatch):
@@ -411,9 +413,11 @@ async def test_evaluator_table_fits_80_columns(make_app, recorded_run, settle, s
         await pilot.press(KEY["evaluator"])
         await wait_for(pilot, lambda: "eval: tiny" in screen_text(app), what="the evaluator panel")
         text = screen_text(app)
-        header = next(line for line in text.splitlines() if "domain" in line)
-        for column in ("domain", "correct", "accuracy", "depth", "steps", "think", "answer", "eos", "format"):
-            assert column in header, header
+        answers, reasoning = [line for line in text.splitlines() if "domain" in line][:2]
+        for column in ("domain", "questions", "pass@1 ± SE", "correct", "wrong", "trunc.", "no ans."):
+            assert column in answers, answers
+        for column in ("domain", "depth", "steps", "think p50", "p90", "think", "answer", "eos", "format"):
+            assert column in reasoning, reasoning
         results = json.loads(recorded_run.layout.eval_results.read_text())
         for domain in results["domains"]:
             assert any(line.split() and line.split()[0] == domain for line in text.splitlines()), domain

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from r1tui.eval.answers import check_answer, split_roots
+from r1tui.eval.answers import check_answer, choice_letter, split_roots
 from r1tui.response_format import extract_answer, split_response
 
 
@@ -197,3 +197,39 @@ def test_checking_works_off_the_main_thread():
     worker.start()
     worker.join()
     assert results[0].correct and results[0].method == "symbolic"
+
+
+# ---- multiple choice
+
+
+@pytest.mark.parametrize("reply", [
+    "C", "(C)", "C)", "c", "C.", "[C]", "\\boxed{C}", "$\\boxed{\\text{C}}$", "**C**",
+    "C. 10^-4 eV", "(C) 10^-4 eV", "C) the mitochondrial matrix",
+    "The answer is C", "The answer is (C).", "Answer: C", "A careful count gives the answer C",
+    "The answer is C, not B", "I pick C",
+])
+def test_a_reply_naming_one_letter_is_that_letter(reply):
+    assert choice_letter(reply) == "C"
+    check = check_answer(reply, "C", "chemistry", choice=True)
+    assert check.correct and check.method == "choice", check
+
+
+@pytest.mark.parametrize("reply", [
+    "10^-4 eV",              # the option's text, not its letter
+    "B or C", "C and D",     # hedging between letters
+    "None of the above", "E", "AB", "I am not sure",
+])
+def test_a_reply_naming_no_single_letter_is_not_an_answer(reply):
+    assert choice_letter(reply) is None
+    check = check_answer(reply, "C", "physics", choice=True)
+    assert not check.correct and check.method == "no_letter", check
+
+
+def test_choice_answers_compare_letters_whatever_the_domain():
+    assert check_answer("B", "C", "math", choice=True) == check_answer("(B) 12", "C", "coding", choice=True)
+    assert check_answer("B", "C", "math", choice=True).method == "mismatch"
+    assert check_answer(None, "C", "physics", choice=True).method == "no_answer"
+    assert check_answer("C", "", "physics", choice=True).method == "no_reference"
+    assert check_answer("C", "10 eV", "physics", choice=True).method == "no_reference"  # a reference that is no letter
+    # Without choice=True a letter is an ordinary answer, checked as before.
+    assert check_answer("C", "C", "coding").method == "exact"

@@ -80,16 +80,21 @@ def test_eval_run_against_another_gguf(scripted_run, random_gguf, eval_jsonl, sc
     assert all(s["finish_reason"] == "length" and s["answer"] is None for s in other["samples"])
     assert other["summary"]["avg_completion_tokens"] == 48  # configs/tiny.toml eval.max_new_tokens
 
-    # side by side, with deltas (B - A)
+    # side by side, with deltas (A - B) and their paired standard errors over the 5 questions
     assert results["comparison"] == comparison
-    accuracy = next(r for r in comparison["rows"] if r["group"] == "all" and r["metric"] == "accuracy")
-    assert (accuracy["a"], accuracy["b"], accuracy["delta"]) == (0.6, 0.0, -0.6)
+    pass1 = next(r for r in comparison["rows"] if r["group"] == "all" and r["metric"] == "pass@1")
+    assert (pass1["a"], pass1["b"], pass1["delta"]) == (0.6, 0.0, 0.6)
+    assert pass1["se"] == round((0.6 * 0.4 / 4) ** 0.5 * (5 / 5) ** 0.5, 4)  # sd of [1,0,1,1,0] / sqrt(5)
+
+    # outcomes: never merged; the random model runs out of tokens before any answer
+    assert summary["outcomes"] == {"correct": 3, "wrong": 2, "truncated": 0, "no_answer": 0}
+    assert other["summary"]["outcomes"] == {"correct": 0, "wrong": 0, "truncated": 5, "no_answer": 0}
 
     # printed: the summary in its documented shape, the table, the comparison
     assert "Total samples  : 5\n" in printed
     assert f"Avg depth      : {expected.depth:.4f}  (range: {expected.depth:.4f}-{expected.depth:.4f})" in printed
     assert "math           count=2   avg_depth=" in printed
-    assert "3/5" in printed and "60.0%" in printed and "-60.0 pt" in printed and "Δ (B − A)" in printed
+    assert "60.0% ± 24.5" in printed and "+60.0 pt ± 24.5" in printed and "Δ (A − B) ± SE" in printed
 
     # events: the eval stage in the run's own log, one progress event per sample and model
     events = read_events(scripted_run / "events.jsonl")[events_before:]
@@ -108,7 +113,8 @@ def test_default_synthetic_set_and_real_scoring(scripted_run, tmp_path):
 
     config = load_config(scripted_run / "config.toml")
     results = evaluate_run(config, scripted_run, out_dir=tmp_path)
-    assert results["eval_set"] == {"source": "synthetic", "seed": config.eval.seed, "count": config.eval.num_samples}
+    assert results["eval_set"] == {"source": "synthetic", "set": "synthetic", "seed": config.eval.seed,
+                                   "count": config.eval.num_samples}
     assert [s["domain"] for s in results["samples"]] == ["math", "physics", "coding"] * 2
     for sample in results["samples"]:  # every verdict is the checker's verdict on the extracted answer
         answer = extract_answer(sample["response"]).text
@@ -148,7 +154,7 @@ def test_dry_run_writes_nothing(scripted_run, random_gguf, capsys, monkeypatch):
     monkeypatch.setenv("DRY_RUN", "1")
     assert main(["eval", str(scripted_run), "--vs", str(random_gguf), "-n", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "dry run" in printed and "-Q4_K_M.gguf" in printed and "3 rows" in printed
+    assert "dry run" in printed and "-Q4_K_M.gguf" in printed and "3 questions x 1 sample" in printed
     assert str(scripted_run / "eval" / "results.json") in printed.replace("\n", "")
     assert _snapshot(scripted_run) == before  # no results, no events
 

@@ -18,7 +18,7 @@ def test_synthetic_rows_are_held_out_from_training():
     eval_set = load_eval_set(config)
     training = {row["question"] for row in generate_problems(config.data.num_examples, config.data.seed)}
     rows = eval_set["rows"]
-    assert len(rows) == 60 and eval_set["seed"] == 1_000_003
+    assert len(rows) == 60 and eval_set["seed"] == 1_000_003 and eval_set["set"] == "synthetic"
     assert not training & {row["question"] for row in rows}
     assert {row["domain"] for row in rows} == {"math", "physics", "coding"}
     assert load_eval_set(config)["rows"] == rows  # seeded: the same rows every time
@@ -43,7 +43,9 @@ def test_local_jsonl_rows_with_aliases_gsm8k_answers_and_messages(tmp_path):
          "domain": "physics"},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
-    loaded = load_eval_set(parse_config({}), source=str(path), num_samples=10)["rows"]
+    eval_set = load_eval_set(parse_config({}), source=str(path), num_samples=10)
+    assert eval_set["set"] is None  # mixed shapes: no standard set's schema
+    loaded = eval_set["rows"]
     assert [(r["question"][:8], r["answer"], r["domain"]) for r in loaded] == [
         ("What is ", "42", "math"), ("Simplify", "\\frac{1}{2}", "math"),
         ("Natalia ", "1272", "math"), ("How far?", "12 m", "physics"),

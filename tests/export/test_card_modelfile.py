@@ -44,8 +44,12 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
     shutil.copytree(exported_run[0], run_dir, ignore=shutil.ignore_patterns("base", "merged"))
     (run_dir / "eval").mkdir()
     (run_dir / "eval" / "results.json").write_text(json.dumps(
-        {"summary": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0},
-         "domains": {"math": {"count": 2, "accuracy": 0.5, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0}},
+        {"summary": (stats := {"count": 4, "questions": 2, "samples_per_question": 2, "accuracy": 0.5, "pass@1": 0.5,
+                               "pass@1_se": 0.25, "pass@2": 0.75, "maj@2": 0.5, "truncated_rate": 0.25,
+                               "no_answer_rate": 0.0, "avg_depth": 0.61, "avg_steps": 5.5, "compliance_rate": 1.0,
+                               "think_tokens_median": 212.0}),
+         "domains": {"math": stats},
+         "generation": {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 1024},
          "model": "/home/someone/secret/path.gguf", "samples": [{"id": 1}]}))
     stats = json.loads((run_dir / "data" / "stats.json").read_text())
     stats.update(source="/home/alice/private/traces.jsonl", tokenizer="/home/alice/models/tok")
@@ -58,8 +62,10 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
     lora = count_lora(PRESETS["tiny"], 16, config.lora.target_modules).trainable
     assert f"**{lora:,}** trainable parameters" in card
     assert "| `masked_fraction` | 0.6003 |" in card
-    assert "| math | 2 | 50.0 % | 0.6100 | 5.5 | 100.0 % |" in card
-    assert "| all | 2 | 50.0 % |" in card
+    assert "2 samples per question, temperature 0.6, top_p 0.95, at most 1024 new tokens." in card
+    assert "| domain | questions | pass@1 ± SE | pass@2 | maj@2 | truncated | no answer |" in card
+    assert "| math | 2 | 50.0% ± 25.0 | 75.0% | 50.0% | 25.0% | 0.0% | 100.0% | 0.6100 | 212 |" in card
+    assert "| all | 2 | 50.0% ± 25.0 |" in card
     assert "/home/someone" not in card  # the eval's local paths stay out of a published card
     assert "identical ids: 8 sample conversations" in card
     assert 'hf_hub_download("alice/tiny-r1", "tiny-mistral-random-r1-Q4_K_M.gguf")' in card

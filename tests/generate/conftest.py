@@ -1,12 +1,12 @@
-"""Teachers for the generate tests: a fault-injecting stand-in and the real llama.cpp server.
+"""Teachers for the generate tests: a fault-injecting stand-in (the real llama.cpp server is shared).
 
 - ``standin``: a small OpenAI-compatible chat-completions server written here (a thread
   running ``http.server`` on 127.0.0.1, a free port). It is a *stand-in*: it answers what a
   test scripts — a reply with ``reasoning_content``, 429 with Retry-After, 500, a stall past
   the client's timeout, malformed JSON, a connection cut mid-body — and records every
   request it got (headers included), so a test can count retries and check what was sent.
-- ``llama_teacher``: the REAL teacher, llama-cpp-python's own OpenAI-compatible server
-  (``python -m llama_cpp.server``) serving the scripted tiny GGUF, one per session. It
+- ``llama_teacher`` (tests/tiny_gguf.py, shared with the eval tests): the REAL teacher,
+  llama-cpp-python's own OpenAI-compatible server serving the scripted tiny GGUF. It
   answers every prompt with tests/tiny_gguf.py's SCRIPT ("… FINAL ANSWER: 4") then EOS.
 """
 
@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,48 +195,3 @@ def make_standin():
         server.close()
 
 
-# ---------------------------------------------------------------- the real teacher: llama.cpp's server
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the teacher server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the teacher server at {url} did not answer within {timeout} s")
-
-
-@dataclass(frozen=True)
-class LlamaTeacher:
-    url: str
-    model: str
-    log: Path
-
-
-@pytest.fixture(scope="session")
-def llama_teacher(scripted_gguf, tmp_path_factory):
-    """llama-cpp-python's own OpenAI-compatible server on the scripted tiny GGUF (one per session)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama_teacher") / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(scripted_gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "512"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_until_serving(url, process)
-        yield LlamaTeacher(url=url, model=str(scripted_gguf), log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

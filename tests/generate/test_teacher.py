@@ -10,7 +10,8 @@ import time
 import pytest
 
 from r1tui.config import TeacherConfig
-from r1tui.generate.teacher import REDACTED, TeacherPool, redact
+from r1tui.errors import REDACTED, redact
+from r1tui.generate.teacher import TeacherPool
 
 SECRET = "sk-r1tui-test-SECRET-0123456789abcdef"
 ASK = [{"role": "user", "content": "What is 2 + 2?"}]

@@ -1,6 +1,6 @@
-"""Evaluator: the per-domain table (count, accuracy, depth, steps, format compliance)
-from the run's eval results (``RunLayout.eval_results``), and base vs tuned when the run was evaluated
-against a second model (the results' ``comparison``)."""
+"""Evaluator: the per-domain tables (pass@1 ± SE, pass@k, maj@k, outcomes; depth, steps, think
+length, format compliance) from the run's eval results (``RunLayout.eval_results``), and tuned vs
+base when the run was evaluated against a second model (the results' ``comparison``)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from r1tui.runs.layout import RunLayout
 
 
 def results_renderables(results: dict[str, Any]) -> list[Any]:
-    from r1tui.eval.report import comparison_table, results_table
+    from r1tui.eval.report import comparison_table, reasoning_table, results_table
 
     parts: list[Any] = []
     try:
-        table = results_table(results)
-        table.pad_edge = False  # at 80 columns every header and domain fits whole ("accuracy", not "accura…")
-        parts.append(table)
+        for table in (results_table(results), reasoning_table(results)):
+            table.pad_edge = False  # at 80 columns every header and domain fits whole
+            parts.append(table)
         if isinstance(results.get("comparison"), dict):
             comparison = comparison_table(results["comparison"])
             comparison.pad_edge = False

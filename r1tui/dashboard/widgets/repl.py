@@ -205,7 +205,7 @@ class ReplPanel(Panel):
         try:
             chat = self._load(gguf, config)
             max_tokens = config.eval.max_new_tokens if config is not None else 512
-            temperature = config.eval.temperature if config is not None else 0.0
+            temperature = (config.eval.temperature or 0.0) if config is not None else 0.0
             flushed = time.perf_counter()
             for chunk in chat.stream(messages, max_tokens=max_tokens, temperature=temperature,
                                      stop_event=self._stop):
