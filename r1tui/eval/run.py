@@ -31,7 +31,7 @@ from r1tui.errors import R1Error
 from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, ReasoningScore, summarize
 from r1tui.eval.protocol import outcome, paired_delta, protocol_stats
-from r1tui.eval.sampling import Budget, Eta, Job, Journal, budget, plan_jobs, run_jobs
+from r1tui.eval.sampling import Budget, Job, Journal, budget, plan_jobs, run_jobs
 from r1tui.infer.stream import FINISH_STOPPED, ChatModel
 from r1tui.quants import quant_of
 from r1tui.response_format import extract_answer, split_response
@@ -163,7 +163,7 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
         events.emit("log", stage="eval", level="info", message=f"{label + ': ' if label else ''}{plan.describe()}")
     evaluator = ReasoningQualityEvaluator()
     started = time.perf_counter()
-    eta = Eta(len(todo))
+    finished = 0
     messages_of = _messages(config)
 
     def generate(chat: ChatModel, job: Job, stop: threading.Event) -> dict[str, Any] | None:
@@ -186,11 +186,11 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
         records.append(record)
         if book is not None:
             book.add(record)
-        completed = done_before + eta.finished + 1
-        left = eta.tick()
+        nonlocal finished
+        finished += 1
+        completed = done_before + finished
         if events is not None:
             events.emit("stage_progress", stage="eval", completed=completed, total=total, unit="samples",
-                        eta_s=None if left is None else round(left, 1),
                         message=f"{label + ': ' if label else ''}{record['domain']} {record['outcome']}, "
                                 f"depth {record['depth']:.2f}, {record['steps']} steps")
         if on_sample is not None:

@@ -21,7 +21,6 @@ import logging
 import queue
 import statistics
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -224,18 +223,3 @@ def budget(todo: int, done_records: Sequence[dict[str, Any]], max_new_tokens: in
     average = statistics.fmean(lengths) if lengths else (measured or {}).get("avg_completion_tokens")
     expected = None if average is None else int(round(min(average, max_new_tokens) * todo))
     return Budget(todo, len(done_records), todo * max_new_tokens, expected, tokens_per_s or None, slots)
-
-
-class Eta:
-    """Seconds left, from the pace of the generations finished in this session."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.started = time.monotonic()
-        self.finished = 0
-
-    def tick(self) -> float | None:
-        self.finished += 1
-        elapsed = time.monotonic() - self.started
-        left = self.total - self.finished
-        return elapsed / self.finished * left if self.finished else None

@@ -33,7 +33,7 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
                               "world_size", "backend", "dataset"}),
     "run_finished": frozenset({"status", "error", "reason"}),  # status: finished | failed | cancelled
     "stage_started": frozenset({"inputs"}),
-    "stage_progress": frozenset({"completed", "total", "unit", "message", "quant", "eta_s"}),
+    "stage_progress": frozenset({"completed", "total", "unit", "message", "quant"}),
     # status: finished | skipped | failed | cancelled
     "stage_finished": frozenset({"status", "duration_s", "outputs"}),
     "metric": frozenset({"step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s",

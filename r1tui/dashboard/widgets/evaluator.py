@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from r1tui.dashboard.format import bar, status_text
 from r1tui.dashboard.widgets.base import Panel
+from r1tui.present import format_duration
 from r1tui.runs.files import read_json
 from r1tui.runs.layout import RunLayout
 
@@ -57,6 +58,8 @@ class EvaluatorPanel(Panel):
             head.append(" ")
             head.append_text(bar(stage.progress.fraction, 16, "yellow" if stage.status == "running" else "green"))
             head.append(f" {int(stage.progress.completed)}/{int(stage.progress.total)} {stage.progress.unit}")
+            if stage.eta_s() is not None:
+                head.append(f" · ETA {format_duration(stage.eta_s())}")
             if stage.status == "running" and stage.progress.message:
                 head.append(f" · {stage.progress.message}", style="dim")
         parts: list[Any] = [head]
