@@ -24,8 +24,17 @@ from r1tui.quants import QUANT_TYPES
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ARCHITECTURES = ("mistral-small-2409", "mistral-small-24b", "tiny")
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+# Every number has the range a real run can have: a typo of a few digits is one clear
+# line, not a VRAM estimate of 1e20 GB.
+MILLION = 1_000_000
+Tokens = Annotated[int, Field(ge=1, le=2**20)]  # a sequence or a generation budget (1M tokens)
+Steps = Annotated[int, Field(ge=1, le=100 * MILLION)]
+Count = Annotated[int, Field(ge=1, le=100 * MILLION)]  # rows, prompts, questions
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what numpy, torch and llama.cpp all take
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Temperature = Annotated[float, Field(ge=0.0, le=10.0)]
+TopP = Annotated[float, Field(gt=0.0, le=1.0)]
+Price = Annotated[float, Field(ge=0.0, le=10_000.0)]  # USD per million tokens
 
 
 class _Section(BaseModel):
@@ -43,7 +52,7 @@ class ModelConfig(_Section):
     # "auto" (the tokenizer in `path`, else the preset's), "v3" (SentencePiece, 2409),
     # "tekken" (24B models) or a folder holding tokenizer files.
     tokenizer: str = "auto"
-    max_seq_length: PositiveInt = 8192
+    max_seq_length: Tokens = 8192
     load_in_4bit: bool = True
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
     bnb_4bit_use_double_quant: bool = True
@@ -59,8 +68,8 @@ class ModelConfig(_Section):
 
 
 class LoraConfig(_Section):
-    r: PositiveInt = 64
-    alpha: PositiveInt = 128
+    r: Annotated[int, Field(ge=1, le=4096)] = 64
+    alpha: Annotated[int, Field(ge=1, le=65536)] = 128
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGET_MODULES))
 
@@ -78,25 +87,32 @@ class LoraConfig(_Section):
 class TrainConfig(_Section):
     backend: Literal["auto", "unsloth", "hf"] = "auto"
     optimizer: Literal["adamw_8bit", "adamw_torch", "paged_adamw_8bit", "sgd"] = "adamw_8bit"
-    learning_rate: PositiveFloat = 2e-4
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 2e-4
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.03
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    per_device_batch_size: PositiveInt = 1
-    gradient_accumulation_steps: PositiveInt = 8
-    epochs: PositiveFloat = 1.0
-    max_steps: Annotated[int, Field(ge=-1)] = -1  # -1: run `epochs`
-    logging_steps: PositiveInt = 1
-    save_steps: PositiveInt = 100
-    seed: int = 3407
+    weight_decay: Fraction = 0.0
+    per_device_batch_size: Annotated[int, Field(ge=1, le=65536)] = 1
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=65536)] = 8
+    epochs: Annotated[float, Field(gt=0.0, le=10_000.0)] = 1.0
+    max_steps: Annotated[int, Field(ge=-1, le=100 * MILLION)] = -1  # -1: run `epochs`
+    logging_steps: Steps = 1
+    save_steps: Steps = 100
+    seed: Seed = 3407
     gradient_checkpointing: bool = True
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    gpu_sample_seconds: PositiveFloat = 5.0
+    gpu_sample_seconds: Annotated[float, Field(ge=0.1, le=3600.0)] = 5.0
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (train for `epochs`) or a positive number of steps")
+        return value
 
 
 class HardwareConfig(_Section):
     gpu_name: str = "RTX 4090"
-    gpu_memory_gb: PositiveFloat = 24.0
+    gpu_memory_gb: Annotated[float, Field(gt=0.0, le=100_000.0)] = 24.0
 
 
 class DataConfig(_Section):
@@ -105,8 +121,8 @@ class DataConfig(_Section):
     split: str = "train"
     # Field mapping for local files: canonical name -> column in the file.
     fields: dict[str, str] = Field(default_factory=dict)
-    num_examples: PositiveInt = 2000  # synthetic rows, or a cap on other sources
-    seed: int = 0
+    num_examples: Count = 2000  # synthetic rows, or a cap on other sources
+    seed: Seed = 0
     system_prompt: str = ""
     train_on: Literal["all", "last"] = "all"
     mask_think: bool = False
@@ -141,18 +157,18 @@ SAMPLED_TOP_P = 0.95
 
 class EvalConfig(_Section):
     source: str = "synthetic"  # synthetic, a file, hf:<dataset>, or a standard set (gsm8k, math500, ...)
-    num_samples: PositiveInt = 30  # questions
-    samples_per_question: PositiveInt = 1  # n: pass@1 is averaged over n, pass@k and maj@k use them
-    seed: int = 1_000_003  # disjoint from data.seed's stream by construction
-    max_new_tokens: PositiveInt = 1024
+    num_samples: Count = 30  # questions
+    samples_per_question: Annotated[int, Field(ge=1, le=1024)] = 1  # n: pass@1 averages over n; pass@k, maj@k
+    seed: Seed = 1_000_003  # disjoint from data.seed's stream by construction
+    max_new_tokens: Tokens = 1024
     # unset: greedy (0.0, 1.0) with one sample per question, else 0.6 and 0.95
-    temperature: Annotated[float, Field(ge=0.0)] | None = None
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    n_ctx: PositiveInt = 4096
-    numeric_tolerance: Annotated[float, Field(ge=0.0)] = 1e-3
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    n_ctx: Tokens = 4096
+    numeric_tolerance: Fraction = 1e-3
     # Generations at once: llama.cpp contexts over one memory-mapped GGUF, or requests in
     # flight to `base_url`.
-    slots: PositiveInt = 1
+    slots: Annotated[int, Field(ge=1, le=256)] = 1
     # An OpenAI-compatible server (vLLM, SGLang, llama.cpp's llama-server) to generate with
     # instead of a local llama.cpp; the prompt is sent as the training token ids.
     base_url: str = ""
@@ -180,19 +196,19 @@ class TeacherConfig(_Section):
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from the file
     # Where the prompts come from: any data source (a .jsonl/.parquet, hf:<dataset>, synthetic).
     prompts: str = "synthetic"
-    num_prompts: PositiveInt = 200  # a cap on the prompts read
-    samples: PositiveInt = 4  # completions per prompt
-    temperature: Annotated[float, Field(ge=0.0)] = 0.6
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
-    max_tokens: PositiveInt = 16384
-    concurrency: PositiveInt = 16
-    timeout_s: PositiveFloat = 600.0  # one request, before it is retried
-    max_retries: Annotated[int, Field(ge=0)] = 5  # on 429 / 5xx / timeouts, with backoff and Retry-After
+    num_prompts: Count = 200  # a cap on the prompts read
+    samples: Annotated[int, Field(ge=1, le=1024)] = 4  # completions per prompt
+    temperature: Temperature = 0.6
+    top_p: TopP = 0.95
+    max_tokens: Tokens = 16384
+    concurrency: Annotated[int, Field(ge=1, le=4096)] = 16
+    timeout_s: Annotated[float, Field(gt=0.0, le=86_400.0)] = 600.0  # one request, before it is retried
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 5  # on 429 / 5xx / timeouts, with backoff and Retry-After
     keep: Literal["all", "shortest"] = "all"  # correct samples kept per prompt
-    keep_n: PositiveInt = 1  # with keep = "shortest"
+    keep_n: Annotated[int, Field(ge=1, le=1024)] = 1  # with keep = "shortest"
     near_duplicate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9  # word 5-gram Jaccard at or above: a duplicate
-    price_in_per_m: Annotated[float, Field(ge=0.0)] = 0.0  # USD per million prompt tokens (0: no cost shown)
-    price_out_per_m: Annotated[float, Field(ge=0.0)] = 0.0  # USD per million completion tokens
+    price_in_per_m: Price = 0.0  # USD per million prompt tokens (0: no cost shown)
+    price_out_per_m: Price = 0.0  # USD per million completion tokens
 
     @property
     def base_urls(self) -> list[str]:
@@ -208,7 +224,7 @@ class TeacherConfig(_Section):
 
 
 class DecontaminateConfig(_Section):
-    ngram: Annotated[int, Field(ge=3)] = 8  # word n-grams shared with an eval prompt (open-r1 uses 8)
+    ngram: Annotated[int, Field(ge=3, le=64)] = 8  # word n-grams shared with an eval prompt (open-r1 uses 8)
     # Files of prompts to keep out of training besides the eval sets r1tui knows.
     against: list[str] = Field(default_factory=list)
 
