@@ -21,6 +21,7 @@ from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.runs import cancel
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
+from r1tui.runs.files import remove_stale_temps, replace_dir
 from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,39 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
             if match and (child / "trainer_state.json").is_file():
                 found.append((int(match.group(1)), child))
     return [path for _, path in sorted(found)]
+
+
+def with_atomic_checkpoints(trainer_cls: type) -> type:
+    """``trainer_cls`` saving each checkpoint under a temporary name, renamed once complete.
+
+    The Trainer writes ``checkpoint-N/`` file by file (weights, optimizer, RNG, state);
+    a full disk or a kill in between would leave a half-written folder under the name
+    people copy. Here the Trainer writes into ``.checkpoint-N.tmp-saving/`` (the same
+    name on every rank, so sharded optimizer states land together), and the main process
+    moves the finished folder into place, then keeps the newest ``save_total_limit``.
+    """
+    from transformers.trainer_utils import rotate_checkpoints
+
+    class AtomicCheckpoints(trainer_cls):
+        def _save_checkpoint(self, model, trial):
+            root = Path(self.args.output_dir)
+            name = f"checkpoint-{self.state.global_step}"
+            staging = root / f".{name}.tmp-saving"
+            self.args.output_dir = str(staging)
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.output_dir = str(root)
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                replace_dir(staging / name, root / name)
+                shutil.rmtree(staging, ignore_errors=True)
+                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            self.accelerator.wait_for_everyone()
+
+    AtomicCheckpoints.__name__ = AtomicCheckpoints.__qualname__ = f"Atomic{trainer_cls.__name__}"
+    return AtomicCheckpoints
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -239,7 +273,9 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
 
         callback = MetricsCallback(events, gpu_sample_seconds=config.train.gpu_sample_seconds,
                                    skip_through_step=skip_through)
-        trainer = backend_module.trainer_class()(
+        if rank == 0:
+            remove_stale_temps(RunLayout(run_dir).checkpoints)  # a checkpoint a kill cut short
+        trainer = with_atomic_checkpoints(backend_module.trainer_class())(
             model=model,
             args=training_arguments(config, RunLayout(run_dir).checkpoints, backend_module),
             train_dataset=dataset,

@@ -174,3 +174,39 @@ def test_auto_backend_with_a_faked_cuda_gpu_takes_unsloth_alone_and_hf_for_sever
     assert train_package.resolve_backend("auto") == "hf"
     with pytest.raises(R1Error, match="unknown backend"):
         train_package.resolve_backend("jax")
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_never_appears_under_its_name(tmp_path, prepared_dataset, runs_helpers,
+                                                                              monkeypatch):
+    """The disk filling up is injected at the optimizer-state write of the second checkpoint
+    (a real full disk needs a tmpfs mount); the weights are already written by then."""
+    import errno
+
+    from transformers import Trainer
+
+    from r1tui.train import train_adapter
+    from r1tui.train.trainer import checkpoints
+
+    config = load_config(runs_helpers.write_config(tmp_path, tmp_path / "runs", model={"max_seq_length": 128},
+                                                   train={"max_steps": 4, "save_steps": 2, "backend": "hf"}))
+    run_dir = tmp_path / "runs" / "r"
+    real_save = Trainer._save_optimizer_and_scheduler
+
+    def disk_full_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full_at_step_4)
+    with EventWriter(run_dir / "events.jsonl") as events, pytest.raises(OSError, match="No space left"):
+        train_adapter(config, prepared_dataset, run_dir, events)
+    folder = run_dir / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == [".checkpoint-4.tmp-saving", "checkpoint-2"]
+    assert (folder / ".checkpoint-4.tmp-saving" / "checkpoint-4" / "adapter_model.safetensors").is_file()
+    assert [p.name for p in checkpoints(run_dir)] == ["checkpoint-2"]
+    assert {"optimizer.pt", "trainer_state.json"} <= {p.name for p in (folder / "checkpoint-2").iterdir()}
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", real_save)
+    with EventWriter(run_dir / "events.jsonl") as events:
+        train_adapter(config, prepared_dataset, run_dir, events, resume=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2", "checkpoint-4"]
