@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_column("size", justify="right")
         table.add_column("from")
         for file in plan.files:
-            source = "generated model card" if file.generated else file.local
+            source = ("generated model card" if file.local == str(layout.card) else file.local or "generated"
+                      ) if file.generated else file.local
             table.add_row(file.path_in_repo, format_bytes(file.bytes), source)
         out.print(table)
         token = {"HF_TOKEN": "found in HF_TOKEN", "saved login": "found in the saved Hub login"}.get(

@@ -327,6 +327,94 @@ def load_hf_tokenizer(folder: str | Path):
     return AutoTokenizer.from_pretrained(str(folder))
 
 
+# ---------------------------------------------------------------- the tokenizer r1tui publishes
+
+# transformers 5 picks its MistralCommonBackend (mistral-common itself: exact ids) only for a
+# folder with tekken.json; tokenizer_class makes AutoTokenizer pick it for a SentencePiece
+# file too, and for a folder without config.json (the adapter). The converter reads
+# add_prefix_space and add_bos_token from the same file (see the traps above).
+PUBLISHED_TOKENIZER_CONFIG = {
+    "tokenizer_class": "MistralCommonBackend",
+    "add_bos_token": True,
+    "add_eos_token": False,
+    "add_prefix_space": False,
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+}
+# What a tokenizer folder may hold (r1tui's, training's, or a Mistral repo's).
+TOKENIZER_FILE_NAMES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "tekken.json", "chat_template.jinja", "chat_template.json")
+
+
+def is_tokenizer_file(name: str) -> bool:
+    return name in TOKENIZER_FILE_NAMES or name.startswith("tokenizer.model.v")
+
+
+def published_tokenizer(spec: str) -> dict[str, Path | bytes]:
+    """The tokenizer files r1tui publishes beside a model (merged/, the adapter repo):
+    file name -> a file to copy or the bytes to write.
+
+    Every loader reads exactly the training tokenizer: ``AutoTokenizer`` gets
+    ``MistralCommonBackend`` (mistral-common's own encoder) from ``tokenizer_class``;
+    SentencePiece: ``tokenizer.model.v3`` for mistral-common and the same file as
+    ``tokenizer.model`` for llama.cpp's converter (no ``tokenizer.json``: transformers'
+    fast SentencePiece conversion splits runs of spaces unlike SentencePiece); Tekken:
+    ``tekken.json``, and the ``tokenizer.json`` transformers converts from it (exact:
+    checked by parity), which the converter reads. ``chat_template.jinja`` is the training
+    format (v3: ``CHAT_TEMPLATE``; Tekken: mistral-common's template for the file).
+    """
+    path = tokenizer_file(spec)
+    config = json.dumps(PUBLISHED_TOKENIZER_CONFIG, indent=2).encode("utf-8")
+    if path.suffix == ".json":
+        tokenizer_json, template = _tekken_hf_files(str(path))
+        return {"tekken.json": path, "tokenizer.json": tokenizer_json, "tokenizer_config.json": config,
+                "chat_template.jinja": template}
+    suffix = path.name.rsplit(".", 1)[-1]
+    versioned = f"tokenizer.model.{_sentencepiece_version(path) if suffix == 'model' else suffix}"
+    return {versioned: path, "tokenizer.model": path, "tokenizer_config.json": config,
+            "chat_template.jinja": CHAT_TEMPLATE.encode("utf-8")}
+
+
+@functools.lru_cache(maxsize=2)
+def _tekken_hf_files(path: str) -> tuple[bytes, bytes]:
+    """(tokenizer.json, chat template) for a tekken.json: transformers' conversion and
+    mistral-common's template (not a template lying beside the file: a model folder's own
+    may add a default system prompt that training never saw)."""
+    from mistral_common.integrations.chat_templates.chat_templates import (
+        convert_tokenizer_to_chat_template,
+    )
+    from transformers.integrations.mistral import convert_tekken_tokenizer
+
+    from tokenizers import processors
+
+    template = convert_tokenizer_to_chat_template(path)
+    backend = convert_tekken_tokenizer(path, chat_template=template).backend_tokenizer
+    # BOS in front, as mistral-common encodes; the converter reads add_bos_token from this
+    # post-processor (tokenizer_config.json's add_bos_token loses to it).
+    bos = backend.token_to_id("<s>")
+    backend.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)]),
+    ])
+    return backend.to_str().encode("utf-8"), template.encode("utf-8")
+
+
+def write_published_tokenizer(spec: str, folder: str | Path) -> list[Path]:
+    """Write ``published_tokenizer(spec)`` into ``folder``; returns the files written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in published_tokenizer(spec).items():
+        target = folder / name
+        if isinstance(content, Path):
+            shutil.copyfile(content, target)
+        else:
+            target.write_bytes(content)
+        written.append(target)
+    return written
+
+
 @functools.lru_cache(maxsize=4)
 def _spm(path: str):
     import sentencepiece

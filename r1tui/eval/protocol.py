@@ -149,8 +149,8 @@ def per_question_rate(records: Iterable[dict[str, Any]], flag: str = "correct") 
 
 
 def paired_delta(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]], flag: str = "correct") -> dict[str, Any]:
-    """The rate of ``flag`` (pass@1 for ``correct``) of B minus A's, on the questions both
-    answered, with the paired standard error.
+    """B's rate of ``flag`` (pass@1 for ``correct``) minus A's — note the order — on the
+    questions both answered, with the paired standard error.
 
     Pairing by question removes the questions' own difficulty from the error, so a
     real difference shows sooner than with two independent errors.

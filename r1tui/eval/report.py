@@ -1,7 +1,8 @@
 """Rich tables for eval results (Rich is imported inside the functions; no Textual here).
 
 Three tables, each within 80 columns: answers (pass@1 with its standard error, pass@k
-and maj@k at the largest k, the four outcomes), reasoning and format (depth, steps,
+and maj@k at the largest k, the four outcomes: right, wrong, truncated, no answer),
+reasoning and format (depth, steps,
 think length, the format rates), and the comparison of two models (A − B with the
 paired standard error). ``markdown_tables`` writes the same figures for the model card.
 """
@@ -48,24 +49,25 @@ def pass1_text(stats: dict[str, Any]) -> str:
 
 
 def results_table(results: dict[str, Any], title: str | None = None):
-    """Per domain and overall: questions × samples, pass@1 ± SE, pass@k and maj@k, outcomes."""
+    """Per domain and overall: pass@1 ± SE, pass@k and maj@k, the four outcomes (questions
+    and samples per question are in the title, so the table fits 80 columns)."""
     from rich.table import Table
 
     model = results.get("model", {})
     n = results["summary"].get("samples_per_question", 1)
+    questions = results["summary"].get("questions", results["summary"].get("count"))
     k = top_k(results["summary"])
     table = Table(title=title or f"eval: {model.get('name', '?')} ({model.get('backend', '?')}), "
-                                 f"{n} sample{'s' * (n > 1)} per question",
+                                 f"{questions} questions x {n} sample{'s' * (n > 1)}",
                   title_justify="left", show_edge=False)
-    columns = ["domain", "questions", "pass@1 ± SE"] + ([f"pass@{k}", f"maj@{k}"] if k else []) + \
-              ["correct", "wrong", "trunc.", "no ans."]
+    columns = ["domain", "pass@1 ± SE"] + ([f"pass@{k}", f"maj@{k}"] if k else []) + \
+              ["right", "wrong", "trunc.", "none"]
     for name in columns:
-        table.add_column(name, justify="left" if name == "domain" else "right")
+        table.add_column(name, justify="left" if name == "domain" else "right", no_wrap=True)
     rows = groups(results)
     for index, (name, stats) in enumerate(rows):
         outcomes = stats.get("outcomes") or {}
-        cells = [f"[bold]{name}[/]" if name == "all" else name, str(stats.get("questions", stats["count"])),
-                 pass1_text(stats)]
+        cells = [f"[bold]{name}[/]" if name == "all" else name, pass1_text(stats)]
         if k:
             cells += [_percent(stats.get(f"pass@{k}")), _percent(stats.get(f"maj@{k}"))]
         cells += [str(outcomes.get(key, "–")) for key in ("correct", "wrong", "truncated", "no_answer")]

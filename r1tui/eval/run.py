@@ -32,7 +32,7 @@ from r1tui.eval.answers import check_answer
 from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, ReasoningScore, summarize
 from r1tui.eval.protocol import outcome, paired_delta, protocol_stats
 from r1tui.eval.sampling import Budget, Job, Journal, budget, plan_jobs, run_jobs
-from r1tui.infer.stream import FINISH_STOPPED, ChatModel
+from r1tui.infer.stream import FINISH_STOPPED, ChatModel, Generation
 from r1tui.quants import quant_of
 from r1tui.response_format import extract_answer, split_response
 from r1tui.runs.events import StageCancelled, stage
@@ -166,11 +166,17 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
     finished = 0
     messages_of = _messages(config)
 
-    def generate(chat: ChatModel, job: Job, stop: threading.Event) -> dict[str, Any] | None:
+    def generate(chat: ChatModel, job: Job, stop: threading.Event) -> tuple[Job, Generation] | None:
         generation = chat.generate(messages_of(job.row), max_tokens=settings.max_new_tokens,
                                    temperature=temperature, top_p=top_p, stop_event=stop, seed=job.seed)
         if generation.stats.finish_reason == FINISH_STOPPED:
             return None  # cut short by a stop: not a sample
+        return job, generation
+
+    def done(finished_job: tuple[Job, Generation]) -> None:
+        # Scored here, on the calling thread: math-verify's timeout needs the main thread.
+        nonlocal finished
+        job, generation = finished_job
         record = score_response(generation.text, job.row, generation.stats.finish_reason, evaluator,
                                 settings.numeric_tolerance, tokenizer)
         record.update({
@@ -180,13 +186,9 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
             "tokens_per_s": round(generation.stats.tokens_per_s, 2),
             "elapsed_s": round(generation.stats.elapsed_s, 3),
         })
-        return record
-
-    def done(record: dict[str, Any]) -> None:
         records.append(record)
         if book is not None:
             book.add(record)
-        nonlocal finished
         finished += 1
         completed = done_before + finished
         if events is not None:
@@ -288,8 +290,9 @@ def open_models(config: Config, gguf: str | Path | None = None, model_dir: str |
     """(chats, shared, model_info): what generates the samples, ``eval.slots`` at once.
 
     With ``eval.base_url``, one thread-safe client of that server (``shared``); for a
-    GGUF, one llama.cpp context per slot over the same memory-mapped file, the cores
-    split between them; a transformers folder generates one sample at a time.
+    GGUF, one llama.cpp context per slot over the same memory-mapped file, half the
+    cores (llama-cpp-python's default for one context) split between them; a
+    transformers folder generates one sample at a time.
     """
     settings = config.eval
     if settings.base_url:
@@ -304,7 +307,7 @@ def open_models(config: Config, gguf: str | Path | None = None, model_dir: str |
             log.info("eval.slots = %d: a transformers folder generates one sample at a time", settings.slots)
         chat, info = open_model(config, gguf=gguf, model_dir=model_dir)
         return [chat], False, info
-    threads = max(1, (os.cpu_count() or 1) // settings.slots)
+    threads = max(1, (os.cpu_count() or 2) // 2 // settings.slots)  # half the cores in all, as for one slot
     chats = []
     try:
         for _ in range(settings.slots):
@@ -387,6 +390,9 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
         if layout is None:
             raise R1Error("nothing to evaluate: give a run, --gguf PATH or --hf PATH")
         gguf = find_run_gguf(layout, config)
+    if config.eval.base_url and (gguf is not None or model_dir is not None):
+        raise R1Error(f"eval.base_url {config.eval.base_url} generates on a server, so the model given here "
+                      f"({gguf or model_dir}) would not be the one evaluated; give one of them")
     two = vs is not None or vs_model_dir is not None
     if two and config.eval.base_url:
         raise R1Error("--vs compares two local models on one engine, but eval.base_url sends generation to a "
@@ -402,6 +408,11 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
         rows = eval_set["rows"]
         if not rows:
             raise R1Error(f"eval set {eval_set['source']} is empty; check eval.source and eval.num_samples")
+        ids = [row["id"] for row in rows]
+        if len(set(ids)) < len(ids):
+            repeated = next(row_id for row_id in ids if ids.count(row_id) > 1)
+            raise R1Error(f"eval set {eval_set['source']}: the id {repeated!r} is used by more than one row; "
+                          "give every row its own id (samples, seeds and the journal are keyed by it)")
         if vs is not None:
             vs, vs_model_dir = resolve_vs(config, layout, vs, quant_of(Path(gguf)) if gguf else None, events)
         per_model = len(rows) * config.eval.samples_per_question
@@ -411,15 +422,19 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
             results = evaluate_one(config, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
                                    on_sample=on_sample, stop_event=stop_event, label=main_label,
                                    progress=(0, total), journal=eval_journal(out_dir),
-                                   measured=_measured(out_dir / RESULTS_FILE), on_budget=on_budget)
+                                   measured=_measured(out_dir / RESULTS_FILE, model_name), on_budget=on_budget)
         except (KeyboardInterrupt, StageCancelled) as exc:
             partial = getattr(exc, "partial_results", None)
             if partial is not None and partial["samples"]:
+                if run_dir is not None:
+                    partial["run"] = run_dir.name
                 outputs["results"] = str(write_json(out_dir / RESULTS_FILE, partial))
             raise
         if run_dir is not None:
             results["run"] = run_dir.name
         journals = [eval_journal(out_dir)]
+        if two and not results["complete"]:
+            two = False  # stopped during the first model: no second model, no comparison of halves
         if two:
             other_model = Path(vs or vs_model_dir)
             other_name = _safe_name(other_model)
@@ -429,7 +444,7 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
                 other = evaluate_one(config, rows, eval_set, gguf=vs, model_dir=vs_model_dir, events=events,
                                      on_sample=on_sample, stop_event=stop_event, label=other_model.name,
                                      progress=(per_model, total), journal=journals[-1],
-                                     measured=_measured(other_path), on_budget=on_budget)
+                                     measured=_measured(other_path, other_model), on_budget=on_budget)
             except (KeyboardInterrupt, StageCancelled) as exc:
                 outputs["results"] = str(write_json(out_dir / RESULTS_FILE, results))
                 partial = getattr(exc, "partial_results", None)
@@ -459,13 +474,16 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
     return results
 
 
-def _measured(path: Path) -> dict[str, Any] | None:
-    """Speed and reply length of an earlier eval of the same model, for the budget."""
+def _measured(path: Path, model: str | Path | None) -> dict[str, Any] | None:
+    """Speed and reply length of an earlier eval of the same model (``model``: its path or
+    server URL) saved at ``path``, for the budget; None when there is none."""
     try:
-        summary = json.loads(path.read_text(encoding="utf-8")).get("summary") or {}
+        earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return {key: summary.get(key) for key in ("tokens_per_s", "avg_completion_tokens")} if summary else None
+    summary = earlier.get("summary") or {}
+    same = model is not None and (earlier.get("model") or {}).get("path") == str(model)
+    return {key: summary.get(key) for key in ("tokens_per_s", "avg_completion_tokens")} if summary and same else None
 
 
 def _safe_name(path: Path) -> str:
@@ -475,7 +493,7 @@ def _safe_name(path: Path) -> str:
 # ----------------------------------------------------------------- comparison
 
 # metric -> the per-sample flag whose per-question mean the paired standard error is over
-PAIRED = {"pass@1": "correct", "accuracy": "correct", "compliance_rate": "compliant", "eos_rate": "finished_eos"}
+PAIRED = {"pass@1": "correct", "compliance_rate": "compliant", "eos_rate": "finished_eos"}
 COMPARED_METRICS = ("pass@1", "compliance_rate", "eos_rate", "truncated_rate", "avg_depth", "avg_steps",
                     "think_tokens_median", "tokens_per_s")
 

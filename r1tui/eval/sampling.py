@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
 import statistics
 import threading
@@ -82,12 +83,16 @@ class Journal:
                     return {}
             except (json.JSONDecodeError, AttributeError):
                 return {}
-            for line in file:
+            whole = file.tell()
+            for line in iter(file.readline, ""):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     break  # a line cut by a kill: everything before it is whole
                 done[(record["id"], record["sample"])] = record
+                whole = file.tell()
+        if whole < self.path.stat().st_size:
+            os.truncate(self.path, whole)  # drop the cut line, or the next sample would be glued to it
         return done
 
     def _write(self, entry: dict[str, Any]) -> None:
@@ -111,17 +116,17 @@ class Journal:
 # ----------------------------------------------------------------- running the plan
 
 
-GenerateFn = Callable[[Any, Job, threading.Event], dict[str, Any] | None]
+GenerateFn = Callable[[Any, Job, threading.Event], Any]
 
 
 def run_jobs(chats: Sequence[Any], jobs: Sequence[Job], generate: GenerateFn,
-             on_done: Callable[[dict[str, Any]], None], *, slots: int, shared: bool = False,
+             on_done: Callable[[Any], None], *, slots: int, shared: bool = False,
              stop_event: threading.Event | None = None) -> None:
     """Run ``jobs`` on ``slots`` threads: one chat per slot in ``chats``, or with ``shared``
     the one chat in it, which serves every slot at once.
 
-    ``generate(chat, job, stop)`` returns the sample's record, or None when ``stop`` cut
-    it short. ``on_done`` gets each record in the calling thread, as they finish. An
+    ``generate(chat, job, stop)`` returns the sample (anything), or None when ``stop`` cut
+    it short. ``on_done`` gets each sample in the calling thread, as they finish. An
     exception here (a cancel's StageCancelled, Ctrl-C, a failed request) stops the other
     slots, waits for them, and propagates.
     """
@@ -130,7 +135,7 @@ def run_jobs(chats: Sequence[Any], jobs: Sequence[Job], generate: GenerateFn,
     for chat in chats:
         free.put(chat)
 
-    def one(job: Job) -> dict[str, Any] | None:
+    def one(job: Job) -> Any:
         if stop.is_set():
             return None
         if shared:
@@ -153,9 +158,9 @@ def run_jobs(chats: Sequence[Any], jobs: Sequence[Job], generate: GenerateFn,
                     pending.add(pool.submit(one, remaining.pop()))
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    record = future.result()
-                    if record is not None:
-                        on_done(record)
+                    sample = future.result()
+                    if sample is not None:
+                        on_done(sample)
                 if stop_event is not None and stop_event.is_set():
                     stop.set()
                     remaining.clear()

@@ -1,9 +1,12 @@
 """Fold a LoRA adapter into its base weights and save a folder llama.cpp converts faithfully.
 
-The merged folder holds fp16 (or bf16) safetensors and a tokenizer folder with the two
-traps handled (see README): ``tokenizer.model`` is present (transformers 5 never writes
-it, and without it the converter falls back to tokenizer.json and loses the scores), and
-``add_prefix_space`` is false (else llama.cpp adds a space after every control token).
+The merged folder holds fp16 (or bf16) safetensors and the tokenizer r1tui publishes
+(``r1tui.data.tokenizer.published_tokenizer``): ``AutoTokenizer`` loads it as
+mistral-common's own encoder (exact ids), and llama.cpp's converter finds what it needs,
+with the two traps handled (see README): ``tokenizer.model`` is present (transformers 5
+never writes it, and without it the converter falls back to tokenizer.json and loses the
+scores), and ``add_prefix_space`` is false (else llama.cpp adds a space after every
+control token). ``converter_input`` is the folder the converter reads.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from r1tui.config import Config
+from r1tui.data.tokenizer import write_published_tokenizer
 from r1tui.errors import R1Error
 from r1tui.runs.disk import check_free_space
 from r1tui.runs.files import remove_stale_temps, replace_dir, temp_sibling
@@ -24,8 +29,6 @@ from r1tui.runs.layout import RunLayout
 log = logging.getLogger(__name__)
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer.model.v3", "tokenizer.json", "tokenizer_config.json",
-                   "special_tokens_map.json", "tekken.json", "chat_template.jinja")
 StepFn = Callable[[int, int, str], None]
 
 
@@ -119,7 +122,7 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
         model.save_pretrained(str(tmp), safe_serialization=True)
         del model
         step(steps, "writing the tokenizer folder")
-        write_tokenizer(tmp, tokenizer_spec, base=base, adapter_dir=adapter_dir)
+        write_published_tokenizer(tokenizer_spec, tmp)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,20 +130,31 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
     return out_dir
 
 
-def write_tokenizer(folder: Path, spec: str, *, base: str | None = None, adapter_dir: Path | None = None) -> Path:
-    """A tokenizer folder that the converter and llama.cpp read exactly as training did."""
-    from r1tui.data.tokenizer import is_tekken, save_hf_tokenizer
+@contextmanager
+def converter_input(merged: Path) -> Iterator[Path]:
+    """The folder llama.cpp's converter reads for ``merged``.
 
-    folder = Path(folder)
-    if not is_tekken(spec):
-        return save_hf_tokenizer(spec, folder)
-    # Tekken (24B): the model's own tokenizer files are the source of truth.
-    for source in filter(None, (Path(base) if base and Path(base).is_dir() else None, adapter_dir)):
-        found = [name for name in TOKENIZER_FILES if (source / name).is_file()]
-        if "tokenizer.json" in found:
-            for name in found:
-                shutil.copyfile(source / name, folder / name)
-            return folder
-    raise R1Error("no tokenizer.json beside the base model or the adapter for this Tekken model; "
-                  "set model.path to the downloaded base model folder")
-
+    A SentencePiece folder is read as it is (the converter takes tokenizer.model and
+    tokenizer_config.json, never transformers' tokenizer). With ``tekken.json`` the
+    converter would build its vocabulary with ``AutoTokenizer``, which then returns
+    ``MistralCommonBackend`` (no ``.vocab``: conversion fails), so it reads a sibling
+    folder of links to merged/'s files without tekken.json and with the tokenizer.json
+    class named in tokenizer_config.json.
+    """
+    merged = Path(merged)
+    if not (merged / "tekken.json").is_file():
+        yield merged
+        return
+    view = temp_sibling(merged, ".convert")
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir()
+    try:
+        for path in merged.iterdir():
+            if path.name not in ("tekken.json", "tokenizer_config.json"):
+                (view / path.name).symlink_to(path.resolve())
+        config = json.loads((merged / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config["tokenizer_class"] = "TokenizersBackend"
+        (view / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        yield view
+    finally:
+        shutil.rmtree(view, ignore_errors=True)

@@ -20,10 +20,13 @@ import ctypes
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r1tui.data.tokenizer import ids_to_text
 from r1tui.errors import R1Error
+
+if TYPE_CHECKING:
+    from r1tui.export.clients import Client
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,21 @@ SAMPLE_CONVERSATIONS: list[tuple[str, Conversation]] = [
         {"role": "user", "content": "Previous question?"},
         {"role": "assistant", "content": "FINAL ANSWER: 3"},
         {"role": "user", "content": "Now compute 2^10."},
+    ]),
+    # Runs of spaces before code: a Hugging Face fast tokenizer splits "    print" as
+    # "▁▁▁▁" "print", mistral-common as "▁▁▁" "▁print".
+    ("indented code", [
+        {"role": "user", "content": "What does this print?\n```python\nfor i in range(3):\n    if i % 2 == 0:\n"
+                                    "        print(i*i)\n```"},
+        {"role": "assistant", "content": "<think>i = 0 and 2 pass the test.</think>\n```python\nfor i in (0, 2):\n"
+                                         "    print(i*i)\n```\nFINAL ANSWER: 0 4"},
+    ]),
+    ("system prompt, multi-turn, emoji", [
+        {"role": "system", "content": "Réponds en français. 🇫🇷"},
+        {"role": "user", "content": "Combien font 6 × 7 ?"},
+        {"role": "assistant", "content": "<think>6 × 7 = 42</think>\nFINAL ANSWER: 42 ✅"},
+        {"role": "user", "content": "Et    6 × 8 ?   Merci 🙏"},
+        {"role": "assistant", "content": "<think>48</think>\nFINAL ANSWER: 48"},
     ]),
 ]
 
@@ -155,6 +173,32 @@ class GgufVocab:
             buffer = (self._llama.llama_token * capacity)()
             count = self._llama.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, True)
         return list(buffer[:count])
+
+    def metadata(self, key: str) -> str | None:
+        """A metadata value as text (``tokenizer.chat_template``), None when absent."""
+        size = self._llama.llama_model_meta_val_str(self._model, key.encode(), None, 0)
+        if size < 0:
+            return None
+        buffer = ctypes.create_string_buffer(size + 1)
+        self._llama.llama_model_meta_val_str(self._model, key.encode(), buffer, size + 1)
+        return buffer.value.decode("utf-8")
+
+    @property
+    def add_bos(self) -> bool:
+        """Whether llama.cpp puts BOS in front when a client asks for special tokens (Ollama does)."""
+        return bool(self._llama.llama_vocab_get_add_bos(self._vocab))
+
+    @property
+    def bos(self) -> int:
+        return self._llama.llama_vocab_bos(self._vocab)
+
+    @property
+    def eos(self) -> int:
+        return self._llama.llama_vocab_eos(self._vocab)
+
+    def text(self, token: int) -> str:
+        """A token's text as the vocabulary stores it (what llama-cpp-python passes a template as bos/eos)."""
+        return self._llama.llama_vocab_get_text(self._vocab, token).decode("utf-8")
 
     def piece(self, token: int) -> str:
         buffer = ctypes.create_string_buffer(256)
@@ -255,3 +299,76 @@ def describe_failure(report: dict[str, Any]) -> str:
     if report.get("hints"):
         line += f" ({report['hints'][0]})"
     return line
+
+
+# ---------------------------------------------------------------- every client of every artefact
+
+
+def client_cases(conversations: list[tuple[str, Conversation]] | None = None) -> list[tuple[str, Conversation]]:
+    """Each sample as a prompt (everything up to its last user turn: what a chat client sends)
+    and, when it ends with an answer, as the whole conversation."""
+    cases = []
+    for name, messages in conversations or SAMPLE_CONVERSATIONS:
+        last_user = max(index for index, message in enumerate(messages) if message["role"] == "user")
+        cases.append((f"{name} (prompt)", messages[: last_user + 1]))
+        if messages[-1]["role"] == "assistant":
+            cases.append((f"{name} (whole)", messages))
+    return cases
+
+
+def check_client(client: Client, tokenizer_spec: str = "v3",
+                 conversations: list[tuple[str, Conversation]] | None = None) -> dict[str, Any]:
+    """The client's ids against the training ids on every case; a JSON-able report."""
+    cases, not_checked = [], []
+    for name, given in client_cases(conversations):
+        messages = client.messages(given)
+        reason = client.cannot(messages)
+        if reason:
+            not_checked.append({"name": name, "reason": reason})
+            continue
+        expected = training_encoding(messages, tokenizer_spec)[0]
+        case: dict[str, Any] = {"name": name, "tokens": len(expected)}
+        try:
+            got = client.encode(messages)
+        except Exception as exc:  # noqa: BLE001 - a client that refuses a conversation is a failed case
+            case.update(ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            cases.append(case)
+            continue
+        index = first_difference(expected, got)
+        case["ok"] = index is None
+        if index is not None:
+            window = slice(max(index - 2, 0), index + 4)
+            case["first_difference"] = {
+                "index": index,
+                "expected": [[t, _reference_piece(tokenizer_spec, t)] for t in expected[window]],
+                "client": [[t, client.piece(t)] for t in got[window]],
+            }
+        cases.append(case)
+    matched = sum(case["ok"] for case in cases)
+    report: dict[str, Any] = {
+        "artefact": client.artefact, "client": client.client, "ok": matched == len(cases),
+        "matched": matched, "total": len(cases), "tokens_compared": sum(case["tokens"] for case in cases),
+        "cases": cases, "not_checked": not_checked,
+    }
+    if client.loaded:
+        report["loaded"] = client.loaded
+    if not report["ok"]:
+        report["fix"] = client.fix
+    return report
+
+
+def describe_client_failure(report: dict[str, Any]) -> str:
+    """One line: the artefact, the client, the first differing tokens and the fix."""
+    failed = [case for case in report["cases"] if not case["ok"]]
+    if not failed:
+        return f"{report['artefact']} through {report['client']}: identical ids"
+    case = failed[0]
+
+    def show(pairs: list[list[Any]]) -> str:
+        return " ".join(f"{token}:{piece!r}" for token, piece in pairs) or "(end)"
+
+    where = (f"{case['name']!r} raised {case['error']}" if "error" in case else
+             f"{case['name']!r} at token {case['first_difference']['index']}: training "
+             f"[{show(case['first_difference']['expected'])}] vs client [{show(case['first_difference']['client'])}]")
+    return (f"{report['artefact']} through {report['client']}: {len(failed)} of {report['total']} cases differ; "
+            f"first: {where}; fix: {report['fix']}")

@@ -38,7 +38,7 @@ class PushFile:
     local: str
     bytes: int
     rewritten: bool = False  # adapter_config.json: published with the base's Hub id (adapter_config_for_hub)
-    generated: bool = False  # the model card: rendered for the repo at push time
+    generated: bool = False  # made at push time: the model card, the adapter's published tokenizer files
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,7 @@ def plan_push(config: Config, run_dir: str | Path | RunLayout) -> PushPlan:
     checked = checked_ggufs(layout, parity)
     left_out = sorted(p.name for p in layout.gguf_files() if p not in checked)
     files = [PushFile(p.name, str(p), p.stat().st_size) for p in ggufs]
-    adapter_dir = layout.adapter
-    for path in sorted(adapter_dir.rglob("*")) if adapter_dir.is_dir() else []:
-        relative = path.relative_to(adapter_dir)
-        if not path.is_file() or any(part.startswith(".") for part in relative.parts) or relative.name == "README.md":
-            continue  # peft's boilerplate card names the local base folder; the repo's card covers the adapter
-        in_repo = f"{adapter_dir.name}/{relative.as_posix()}"
-        if relative.as_posix() == "adapter_config.json":
-            files.append(PushFile(in_repo, str(path), len(adapter_config_for_hub(config, path)), rewritten=True))
-        else:
-            files.append(PushFile(in_repo, str(path), path.stat().st_size))
+    files += adapter_files(config, layout)
     for path in (layout.modelfile, layout.parity):
         if path.is_file():
             files.append(PushFile(path.name, str(path), path.stat().st_size))
@@ -139,6 +130,63 @@ def plan_push(config: Config, run_dir: str | Path | RunLayout) -> PushPlan:
         parity_ok=parity.get("ok") if parity_is_current(layout, parity) else None,
         not_published=left_out,
     )
+
+
+def adapter_files(config: Config, run_dir: str | Path | RunLayout) -> list[PushFile]:
+    """The adapter folder as published (``adapter/`` in the repo): the adapter's own files,
+    without peft's boilerplate README and without the tokenizer files training left beside
+    it (transformers' fast conversion: not exact), plus the published tokenizer
+    (``r1tui.data.tokenizer.published_tokenizer``, generated files marked ``generated``)."""
+    from r1tui.data.tokenizer import is_tokenizer_file, published_tokenizer, tokenizer_spec
+
+    layout = _layout(run_dir)
+    adapter_dir = layout.adapter
+    if not adapter_dir.is_dir():
+        return []
+    files = []
+    for path in sorted(adapter_dir.rglob("*")):
+        relative = path.relative_to(adapter_dir)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts) or relative.name == "README.md":
+            continue  # peft's boilerplate card names the local base folder; the repo's card covers the adapter
+        if len(relative.parts) == 1 and is_tokenizer_file(relative.name):
+            continue  # replaced by the published tokenizer below
+        in_repo = f"{adapter_dir.name}/{relative.as_posix()}"
+        if relative.as_posix() == "adapter_config.json":
+            files.append(PushFile(in_repo, str(path), len(adapter_config_for_hub(config, path)), rewritten=True))
+        else:
+            files.append(PushFile(in_repo, str(path), path.stat().st_size))
+    for name, content in published_tokenizer(tokenizer_spec(config)).items():
+        in_repo = f"{adapter_dir.name}/{name}"
+        if isinstance(content, Path):
+            files.append(PushFile(in_repo, str(content), content.stat().st_size))
+        else:
+            files.append(PushFile(in_repo, "", len(content), generated=True))
+    return files
+
+
+def file_content(config: Config, file: PushFile) -> str | bytes:
+    """What is uploaded for a file of the plan: its local path, or the bytes made at push time."""
+    if file.rewritten:
+        return adapter_config_for_hub(config, Path(file.local))
+    if file.generated and not file.local:  # a published tokenizer file (the card is written to disk first)
+        from r1tui.data.tokenizer import published_tokenizer, tokenizer_spec
+
+        return published_tokenizer(tokenizer_spec(config))[Path(file.path_in_repo).name]
+    return file.local
+
+
+def write_adapter(config: Config, run_dir: str | Path | RunLayout, folder: Path) -> Path:
+    """The adapter folder exactly as push publishes it, written to ``folder`` (what parity loads)."""
+    folder = Path(folder)
+    for file in adapter_files(config, run_dir):
+        target = folder / Path(file.path_in_repo).relative_to(_layout(run_dir).adapter.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = file_content(config, file)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.symlink_to(Path(content).resolve())
+    return folder
 
 
 def adapter_config_for_hub(config: Config, path: Path) -> bytes:
@@ -227,10 +275,8 @@ def push_run(config: Config, run_dir: str | Path | RunLayout, events=None, dry_r
 
                 write_card(config, layout, repo_id)
                 files = plan_push(config, layout).files  # the card's size with the final repo id
-                operations = [CommitOperationAdd(
-                    path_in_repo=f.path_in_repo,
-                    path_or_fileobj=adapter_config_for_hub(config, Path(f.local)) if f.rewritten else f.local,
-                ) for f in files]
+                operations = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=file_content(config, f))
+                              for f in files]
                 total, done = sum(f.bytes for f in files), 0
                 for operation, file in zip(operations, files, strict=True):
                     api.preupload_lfs_files(repo_id, additions=[operation], repo_type="model")

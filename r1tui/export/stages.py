@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from r1tui.calculator import gguf_size_bytes
-from r1tui.data.tokenizer import is_tekken, tokenizer_spec
+from r1tui.data.tokenizer import PUBLISHED_TOKENIZER_CONFIG, is_tekken, tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.export.card import parity_is_current, published_ggufs, read_parity, write_card
 from r1tui.export.gguf import (
@@ -50,7 +50,13 @@ from r1tui.export.gguf import (
     quantize_gguf,
     read_gguf,
 )
-from r1tui.export.merge import base_architecture, merge_adapter, merged_bytes, resolve_base
+from r1tui.export.merge import (
+    base_architecture,
+    converter_input,
+    merge_adapter,
+    merged_bytes,
+    resolve_base,
+)
 from r1tui.export.modelfile import write_modelfile
 from r1tui.export.parity import check_parity, describe_failure, template_differences
 from r1tui.quants import QUANT_TYPES, quant_of
@@ -235,7 +241,9 @@ def _merge_inputs(ctx: StageContext) -> str:
     name = os.path.relpath(base, root) if local and Path(base).resolve().is_relative_to(root) else base
     return fingerprint(ctx.layout.adapter, *([Path(base)] if local else []),
                        extra={"base": name, "dtype": ctx.config.export.merge_dtype,
-                              "tokenizer": tokenizer_spec(ctx.config)})
+                              "tokenizer": tokenizer_spec(ctx.config),
+                              # the published tokenizer's layout: a merged/ written with another is redone
+                              "tokenizer_config": PUBLISHED_TOKENIZER_CONFIG})
 
 
 def _merge_bytes(ctx: StageContext) -> int:
@@ -266,8 +274,9 @@ def _gguf(ctx: StageContext) -> dict[str, Any]:
     remove_stale_temps(layout.gguf_dir)
     with stage(ctx.events, "gguf", model=str(layout.merged), converter=str(converter)) as out:
         layout.gguf_dir.mkdir(parents=True, exist_ok=True)
-        convert_to_gguf(layout.merged, f16, converter, model_name=f"{config.model.name.split('/')[-1]} r1",
-                        on_progress=_progress(ctx.events, "gguf", "tensor"), log_path=layout.convert_log)
+        with converter_input(layout.merged) as source:
+            convert_to_gguf(source, f16, converter, model_name=f"{config.model.name.split('/')[-1]} r1",
+                            on_progress=_progress(ctx.events, "gguf", "tensor"), log_path=layout.convert_log)
         report = _read_back(f16, converter, _arch(ctx), "F16")
         if not report["metadata"]["has_chat_template"]:
             f16.unlink()

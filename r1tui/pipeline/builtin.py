@@ -220,7 +220,15 @@ def _eval_inputs(ctx: StageContext) -> str:
 def _eval(ctx: StageContext) -> dict[str, Any]:
     from r1tui.eval import evaluate_run
 
-    evaluate_run(ctx.config, ctx.layout.root, ctx.events)
+    config = ctx.config
+    if config.eval.base_url:
+        # A server serves whatever it was started with; the stage evaluates this run's own GGUF.
+        ctx.events.emit("log", stage="eval", level="info",
+                        message=f"eval.base_url ({config.eval.base_url}) is for `r1tui eval`; the eval stage "
+                                "evaluates the run's own GGUF here")
+        config = config.model_copy(deep=True)
+        config.eval.base_url = ""
+    evaluate_run(config, ctx.layout.root, ctx.events)
     return {"results": str(ctx.layout.eval_results)}
 
 

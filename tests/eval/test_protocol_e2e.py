@@ -173,3 +173,16 @@ def test_an_unreachable_server_is_one_clear_line(scripted_run, eval_jsonl, tmp_p
                  "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err
     assert "eval.base_url http://127.0.0.1:9/v1: APIConnectionError" in err and "Traceback" not in err
+
+
+def test_one_engine_and_unique_ids(scripted_run, random_gguf, tmp_path):
+    from r1tui.errors import R1Error
+    from r1tui.eval import evaluate_run
+
+    config = _config(scripted_run, base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(R1Error, match="generates on a server, so the model given here"):
+        evaluate_run(config, None, gguf=random_gguf, out_dir=tmp_path / "x")
+    rows = tmp_path / "dup.jsonl"
+    rows.write_text("".join(json.dumps({**row, "id": "same"}) + "\n" for row in ROWS), encoding="utf-8")
+    with pytest.raises(R1Error, match="the id 'same' is used by more than one row"):
+        evaluate_run(_config(scripted_run), None, gguf=random_gguf, source=str(rows), out_dir=tmp_path / "y")
