@@ -231,6 +231,9 @@ class DecontaminateConfig(_Section):
 
 class RunsConfig(_Section):
     dir: Path = Path("runs")
+    # Run folders hold training data, adapters and cards: on a shared GPU box only their
+    # owner may read them (folders 0700, files 0600) unless this is false.
+    private: bool = True
 
 
 class Config(_Section):

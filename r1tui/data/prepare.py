@@ -29,6 +29,7 @@ from r1tui.data.stats import DRY_RUN_ROWS, MaskingStats
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.runs.events import NullWriter, stage
+from r1tui.runs.files import current_umask
 
 if TYPE_CHECKING:
     from r1tui.config import Config
@@ -139,7 +140,7 @@ def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> No
                          "domain": Value("string")})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is an ordinary folder
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700; the dataset is an ordinary folder
     bars_were_on = is_progress_bar_enabled()
     disable_progress_bar()  # datasets' tqdm would land in pipeline.log / under our own progress bar
     try:

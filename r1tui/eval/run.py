@@ -36,7 +36,7 @@ from r1tui.infer.stream import FINISH_STOPPED, ChatModel, Generation
 from r1tui.quants import quant_of
 from r1tui.response_format import extract_answer, split_response
 from r1tui.runs.events import StageCancelled, stage
-from r1tui.runs.files import digest, fingerprint
+from r1tui.runs.files import current_umask, digest, fingerprint
 from r1tui.runs.layout import RESULTS_FILE, RunLayout, eval_journal
 
 log = logging.getLogger(__name__)
@@ -523,18 +523,6 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------- files
 
 
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask would, for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (a temp file in the same folder, then os.replace)."""
     path = Path(path)
@@ -544,7 +532,7 @@ def write_json(path: str | Path, data: Any) -> Path:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2, ensure_ascii=False, default=str)
             file.write("\n")
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone the umask allows
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600; results are for everyone the umask allows
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

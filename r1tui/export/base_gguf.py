@@ -24,7 +24,7 @@ from r1tui.export.gguf import convert_to_gguf, find_converter, quantize_gguf
 from r1tui.export.merge import base_architecture, merge_adapter, merged_bytes, resolve_base
 from r1tui.quants import QUANT_TYPES
 from r1tui.runs.disk import check_free_space
-from r1tui.runs.files import digest, fingerprint, remove_stale_temps
+from r1tui.runs.files import digest, fingerprint, make_private, remove_stale_temps
 from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ def build_base_gguf(config: Config, layout: RunLayout, quant: str, on_step: Step
     converter = find_converter(config.export.llama_cpp_dir)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
+    if config.runs.private:
+        make_private(layout.base_gguf_cache)  # the cache follows the runs' own privacy
     remove_stale_temps(folder)
     arch = base_architecture(base, config)
     dtype = config.export.merge_dtype

@@ -41,7 +41,7 @@ def create_run(config: Config, runs_dir: str | Path | None = None) -> RunLayout:
     while True:
         layout = RunLayout(runs_dir / new_run_id())
         try:
-            layout.root.mkdir()
+            layout.root.mkdir(mode=0o700 if config.runs.private else 0o777)
             break
         except FileExistsError:
             continue

@@ -29,7 +29,7 @@ from r1tui.pipeline import registry
 from r1tui.pipeline.orchestrator import context, run_stages
 from r1tui.runs import cancel
 from r1tui.runs.events import EventSink, EventWriter, NullWriter, StageCancelled, read_events
-from r1tui.runs.files import write_text_atomic
+from r1tui.runs.files import make_private, write_text_atomic
 from r1tui.runs.layout import RunLayout
 from r1tui.runs.lock import RunLock
 from r1tui.runs.status import heartbeat_seconds
@@ -104,6 +104,10 @@ def run_pipeline(run_dir: str | Path | RunLayout, stages: Sequence[str] | None =
     names = registry.expand(list(stages) if stages is not None else list(registry.steps()))
     rank, world_size = _rank()
     main = rank == 0
+    if detached and _private(layout):
+        os.umask(0o077)  # this process writes the run: everything it makes is the owner's alone
+        if main:
+            make_private(layout.root)
     lock = None
     if main:
         if lock_fd is not None:  # under accelerate only the launcher has it, and holds it for the ranks
@@ -192,3 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stages = [s for s in args.stages.split(",") if s]
     return run_pipeline(args.run_dir, stages, resume=args.resume, dataset=args.dataset, detached=True,
                         lock_fd=args.lock_fd)
+
+
+def _private(layout: RunLayout) -> bool:
+    """runs.private of the run's frozen config (true when it cannot be read: the safe side)."""
+    try:
+        return layout.frozen_config().runs.private
+    except R1Error:
+        return True

@@ -113,3 +113,29 @@ def fingerprint(*paths: Path, extra: Any = None) -> str:
 def digest(value: Any) -> str:
     """A short stable hash of a JSON-able value (config sections a stage depends on)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def make_private(root: str | Path) -> None:
+    """Only the owner may read ``root`` and everything under it (folders 0700, files lose
+    their group and other bits); new files follow once the process umask is 0o077."""
+    root = Path(root)
+    os.chmod(root, 0o700)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & 0o700)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

@@ -85,6 +85,10 @@ def test_tiny_run_detaches_survives_a_hangup_and_trains_for_real(tmp_path, runs_
     assert list((run_dir / "gguf").glob("*-Q4_K_M.gguf")) and (run_dir / "eval" / "results.json").is_file()
     listed = json.loads(h.r1tui("runs", "--runs-dir", str(tmp_path / "runs"), "--json").stdout)
     assert [(r["run_id"], r["status"], r["step"]) for r in listed] == [(info["run_id"], "finished", 30)]
+    # runs.private (the default): the folder and everything the run wrote are the owner's alone
+    shared = [str(p.relative_to(run_dir)) for p in [run_dir, *run_dir.rglob("*")]
+              if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert not shared, shared
 
 
 def test_kill_9_then_resume_continues_exactly(tmp_path, prepared_dataset, runs_helpers):

@@ -301,3 +301,17 @@ def test_runs_dir_commands_read_no_config(tmp_path, command):
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert "config.toml" not in result.stderr, result.stderr
     assert result.returncode == (1 if command == "cancel" else 0)  # cancel: the run is not running
+
+
+def test_run_folders_are_the_owners_alone_unless_the_config_says_otherwise(tmp_path, runs_helpers):
+    from r1tui.config import load_config
+    from r1tui.pipeline.launch import create_run
+
+    config = load_config(runs_helpers.write_config(tmp_path, tmp_path / "runs"))
+    private = create_run(config)
+    assert private.root.stat().st_mode & 0o777 == 0o700
+    config.runs.private = False
+    shared = create_run(config)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert shared.root.stat().st_mode & 0o777 == 0o777 & ~umask
