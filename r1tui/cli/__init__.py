@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+from typing import NoReturn
 
 from r1tui.errors import R1Error
 from r1tui.runs.events import StageCancelled
@@ -37,8 +38,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad command-line values get the one line every other bad value gets, not argparse's
+    usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{self.prog}: {message}; see {self.prog} --help")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="r1tui",
         description=(
             "Distil DeepSeek-R1-style reasoning traces into Mistral Small with LoRA, export "

@@ -291,6 +291,21 @@ def test_an_abbreviated_option_is_not_taken_for_another(tmp_path):
     assert result.returncode == 2 and "unrecognized arguments: --run" in result.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ["export", "--quant", "Q3_K"], ["eval", "--slots", "many"], ["eval", "--samples-per-question", "0"],
+    ["eval", "--temperature", "hot"], ["nosuch"], ["logs", "--run", "x"], ["runs", "--json", "extra"],
+    ["eval", "--slots", "1000"], ["eval", "--vs", "base", "--gguf", "missing.gguf"], ["cancel"],
+])
+def test_a_bad_command_line_value_is_one_line(tmp_path, argv):
+    (tmp_path / "config.toml").write_text('[runs]\ndir = "runs"\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "r1tui", *argv], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={**os.environ, "COLUMNS": "400"})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and "usage:" not in result.stderr
+
+
 @pytest.mark.parametrize("command", ["runs", "logs", "cancel"])
 def test_runs_dir_commands_read_no_config(tmp_path, command):
     """With --runs-dir, listing, reading and cancelling runs need no config: a broken
