@@ -30,6 +30,8 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.errors import R1Error
+from r1tui.present import format_bytes
+from r1tui.runs.disk import DISK_SLACK_BYTES, free_bytes
 from r1tui.runs.files import temp_sibling
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,7 @@ def _last_error_line(lines: list[str]) -> str:
 
 
 _TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+_DISK_FULL = re.compile(r"iostream error|No space left|ENOSPC|failed to write", re.IGNORECASE)
 _TARGET_TYPE = re.compile(r"converting to (\w+)")
 
 
@@ -216,8 +219,15 @@ def quantize_gguf(source: Path, target: Path, quant: str, *, on_progress: Progre
         tmp.unlink(missing_ok=True)
         raise
     if rc != 0 or exit_code != 0 or not tmp.is_file():
+        free_at_failure = free_bytes(target.parent)
         tmp.unlink(missing_ok=True)
         reason = errors[-1] if errors else f"worker exited with {exit_code}"
+        free = free_bytes(target.parent)
+        if _DISK_FULL.search(reason) or free_at_failure < DISK_SLACK_BYTES:
+            # llama.cpp says "basic_ios::clear: iostream error" when a write fails on a full disk
+            raise R1Error(f"quantizing {source.name} to {quant} failed: the disk holding {target.parent} is full "
+                          f"({format_bytes(free)} free); the {quant} file needs less than its F16 source, "
+                          f"{format_bytes(source.stat().st_size)}: free that much or move runs.dir to a larger disk")
         raise R1Error(f"quantizing {source.name} to {quant} failed: {reason}")
     os.replace(tmp, target)
     return target

@@ -82,3 +82,35 @@ def test_llama_log_lines_are_joined_from_fragments():
         ("error", "second error"),
         ("warn", "no newline yet"),
     ]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs: a real full disk (mounting one needs root)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fill a disk needs root; this test runs as uid %d" % os.geteuid())
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount -t tmpfs failed here ({done.stderr.strip()}); a full disk cannot be made")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_during_quantization_says_so(f16, small_disk):
+    from r1tui.export.gguf import quantize_gguf
+
+    with pytest.raises(R1Error) as failure:
+        quantize_gguf(f16, small_disk / "out-Q4_K_M.gguf", "Q4_K_M")  # about 12 MB into 4 MB
+    message = str(failure.value)
+    assert f"the disk holding {small_disk} is full" in message and "iostream" not in message
+    from r1tui.present import format_bytes
+
+    assert f"needs less than its F16 source, {format_bytes(f16.stat().st_size)}" in message and "\n" not in message
+    assert list(small_disk.iterdir()) == []  # nothing half-written left behind
