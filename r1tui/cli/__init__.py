@@ -12,9 +12,10 @@ import argparse
 import importlib
 import logging
 import os
+import sys
 from typing import NoReturn
 
-from r1tui.errors import R1Error
+from r1tui.errors import R1Error, scrub, scrub_logging
 from r1tui.runs.events import StageCancelled
 
 # name -> module under r1tui.cli; order is the order shown in --help
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    scrub_logging()  # no token reaches the terminal through a log record, ours or a library's
     if not debug:
         # huggingface_hub logs every retry of an unreachable Hub; our own error says it in one line
         logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except R1Error as exc:
         if debug:
-            raise
+            _traceback()
         _fail(str(exc))
         return 1
     except (KeyboardInterrupt, StageCancelled) as exc:
@@ -108,13 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if debug:
-            raise
+            _traceback()
+            return 1
         _fail(f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)")
         return 1
+
+
+def _traceback() -> None:
+    """--debug: the whole traceback, scrubbed of secrets (an HTTP error may quote a header)."""
+    import traceback
+
+    sys.stderr.write(scrub(traceback.format_exc()))
 
 
 def _fail(message: str) -> None:
     from rich.console import Console
 
+    message = scrub(message)
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
     Console(stderr=True).print(f"[bold red]error:[/] {first_line}", highlight=False, markup=True, soft_wrap=True)

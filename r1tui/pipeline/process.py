@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from r1tui.errors import R1Error
+from r1tui.errors import R1Error, ScrubSecrets, scrub_logging
 from r1tui.pipeline import registry
 from r1tui.pipeline.orchestrator import context, run_stages
 from r1tui.runs import cancel
@@ -68,6 +68,7 @@ def _setup_logging(layout: RunLayout, detached: bool) -> logging.Handler | None:
         # stdout and stderr already go to pipeline.log
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        scrub_logging()
         return None
     for handler in root.handlers:
         if handler.level == logging.NOTSET:
@@ -75,6 +76,7 @@ def _setup_logging(layout: RunLayout, detached: bool) -> logging.Handler | None:
     file_handler = logging.FileHandler(layout.pipeline_log, encoding="utf-8")
     file_handler.setLevel(logging.INFO)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file_handler.addFilter(ScrubSecrets())
     root.addHandler(file_handler)
     root.setLevel(min(root.level or logging.WARNING, logging.INFO))
     return file_handler

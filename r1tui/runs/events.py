@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from r1tui.errors import scrub
+
 EVENT_VERSION = 1
 # type -> the keys its data may hold (every one optional unless a reader says otherwise)
 EVENT_SCHEMA: dict[str, frozenset[str]] = {
@@ -78,9 +80,12 @@ class Event:
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as null rather than breaking readers."""
+    """JSON has no NaN/inf: write them as null rather than breaking readers; and no text
+    reaches the log with a secret in it (``r1tui.errors.scrub``)."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
+    if isinstance(value, str):
+        return scrub(value)
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
