@@ -1,5 +1,9 @@
 """Publish a run to the Hugging Face Hub: the GGUF(s), the adapter, the Modelfile, a model card.
 
+- The adapter goes up with the published tokenizer (``adapter_files``: the one merged/
+  holds, which ``AutoTokenizer`` loads as mistral-common), not the fast tokenizer files
+  training left beside it; parity checks that folder as pushed (``write_adapter``).
+
 - The token comes from ``HF_TOKEN`` or the Hub's saved login (``hf auth login``). It is
   passed to huggingface_hub and nowhere else: never printed, logged, written to the run
   folder or put in an event, and scrubbed from any error text.
@@ -85,7 +89,12 @@ def _token_source() -> str | None:
 def _token() -> str:
     from huggingface_hub import get_token
 
-    token = os.environ.get("HF_TOKEN", "").strip() or get_token()
+    raw = os.environ.get("HF_TOKEN", "")
+    if raw.strip() and any(ch.isspace() or not ch.isprintable() for ch in raw.strip()):
+        # httpx would refuse it as a header and print it whole; the value is never shown
+        raise R1Error("HF_TOKEN holds whitespace or a control character (a newline, a tab, a space); "
+                      "set it to the token alone: export HF_TOKEN=hf_...")
+    token = raw.strip() or get_token()
     if not token:
         raise R1Error(f"no Hugging Face token: {TOKEN_HELP}")
     return token
