@@ -258,6 +258,7 @@ def push_run(config: Config, run_dir: str | Path | RunLayout, events=None, dry_r
                       f"not published; run `r1tui export {layout.run_id}` and fix what it reports")
     if not plan.repo_id:
         raise R1Error("no Hub repo to push to: set hub.repo_id in the config or HF_REPO_ID (e.g. your-name/mistral-small-r1)")
+    _check_repo_id(plan.repo_id, plan.repo_id_source)
     token = _token()
 
     from huggingface_hub import CommitOperationAdd, HfApi, constants
@@ -307,6 +308,18 @@ def push_run(config: Config, run_dir: str | Path | RunLayout, events=None, dry_r
         if not bars_were_off:
             enable_progress_bars()
     return result
+
+
+def _check_repo_id(repo_id: str, source: str) -> None:
+    """One line naming the setting when ``repo_id`` is not a Hub model id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise R1Error(f"{source} = {repo_id!r} is not a Hub repo id: use name or namespace/name with letters, "
+                      "digits, '-', '_' and '.' (no '--' or '..', at most 96 characters each), "
+                      "e.g. your-name/mistral-small-r1") from None
 
 
 def _writable_repo(api, repo_id: str) -> str:
