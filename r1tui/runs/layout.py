@@ -184,6 +184,11 @@ class RunLayout:
         """The GGUF to load from this run (see ``r1tui.quants.choose_gguf``), or None."""
         return choose_gguf(self.gguf_files(), configured)
 
+    def writer_folders(self) -> list[Path]:
+        """The folders writers put temporary files in (``.<name>.tmp-*``, renamed when done)."""
+        return [self.root, self.generated, self.checkpoints, self.gguf_dir, self.eval_dir,
+                self.card_dir]
+
     # -- readers
     def frozen_config(self) -> Config:
         """The config the run was made with; one line when it is missing or invalid."""

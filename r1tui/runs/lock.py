@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1tui.errors import R1Error
+from r1tui.runs.files import remove_stale_temps
 from r1tui.runs.layout import RunLayout
 
 ACQUIRE_TIMEOUT_S = 0.5  # longer than any probe holds its shared lock
@@ -131,6 +132,8 @@ class RunLock:
         self.fd, self.since = fd, time.time()
         self.record(os.getpid())
         _held[key] = self
+        for folder in self.layout.writer_folders():
+            remove_stale_temps(folder)  # what a killed writer left half-made: nobody else writes now
         return self
 
     def record(self, pid: int) -> None:

@@ -207,3 +207,24 @@ def test_cancel_signals_the_pipeline_not_the_converter_it_runs(tmp_path):
         pipeline.kill()
         with contextlib.suppress(ProcessLookupError):
             os.kill(helper, signal.SIGKILL)
+
+
+def test_taking_the_lock_clears_what_a_killed_writer_left(tmp_path):
+    from r1tui.runs.layout import RunLayout
+    from r1tui.runs.lock import RunLock
+
+    layout = RunLayout(tmp_path / "run")
+    layout.gguf_dir.mkdir(parents=True)
+    layout.checkpoints.mkdir()
+    left = [layout.gguf_dir / ".m-Q4_K_M.gguf.tmp-4242", layout.root / ".stages.json.tmp-4242"]
+    for path in left:
+        path.write_bytes(b"half")
+    (layout.checkpoints / ".checkpoint-20.tmp-saving").mkdir()
+    kept = layout.gguf_dir / "m-Q4_K_M.gguf"
+    kept.write_bytes(b"whole")
+    lock = RunLock(layout, "test").acquire()
+    try:
+        assert not any(path.exists() for path in left) and not (layout.checkpoints / ".checkpoint-20.tmp-saving").exists()
+        assert kept.read_bytes() == b"whole"
+    finally:
+        lock.release()
