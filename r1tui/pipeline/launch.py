@@ -188,6 +188,10 @@ def cancel_target(layout: RunLayout) -> int | None:
 
 
 def _written(layout: RunLayout) -> bool:
+    """Does anything still write the run? The lock itself, not the pid in it: a writer letting
+    go empties the lock file a moment before it unlocks."""
+    if has_lock_file(layout):
+        return holder(layout) is not None
     return cancel_target(layout) is not None
 
 
