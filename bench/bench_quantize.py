@@ -37,8 +37,8 @@ def build_f16(size: str, folder: Path) -> Path:
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
+    from r1tui.data.tokenizer import write_published_tokenizer
     from r1tui.export.gguf import convert_to_gguf, find_converter
-    from r1tui.export.merge import write_tokenizer
 
     torch.manual_seed(0)
     config = MistralConfig(vocab_size=32768, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
@@ -46,7 +46,7 @@ def build_f16(size: str, folder: Path) -> Path:
     model = MistralForCausalLM(config).to(torch.float16)
     model_dir = folder / f"{size}-model"
     model.save_pretrained(model_dir)
-    write_tokenizer(model_dir, "v3")
+    write_published_tokenizer("v3", model_dir)
     return convert_to_gguf(model_dir, folder / f"{size}-F16.gguf", find_converter())
 
 

@@ -9,16 +9,19 @@ raw SentencePiece model for v2/v3/v7 files (fast: no mistral-common import, whic
 alone takes about 0.75 s) or mistral-common's Tekkenizer for Tekken files.
 ``load_reference`` gives mistral-common's tokenizer in fine-tuning mode: the reference
 every id we produce is checked against. ``save_hf_tokenizer`` writes a Hugging Face
-tokenizer folder for a v3 model from which llama.cpp's converter builds a GGUF that
-tokenizes exactly like training (checked by parity; see the traps in the README).
-transformers' fast tokenizer loaded from that folder is *not* identical: it splits runs
-of spaces differently, so no training id ever comes from it (the renderer makes them).
+fast tokenizer folder for a v3 model (what training loads; llama.cpp's converter also
+reads it right, see the traps in the README). transformers' fast tokenizer loaded from
+that folder is *not* identical: it splits runs of spaces differently, so no training id
+ever comes from it (the renderer makes them), and it is never published:
+``published_tokenizer`` is what merged/ and the adapter repo carry, which
+``AutoTokenizer`` loads as mistral-common itself.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -384,11 +387,13 @@ def _tekken_hf_files(path: str) -> tuple[bytes, bytes]:
     from mistral_common.integrations.chat_templates.chat_templates import (
         convert_tokenizer_to_chat_template,
     )
+    from tokenizers import processors
     from transformers.integrations.mistral import convert_tekken_tokenizer
 
-    from tokenizers import processors
-
-    template = convert_tokenizer_to_chat_template(path)
+    # mistral-common's encoder drops an answer's trailing spaces; its generated template
+    # does not (checked by parity), so the answer's text is stripped there too.
+    template = re.sub(r"(render_content\(content=message\['content'\], context_name='assistant message contents'[^)]*\))",
+                      r"\1.rstrip(' ')", convert_tokenizer_to_chat_template(path))
     backend = convert_tekken_tokenizer(path, chat_template=template).backend_tokenizer
     # BOS in front, as mistral-common encodes; the converter reads add_bos_token from this
     # post-processor (tokenizer_config.json's add_bos_token loses to it).

@@ -59,6 +59,24 @@ def parity_is_current(run_dir: Path | RunLayout, parity: dict[str, Any]) -> bool
         *checked, extra={"tokenizer": parity.get("tokenizer")})
 
 
+def client_lines(parity: dict[str, Any]) -> list[str]:
+    """Which clients were checked on which published file, and how many cases matched."""
+    reports = parity.get("clients") or []
+    if not reports:
+        return []
+    lines = ["", "Each file the export made, through the client that loads it (prompts ending with a user turn and "
+             "whole conversations: multi-turn, system prompts, indented code, runs of spaces, accents, emoji), "
+             "against the training ids:", ""]
+    for report in reports:
+        mark = "" if report["ok"] else " **MISMATCH**"
+        line = f"- `{report['artefact']}` through {report['client']}: {report['matched']}/{report['total']} identical{mark}"
+        if report.get("not_checked"):
+            reasons = sorted({case["reason"] for case in report["not_checked"]})
+            line += f" ({len(report['not_checked'])} not expressible: {'; '.join(reasons)})"
+        lines.append(line)
+    return lines
+
+
 def prompt_format_line(tokenizer_spec: str) -> str:
     """How the model is prompted, for the tokenizer family it was trained with."""
     from r1tui.data.tokenizer import is_tekken
@@ -207,6 +225,7 @@ def render_card(config: Config, run_dir: Path | RunLayout, repo_id: str) -> str:
         parts.append(f"{status}: {len(parity.get('cases', []))} sample conversations, "
                      f"{parity.get('tokens_compared', 0)} tokens, the GGUF through llama.cpp against "
                      "Mistral's own encoding (mistral-common).")
+        parts += client_lines(parity)
     else:
         parts.append("Not checked.")
     gguf_names = sorted(published)

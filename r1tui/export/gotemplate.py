@@ -166,7 +166,7 @@ _FUNCTIONS = {
     "ge": lambda a, b: a >= b,
     "not": lambda a: not _truth(a),
     "len": len,
-    "slice": lambda x, *bounds: x[slice(*bounds)],
+    "slice": lambda x, *bounds: x[bounds[0]:bounds[1]] if len(bounds) == 2 else x[bounds[0] if bounds else 0:],
     "index": lambda x, *keys: _index(x, keys),
 }
 

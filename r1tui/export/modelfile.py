@@ -52,12 +52,17 @@ def render_modelfile(gguf_name: str, *, num_ctx: int, system: str = "", others: 
     return "\n".join(lines)
 
 
+def modelfile_gguf(gguf_names: list[str]) -> str:
+    """The GGUF a Modelfile's FROM names: the first quantized file (an unquantized one only
+    when nothing else exists)."""
+    preferred = [name for name in gguf_names if quant_of(name) not in UNQUANTIZED] or gguf_names
+    return preferred[0]
+
+
 def write_modelfile(path: Path, gguf_names: list[str], *, num_ctx: int, system: str = "",
                     tekken: bool = False) -> Path:
-    """The Modelfile at ``path`` (``RunLayout.modelfile``, beside the GGUFs), pointing at the
-    first quantized file (an unquantized one only when nothing else exists)."""
-    preferred = [name for name in gguf_names if quant_of(name) not in UNQUANTIZED] or gguf_names
-    chosen = preferred[0]
+    """The Modelfile at ``path`` (``RunLayout.modelfile``, beside the GGUFs), FROM ``modelfile_gguf``."""
+    chosen = modelfile_gguf(gguf_names)
     text = render_modelfile(chosen, num_ctx=num_ctx, system=system,
                             others=[name for name in gguf_names if name != chosen], tekken=tekken)
     return write_text_atomic(Path(path), text)

@@ -57,8 +57,15 @@ from r1tui.export.merge import (
     merged_bytes,
     resolve_base,
 )
-from r1tui.export.modelfile import write_modelfile
-from r1tui.export.parity import check_parity, describe_failure, template_differences
+from r1tui.export.modelfile import modelfile_gguf, ollama_template, write_modelfile
+from r1tui.export.parity import (
+    GgufVocab,
+    check_client,
+    check_parity,
+    describe_client_failure,
+    describe_failure,
+    template_differences,
+)
 from r1tui.quants import QUANT_TYPES, quant_of
 from r1tui.runs.context import StageContext
 from r1tui.runs.disk import free_bytes
@@ -389,19 +396,25 @@ def _parity(ctx: StageContext) -> dict[str, Any]:
             checks.append(check)
             ctx.events.emit("stage_progress", stage="parity", completed=index, total=len(checked),
                             unit="file", message=f"{path.name}: {'ok' if check['ok'] else 'MISMATCH'}")
+        clients, skipped = _client_checks(ctx, spec, checked)
         parity = {
-            "ok": all(c["ok"] for c in checks),
+            "ok": all(c["ok"] for c in checks) and all(c["ok"] for c in clients),
             "tokenizer": spec,
             "files": {c["gguf"]: c for c in checks},
             "cases": checks[0]["cases"],
             "tokens_compared": checks[0]["tokens_compared"],
+            "clients": clients,  # every artefact through the client that loads it
+            "clients_skipped": skipped,
             "template_differences": template_differences(spec),
             "inputs": inputs,  # card.parity_is_current compares it with the files on disk
         }
         write_json_atomic(layout.parity, parity)
         if not parity["ok"]:
-            failed = next(c for c in checks if not c["ok"])
-            raise R1Error(f"{failed['gguf']}: {describe_failure(failed)}; details in {layout.parity}")
+            failed = next((c for c in checks if not c["ok"]), None)
+            if failed is not None:
+                raise R1Error(f"{failed['gguf']}: {describe_failure(failed)}; details in {layout.parity}")
+            failed = next(c for c in clients if not c["ok"])
+            raise R1Error(f"tokenizer parity failed: {describe_client_failure(failed)}; details in {layout.parity}")
         out.update(ok=parity["ok"], path=str(layout.parity), tokens_compared=parity["tokens_compared"])
         ctx.events.emit("artifact", stage="parity", kind="parity", path=str(layout.parity))
 
@@ -419,6 +432,57 @@ def _parity(ctx: StageContext) -> dict[str, Any]:
     return {"ok": parity["ok"], "path": str(layout.parity), "tokens_compared": parity["tokens_compared"],
             "samples": len(parity["cases"]), "files": [p.name for p in checked],
             "manifest": str(layout.export_manifest), "modelfile": str(modelfile), "card": str(card)}
+
+
+def _client_checks(ctx: StageContext, spec: str, checked: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every published artefact through the client that loads it (``r1tui.export.clients``):
+    each GGUF's embedded chat template, the Modelfile's template on the GGUF it names,
+    merged/ and the adapter as push publishes it through AutoTokenizer, a tokenizer.json
+    through the tokenizers library. Returns (reports, skipped: what is not in the run)."""
+    import tempfile
+    from contextlib import ExitStack
+
+    from r1tui.export import clients
+    from r1tui.export.push import write_adapter
+
+    layout, config = ctx.layout, ctx.config
+    published = published_ggufs(layout, config, {"files": {path.name: {} for path in checked}})
+    modelfile_from = modelfile_gguf([path.name for path in published])
+    reports: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        folders = []
+        adapter = layout.adapter
+        candidates = [(layout.merged, f"{layout.merged.name}/")]
+        if adapter.is_dir():
+            candidates.append((write_adapter(config, layout, Path(tmp) / adapter.name), f"{adapter.name}/ (as pushed)"))
+        else:
+            skipped.append({"artefact": f"{adapter.name}/", "reason": "no adapter in the run folder"})
+        for folder, artefact in candidates:
+            if (folder / "tokenizer_config.json").is_file():
+                folders.append((folder, artefact))
+            else:
+                skipped.append({"artefact": artefact, "reason": "not in the run folder (deleted after the export?)"})
+        total = len(checked) + 1 + sum(1 + (folder / "tokenizer.json").is_file() for folder, _ in folders)
+
+        def check(client: clients.Client) -> None:
+            report = check_client(client, spec)
+            reports.append(report)
+            ctx.events.emit("stage_progress", stage="parity", completed=len(reports), total=total, unit="check",
+                            message=f"{report['artefact']} through {report['client']}: "
+                                    f"{report['matched']}/{report['total']}")
+
+        for path in checked:
+            vocab = stack.enter_context(GgufVocab(path))
+            check(clients.gguf_chat_template(vocab))
+            if path.name == modelfile_from:
+                check(clients.ollama(ollama_template(is_tekken(spec)), config.data.system_prompt, vocab,
+                                     artefact=f"{layout.modelfile.name} (FROM {path.name})"))
+        for folder, artefact in folders:
+            check(clients.transformers(folder, artefact))
+            if (folder / "tokenizer.json").is_file():
+                check(clients.tokenizer_json(folder / "tokenizer.json", spec, artefact))
+    return reports, skipped
 
 
 # ---------------------------------------------------------------- the declarations
@@ -454,7 +518,8 @@ STAGES: list[dict[str, Any]] = [
     },
     {
         "name": "parity",
-        "does": "check that every GGUF tokenizes like training, then write export.json, the Modelfile and the card",
+        "does": "check that every GGUF, its chat template, the Modelfile, merged/ and the adapter tokenize like "
+                "training, each through the client that loads it; then write export.json, the Modelfile and the card",
         "writes": "gguf/parity.json, gguf/export.json, gguf/Modelfile, card/README.md",
         "fingerprint": _parity_inputs,
         "done": _parity_done,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -108,3 +109,16 @@ def test_dashboard_in_a_real_terminal(tmux, exported_run, runs_dir, repo_root, s
     tmux.keys("Escape", "q")  # leave the input, quit
     screen = tmux.wait_for("EXIT=", timeout=30)
     assert "EXIT=0" in screen
+
+
+def test_sigint_quits_the_dashboard_and_restores_the_terminal(tmux, exported_run, runs_dir, repo_root):
+    command = shlex.join([sys.executable, "-m", "r1tui", "attach", exported_run.run_id, "--runs-dir", str(runs_dir),
+                          "--no-gpu-sampling"])
+    tmux("-f", os.devnull, "new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color",
+         "-c", str(repo_root), f"{command}; echo EXIT=$?; sleep 30")
+    tmux.wait_for("dry run off")
+    shell = int(tmux("list-panes", "-t", "dash", "-F", "#{pane_pid}").split()[0])
+    dashboard = int(subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout.split()[0])
+    os.kill(dashboard, signal.SIGINT)
+    screen = tmux.wait_for("EXIT=", timeout=30)
+    assert "EXIT=0" in screen and "dry run off" not in screen  # quit, and the screen is the shell's again

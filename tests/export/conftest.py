@@ -116,6 +116,49 @@ def converter_dir() -> Path:
     return find_converter()
 
 
+VOCAB_SIZES = {"v3": 32768, "tekken": 131072}
+
+
+def published_model_folder(folder: Path, spec: str) -> Path:
+    """What merge leaves in merged/ minus the weights: config.json (a Mistral model with the
+    tokenizer's vocabulary) and the published tokenizer of ``spec`` (v3, or Tekken from
+    mistral-common's own tekken file)."""
+    from transformers import MistralConfig
+
+    from r1tui.data.tokenizer import write_published_tokenizer
+
+    config = MistralConfig(vocab_size=VOCAB_SIZES[spec], hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                           bos_token_id=1, eos_token_id=2)
+    config.architectures = ["MistralForCausalLM"]
+    config.save_pretrained(folder)
+    write_published_tokenizer(spec, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def published_folders(tmp_path_factory) -> dict[str, Path]:
+    """spec -> a merged-like folder (config.json + published tokenizer), for v3 and Tekken."""
+    root = tmp_path_factory.mktemp("published")
+    return {spec: published_model_folder(root / spec, spec) for spec in VOCAB_SIZES}
+
+
+@pytest.fixture(scope="session")
+def published_ggufs(tmp_path_factory, published_folders, converter_dir) -> dict[str, Path]:
+    """spec -> a vocabulary-only GGUF converted by llama.cpp from the published folder (as the
+    gguf stage does: through ``converter_input``)."""
+    from r1tui.export.gguf import convert_to_gguf
+    from r1tui.export.merge import converter_input
+
+    root = tmp_path_factory.mktemp("published-gguf")
+    ggufs = {}
+    for spec, folder in published_folders.items():
+        with converter_input(folder) as source:
+            ggufs[spec] = convert_to_gguf(source, root / f"{spec}.gguf", converter_dir, model_name=f"{spec} r1",
+                                          vocab_only=True)
+    return ggufs
+
+
 # ---------------------------------------------------------------- a stand-in for the Hub
 
 import base64  # noqa: E402

@@ -67,7 +67,12 @@ def test_tiny_card_has_stats_lora_size_parity_and_how_to_run(exported_run, tmp_p
     assert "| math | 2 | 50.0% ± 25.0 | 75.0% | 50.0% | 25.0% | 0.0% | 100.0% | 0.6100 | 212 |" in card
     assert "| all | 2 | 50.0% ± 25.0 |" in card
     assert "/home/someone" not in card  # the eval's local paths stay out of a published card
-    assert "identical ids: 8 sample conversations" in card
+    assert "identical ids: 10 sample conversations" in card
+    assert "- `merged/` through transformers AutoTokenizer + apply_chat_template: 19/19 identical" in card
+    assert "- `adapter/ (as pushed)` through transformers AutoTokenizer + apply_chat_template: 19/19 identical" in card
+    assert "- `tiny-mistral-random-r1-Q4_K_M.gguf` through llama-cpp-python chat template" in card
+    assert "- `Modelfile (FROM tiny-mistral-random-r1-Q4_K_M.gguf)` through Ollama" in card
+    assert "MISMATCH" not in card
     assert 'hf_hub_download("alice/tiny-r1", "tiny-mistral-random-r1-Q4_K_M.gguf")' in card
     assert "ollama create" in card and "ollama run hf.co/alice/tiny-r1:Q4_K_M" in card
     assert "13.3 MB" in card and "F32 ×5, Q4_K ×13, Q6_K ×3" in card

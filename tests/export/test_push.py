@@ -54,6 +54,31 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
+def assert_adapter_tokenizer_is_exact(files: dict[str, bytes], folder: Path) -> None:
+    """The adapter repo carries the published tokenizer, not the fast one training left beside
+    the adapter: AutoTokenizer on it is mistral-common (indented code gives the training ids),
+    and mistral-common's Hub lookup (which lists the whole repo) finds its v3 file."""
+    from mistral_common.tokens.tokenizers.utils import get_one_valid_tokenizer_file
+    from transformers import AutoTokenizer
+
+    from r1tui.data.tokenizer import tokenizer_file
+
+    assert "adapter/tokenizer.json" not in files
+    assert files["adapter/tokenizer.model.v3"] == files["adapter/tokenizer.model"] == tokenizer_file("v3").read_bytes()
+    assert json.loads(files["adapter/tokenizer_config.json"])["tokenizer_class"] == "MistralCommonBackend"
+    assert get_one_valid_tokenizer_file(list(files)) == "adapter/tokenizer.model.v3"
+    for name, content in files.items():
+        if name.startswith("adapter/"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(content)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / "adapter"))
+    assert type(tokenizer).__name__ == "MistralCommonBackend"
+    code = [{"role": "user", "content": "```python\nfor i in range(3):\n    print(i*i)\n```"}]
+    ids = tokenizer.apply_chat_template(code, tokenize=True, return_dict=False)
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[pieces.index("▁print") - 1] == "▁▁▁"  # the fast tokenizer gives "▁▁▁▁" "print"
+
+
 def test_push_to_hub_standin_sends_every_file_with_the_token(hub_standin, push_ready_run, tmp_path,
                                                             tmp_path_factory):
     result = push(push_ready_run, tmp_path, endpoint=hub_standin.url)
@@ -70,6 +95,7 @@ def test_push_to_hub_standin_sends_every_file_with_the_token(hub_standin, push_r
     published = json.loads(repo["files"]["adapter/adapter_config.json"])
     assert published["base_model_name_or_path"] == "r1tui/tiny-mistral-random"  # not the local base folder
     assert "adapter/README.md" not in repo["files"]  # peft's boilerplate; the repo card covers the adapter
+    assert_adapter_tokenizer_is_exact(repo["files"], tmp_path / "downloaded")
     assert json.loads(repo["files"]["parity.json"])["ok"] is True
     for name, content in repo["files"].items():  # no local path of this machine is published
         assert str(tmp_path_factory.getbasetemp()).encode() not in content, name
@@ -189,4 +215,28 @@ def test_only_the_ggufs_the_last_export_checked_are_published(hub_standin, push_
     assert error_lines(result) == [f"error: tokenizer parity was not checked (or a GGUF changed since) for "
                                    f"{run.name}: a GGUF that tokenizes unlike training is not published; run "
                                    f"`r1tui export {run.name}` and fix what it reports"]
+    assert hub_calls(hub_standin) == []
+
+
+@pytest.mark.parametrize("bad", ["\nsecond", "\rsecond", " second", "\tsecond"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_token_with_whitespace_is_refused_without_ever_showing_it(hub_standin, push_ready_run, tmp_path, bad, debug):
+    token = "hf_" + "Q7" * 17 + bad
+    result = push(push_ready_run, tmp_path, *(["--debug"] if debug else []), endpoint=hub_standin.url, token=token)
+    assert result.returncode == 1
+    assert error_lines(result) == ["error: HF_TOKEN holds whitespace or a control character (a newline, a tab, "
+                                   "a space); set it to the token alone: export HF_TOKEN=hf_..."]
+    shown = result.stdout + result.stderr
+    assert "Q7Q7" not in shown and "second" not in shown
+    assert ("Traceback" in shown) is debug  # --debug shows where, still without the value
+    assert hub_calls(hub_standin) == []
+
+
+@pytest.mark.parametrize("repo_id", ["not a/valid//repo", "alice/a--b", "alice/x.git", "a/b/c"])
+def test_an_invalid_repo_id_is_one_line_naming_the_setting(hub_standin, push_ready_run, tmp_path, repo_id):
+    result = push(push_ready_run, tmp_path, endpoint=hub_standin.url, repo_id=repo_id)
+    assert result.returncode == 1
+    assert error_lines(result) == [f"error: HF_REPO_ID = {repo_id!r} is not a Hub repo id: use name or "
+                                   "namespace/name with letters, digits, '-', '_' and '.' (no '--' or '..', at most "
+                                   "96 characters each), e.g. your-name/mistral-small-r1"]
     assert hub_calls(hub_standin) == []

@@ -91,7 +91,7 @@ def small_disk(tmp_path):
     import subprocess
 
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill a disk needs root; this test runs as uid %d" % os.geteuid())
+        pytest.skip(f"mounting a tmpfs to fill a disk needs root; this test runs as uid {os.geteuid()}")
     mount = tmp_path / "small-disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
