@@ -12,9 +12,10 @@ an hour.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,24 +101,39 @@ def run_stages(ctx: StageContext, names: Sequence[str]) -> list[str]:
             # Disk for everything this step will write, before its first stage starts (not
             # at the start of the run: what export writes is known only once training ended).
             checked_steps.add(stage.step)
-            check_disk(ctx, plan_stages(ctx, [s.name for s in selected if s.step == stage.step and s.output_bytes]))
+            with _failing_as(stage, ctx):
+                check_disk(ctx, plan_stages(ctx, [s.name for s in selected if s.step == stage.step and s.output_bytes]))
         if _run_one(stage, ctx):
             skipped.append(stage.name)
     return skipped
 
 
+@contextlib.contextmanager
+def _failing_as(stage: Stage, ctx: StageContext) -> Iterator[None]:
+    """A stage's pre-checks (its disk, its inputs, the export's preflight) failing is that
+    stage failing: recorded under its name, not left on the stage that ran before it."""
+    try:
+        yield
+    except Exception:
+        if ctx.main:
+            with stage_events(ctx.events, stage.name):
+                raise
+        raise
+
+
 def _run_one(stage: Stage, ctx: StageContext) -> bool:
     """Run or skip one stage; True when skipped."""
-    reason = stage.skip_reason(ctx) if stage.skip_reason else None
-    if reason is None and up_to_date(stage, ctx):
-        reason = f"up to date: {stage.writes} exist and the inputs did not change"
+    with _failing_as(stage, ctx):
+        reason = stage.skip_reason(ctx) if stage.skip_reason else None
+        if reason is None and up_to_date(stage, ctx):
+            reason = f"up to date: {stage.writes} exist and the inputs did not change"
+        inputs = stage.fingerprint(ctx) if reason is None else None
     if reason is not None:
         if ctx.main:
             with stage_events(ctx.events, stage.name) as outputs:
                 outputs["_status"] = "skipped"
                 outputs["reason"] = reason
         return True
-    inputs = stage.fingerprint(ctx)
     ctx.previous = ctx.record(stage.name)
     if ctx.main:
         _record(ctx, stage.name, inputs=inputs, status="started", started_at=time.time())

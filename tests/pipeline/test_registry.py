@@ -90,3 +90,29 @@ def test_the_docs_stage_table_is_the_registry():
     rows = [re.match(r"\| (\w+) \| (\w+) \|", line) for line in table.splitlines() if line.startswith("| ")]
     documented = [(m.group(1), m.group(2)) for m in rows if m and m.group(1) != "---"]
     assert documented == [(s.name, s.step) for s in registry.stages()]
+
+
+def test_a_failing_pre_check_is_the_failing_stages_not_the_one_before(tmp_path):
+    """The export's preflight (no adapter) fails while its disk need is planned, before merge
+    starts: the run shows merge failed, not the training that finished before it."""
+    from r1tui.config import dump_toml, load_config
+    from r1tui.errors import R1Error
+    from r1tui.pipeline.orchestrator import run_named
+    from r1tui.runs.events import EventWriter, read_events
+    from r1tui.runs.layout import RunLayout
+    from r1tui.runs.status import run_status
+
+    layout = RunLayout(tmp_path / "20261201-000000-pre0")
+    layout.root.mkdir()
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
+    layout.config.write_text(dump_toml(config), encoding="utf-8")
+    with EventWriter(layout.events) as events:
+        events.emit("run_started", run_id=layout.run_id, stages=["train", "export"], pid=1)
+        events.emit("stage_started", stage="train")
+        events.emit("stage_finished", stage="train", status="finished")
+        with pytest.raises(R1Error, match="no trained adapter"):
+            run_named(config, layout, ["export"], events)
+        events.emit("run_finished", status="failed", error="no trained adapter")
+    failed = [(e.stage, e.data["status"]) for e in read_events(layout.events) if e.type == "stage_finished"]
+    assert failed == [("train", "finished"), ("merge", "failed")]
+    assert run_status(layout).stage == "merge"
