@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     scrub_logging()  # no token reaches the terminal through a log record, ours or a library's
     if not debug:
-        # huggingface_hub logs every retry of an unreachable Hub; our own error says it in one line
-        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+        # huggingface_hub logs every retry of an unreachable Hub (our own error says it in one
+        # line); bitsandbytes warns on every import about an optional kernels package
+        for noisy in ("huggingface_hub", "bitsandbytes"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     module = getattr(args, "_module", None)
     if module is None:
         module = _command_module("attach")

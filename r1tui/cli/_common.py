@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -82,8 +83,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+@contextlib.contextmanager
 def progress():
-    """The Rich progress bar every long-running command uses (drawn on stderr)."""
+    """The Rich progress bar every long-running command uses (drawn on stderr). It stays on
+    screen when the command ends well, and is wiped when it fails, so the one-line error
+    stands alone."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -94,10 +98,16 @@ def progress():
         TimeRemainingColumn,
     )
 
-    return Progress(
+    bar = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console(stderr=True), transient=False,
     )
+    with bar:
+        try:
+            yield bar
+        except BaseException:
+            bar.live.transient = True
+            raise
 
 
 def resolve_path(path: str | None) -> Path | None:

@@ -330,3 +330,40 @@ def test_run_folders_are_the_owners_alone_unless_the_config_says_otherwise(tmp_p
     umask = os.umask(0)
     os.umask(umask)
     assert shared.root.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_failing_command_leaves_only_its_error_on_a_real_terminal(tmp_path):
+    """In tmux (a real terminal): the progress bar is wiped and no library warning is shown."""
+    import shlex
+    import shutil
+    import uuid
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the terminal test (apt-get install tmux)", pytrace=False)
+    run = tmp_path / "runs" / "20261201-000000-term"
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text((Path(__file__).resolve().parents[2] / "configs" / "tiny.toml").read_text())
+    (tmp_path / "config.toml").write_text('[runs]\ndir = "runs"\n', encoding="utf-8")
+    socket = f"r1tui-err-{uuid.uuid4().hex[:8]}"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"question": "What is 2 + 2?", "answer": "4"}\n', encoding="utf-8")
+    # the export fails at once; the eval only after its progress bar has been drawn for a while
+    command = (shlex.join([sys.executable, "-m", "r1tui", "export", run.name]) + "; " +
+               shlex.join([sys.executable, "-m", "r1tui", "eval", "--base-url", "http://127.0.0.1:9/v1",
+                           "--source", str(rows), "--out", str(tmp_path / "out")]))
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=30).stdout
+
+    tmux("-f", os.devnull, "new-session", "-d", "-s", "err", "-x", "400", "-y", "20", "-c", str(tmp_path),
+         f"clear; {command}; echo EXIT=$?; sleep 30")
+    try:
+        deadline = time.monotonic() + 90
+        while "EXIT=" not in (screen := tmux("capture-pane", "-p", "-t", "err")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        tmux("kill-server")
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[-1] == "EXIT=1" and len(lines) == 3, screen
+    assert lines[0].startswith("error: ") and "no trained adapter" in lines[0]
+    assert lines[1].startswith("error: eval.base_url http://127.0.0.1:9/v1: APIConnectionError")
