@@ -21,7 +21,13 @@ from r1tui.config import Config
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.export.gguf import convert_to_gguf, find_converter, quantize_gguf
-from r1tui.export.merge import base_architecture, merge_adapter, merged_bytes, resolve_base
+from r1tui.export.merge import (
+    base_architecture,
+    converter_input,
+    merge_adapter,
+    merged_bytes,
+    resolve_base,
+)
 from r1tui.quants import QUANT_TYPES
 from r1tui.runs.disk import check_free_space
 from r1tui.runs.files import digest, fingerprint, make_private, remove_stale_temps
@@ -82,7 +88,8 @@ def build_base_gguf(config: Config, layout: RunLayout, quant: str, on_step: Step
         merge_adapter(None, saved, base=base, dtype=dtype, tokenizer_spec=tokenizer_spec(config),
                       on_step=lambda number, total, message: step(f"{message} ({number}/{total})"))
         step("converting to an F16 GGUF")
-        convert_to_gguf(saved, f16, converter, model_name=f"{config.model.name.split('/')[-1]} base")
+        with converter_input(saved) as source:  # a Tekken folder is read through a view without tekken.json
+            convert_to_gguf(source, f16, converter, model_name=f"{config.model.name.split('/')[-1]} base")
         if quant != "F16":
             step(f"quantizing to {quant}")
             quantize_gguf(f16, target, quant)
