@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
     elif status.alive:
         out.print(f"asked run {layout.run_id} to stop (pid {target}); it is finishing its current step — "
                   f"`r1tui runs` shows when it has stopped")
+    elif status.status != "cancelled" and status.stage_status.get(status.stage or "") in ("cancelled", "crashed"):
+        # the writer was a command on an ended run (`r1tui export` of a trained run): its stage
+        # stopped; the run's own status is still its pipeline's
+        out.print(f"run {layout.run_id}: {status.stage} {status.stage_status[status.stage]} "
+                  f"(the run itself: {status.status})")
     else:
         out.print(f"run {layout.run_id}: {status.status}" + (f" at step {status.step}" if status.step else ""))
     return 0

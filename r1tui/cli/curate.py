@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.runs.files import write_jsonl_atomic
 
     config = load_cli_config(args)
-    if args.budget_tokens is not None and args.budget_tokens < 0:
-        raise R1Error(f"--budget-tokens {args.budget_tokens}: must be 0 or more")
+    if args.budget_tokens is not None and args.budget_tokens < 1:
+        raise R1Error(f"--budget-tokens {args.budget_tokens}: must be 1 or more (0 chooses no row)")
     source = source_argument(args.data) if args.data else config.data.source
     out_path = resolve_path(args.out)
     report = curate_source(config, source, budget_tokens=args.budget_tokens, budget_hours=args.budget_hours)

@@ -74,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.cli import dry_run_requested
+    from r1tui.config import is_local_source
+    from r1tui.eval.sets import hub_set
     from r1tui.runs.layout import layout_of
 
     layout, config = run_and_config(args, doing="evaluate it")
@@ -89,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         layout = layout_of(gguf)  # a run's own GGUF: its results and events belong to that run
         if layout.config.is_file() and not args.config:
             config = _with_overrides(layout.frozen_config(), args)
+    if args.source and is_local_source(args.source) and hub_set(args.source) is None \
+            and not Path(args.source).expanduser().exists():
+        # checked before the run is locked and its log written: a typo is not a failed eval of the run
+        raise R1Error(f"--source {args.source}: no such file; give a .jsonl/.json/.parquet file, synthetic, "
+                      "hf:<dataset> or a standard set (gsm8k, math500, aime24, aime25, gpqa-diamond)")
     served = config.eval.base_url
     if layout is None and gguf is None and model_dir is None and not served:
         raise R1Error("nothing to evaluate: give a RUN, --gguf PATH, --hf DIR or --base-url URL (see r1tui eval --help)")

@@ -439,6 +439,6 @@ def load_examples(source: str, *, split: str = "train", fields: Mapping[str, str
             loaded.skipped[item.reason] += 1
         else:
             loaded.examples.append(item)
-    if loaded.skipped:
+    if loaded.skipped and loaded.examples:  # none usable: the caller's one line says why, with these counts
         log.warning("%s: skipped %d malformed rows: %s", source, sum(loaded.skipped.values()), dict(loaded.skipped))
     return loaded

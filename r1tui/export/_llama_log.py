@@ -5,7 +5,10 @@ three pieces), so text is buffered until a newline. ggml's levels are NONE 0,
 DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (CONT continues the previous line);
 llama-cpp-python's own table in `_logger.py` predates that order. The ctypes
 callback object must stay referenced while llama.cpp holds it, and the previous
-callback is put back on exit.
+callback is put back on exit. A cancel (SIGTERM, Ctrl-C) that lands while llama.cpp runs
+the callback would be raised inside it and swallowed by ctypes ("Exception ignored on
+calling ctypes callback function"), so the run would go on: inside, a signal only records
+the request, raised as ``StageCancelled`` once llama.cpp has returned.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import contextlib
 import ctypes
 import logging
 from collections.abc import Callable, Iterator
+
+from r1tui.runs import cancel
 
 GGML_LEVELS = {0: "none", 1: "debug", 2: "info", 3: "warn", 4: "error", 5: "cont"}
 # llama.cpp's own warnings and errors go to INFO: every failure they announce is also
@@ -78,9 +83,11 @@ def capture_llama_log(on_line: Callable[[str, str], None] | None = None,
     llama_cpp.llama_log_get(ctypes.byref(previous), ctypes.byref(previous_data))
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
     try:
-        yield buffer
+        with cancel.deferred():  # see the module's docstring
+            yield buffer
     finally:
         buffer.flush()
         llama_cpp.llama_log_set(previous, previous_data)
         # keep `callback` alive until llama.cpp no longer points at it
         del callback
+    cancel.raise_if_requested()

@@ -150,9 +150,15 @@ def convert_to_gguf(model_dir: Path, out_path: Path, converter_dir: Path, *, mod
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if rc != 0 or not tmp.is_file():
+        free_at_failure = free_bytes(out_path.parent)
         tmp.unlink(missing_ok=True)
         reason = _last_error_line(lines)
         where = f"; full output in {log_path}" if log_path else ""
+        if _DISK_FULL.search(reason) or free_at_failure < DISK_SLACK_BYTES:
+            needed = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+            raise R1Error(f"converting {model_dir.name}/ to GGUF failed: the disk holding {out_path.parent} is full "
+                          f"({format_bytes(free_bytes(out_path.parent))} free); the F16 GGUF needs about "
+                          f"{format_bytes(needed)}: free that much or move runs.dir to a larger disk{where}")
         raise R1Error(f"llama.cpp's converter failed on {model_dir} (exit {rc}): {reason}{where}")
     os.replace(tmp, out_path)
     return out_path
@@ -169,7 +175,7 @@ def _last_error_line(lines: list[str]) -> str:
 
 
 _TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
-_DISK_FULL = re.compile(r"iostream error|No space left|ENOSPC|failed to write", re.IGNORECASE)
+_DISK_FULL = re.compile(r"iostream error|No space left|ENOSPC|failed to write|Not enough free space", re.IGNORECASE)
 _TARGET_TYPE = re.compile(r"converting to (\w+)")
 
 

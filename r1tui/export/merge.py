@@ -99,7 +99,11 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
         check_free_space(out_dir.parent, merged_bytes(arch, dtype), f"the merged {dtype} model")
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    # the steps are reported through `on_step`; transformers' own bars on stderr would stand
+    # beside the CLI's progress bar, and above its one-line error when the export fails
+    transformers_logging.disable_progress_bar()
     torch_dtype = getattr(torch, dtype)
     remove_stale_temps(out_dir.parent)
     tmp = temp_sibling(out_dir)

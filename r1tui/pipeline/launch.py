@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from r1tui.config import Config
 
 
+DATASET_FILES = ("dataset_info.json", "dataset_dict.json")  # what `datasets` save_to_disk writes
+
+
 def create_run(config: Config, runs_dir: str | Path | None = None) -> RunLayout:
     """Make ``runs/<id>/`` with the frozen config (and where it came from)."""
     from r1tui.config import dump_toml
@@ -83,6 +86,10 @@ def start_run(config: Config, stages: Sequence[str] | None = None, detach: bool 
     names = registry.expand(list(stages) if stages is not None else list(registry.steps()))
     if dataset is not None and not Path(dataset).is_dir():
         raise R1Error(f"--dataset {dataset}: no such folder; pass a folder written by `r1tui prepare`")
+    if dataset is not None and not any((Path(dataset) / name).is_file() for name in DATASET_FILES):
+        # refused here, not by a detached run failing a minute later
+        raise R1Error(f"--dataset {dataset}: not a prepared dataset (no {' or '.join(DATASET_FILES)} in it); "
+                      "pass a folder written by `r1tui prepare`")
     if processes > 1 and not detach:
         raise R1Error("--processes needs a detached run (accelerate launches the ranks); drop --foreground")
     teacher = (resume_run.frozen_config() if resume_run is not None else config).teacher

@@ -67,7 +67,7 @@ def _handler(signum: int, frame: object) -> None:
     already = _requested.is_set()
     request(name)
     log.warning("received %s: %s", name, "stopping now" if already or not _deferred_depth else
-                "stopping after the current step (a checkpoint is saved)")
+                "stopping at the next safe point (training saves a checkpoint first)")
     if already or not _deferred_depth:
         raise StageCancelled(f"cancelled ({name})")
 

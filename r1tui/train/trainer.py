@@ -7,6 +7,7 @@ A backend module (``hf_backend``, ``unsloth_backend``) supplies only
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -19,7 +20,9 @@ from typing import Any
 from r1tui.config import Config, unsloth_quantization_problem
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
+from r1tui.present import format_bytes
 from r1tui.runs import cancel
+from r1tui.runs.disk import DISK_SLACK_BYTES, free_bytes
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
 from r1tui.runs.files import remove_stale_temps, replace_dir
 from r1tui.runs.layout import RunLayout
@@ -64,6 +67,11 @@ def with_atomic_checkpoints(trainer_cls: type) -> type:
             self.args.output_dir = str(staging)
             try:
                 super()._save_checkpoint(model, trial)
+            except Exception as exc:
+                full = _disk_full(exc, root, name)
+                if full is None:
+                    raise
+                raise full from None  # tokenizers says only "Exception: No space left on device"
             finally:
                 self.args.output_dir = str(root)
             self.accelerator.wait_for_everyone()
@@ -76,6 +84,20 @@ def with_atomic_checkpoints(trainer_cls: type) -> type:
 
     AtomicCheckpoints.__name__ = AtomicCheckpoints.__qualname__ = f"Atomic{trainer_cls.__name__}"
     return AtomicCheckpoints
+
+
+def _disk_full(exc: Exception, root: Path, name: str) -> R1Error | None:
+    """The one line for a checkpoint that met a full disk (None: it failed for another reason)."""
+    free = free_bytes(root)
+    said = getattr(exc, "errno", None) == errno.ENOSPC or re.search(
+        r"No space left|os error 28|file write failed", str(exc), re.IGNORECASE)
+    if not said and free >= DISK_SLACK_BYTES:
+        return None
+    done = checkpoints(root.parent)
+    size = f"; a checkpoint of this run takes {format_bytes(_folder_bytes(done[-1]))}" if done else ""
+    return R1Error(f"saving {name} failed: the disk holding {root} is full ({format_bytes(free)} free{size}); "
+                   f"free some space or move runs.dir to a larger disk, then `r1tui run --resume {root.parent.name}` "
+                   "continues from the last complete checkpoint")
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

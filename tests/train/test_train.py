@@ -184,6 +184,7 @@ def test_a_checkpoint_cut_short_by_a_full_disk_never_appears_under_its_name(tmp_
 
     from transformers import Trainer
 
+    from r1tui.errors import R1Error
     from r1tui.train import train_adapter
     from r1tui.train.trainer import checkpoints
 
@@ -198,7 +199,8 @@ def test_a_checkpoint_cut_short_by_a_full_disk_never_appears_under_its_name(tmp_
         return real_save(self, output_dir)
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full_at_step_4)
-    with EventWriter(run_dir / "events.jsonl") as events, pytest.raises(OSError, match="No space left"):
+    with EventWriter(run_dir / "events.jsonl") as events, pytest.raises(R1Error, match="saving checkpoint-4 failed: "
+                                                                          "the disk holding .* is full"):
         train_adapter(config, prepared_dataset, run_dir, events)
     folder = run_dir / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == [".checkpoint-4.tmp-saving", "checkpoint-2"]
