@@ -5,13 +5,15 @@
     python bench/bench_eval.py --gguf model-Q4_K_M.gguf --tokenizer v3
 
 "bare": one ``llama_cpp.Llama`` (llama-cpp-python's default threads) generating every
-sample in turn from the same prompt ids at the same temperature and top_p, with no
-scoring and no files: the least a person could write. "r1tui N slots":
-``r1tui.eval.run.evaluate_run`` on the same GGUF and rows with ``eval.slots = N`` -
-prompts rendered by the training renderer, every sample seeded, scored (answer check,
-depth, think tokens), journaled and saved. The random model never stops early, so every
-sample is exactly ``--max-new-tokens`` tokens in every mode. Modes alternate round by
-round so machine load hits them alike; the table gives medians and ratios to bare.
+sample in turn from the same prompt ids with the same sampler (temperature, top_p, no
+top-k/min-p/repeat penalty), the same per-sample seeds and the same stop (EOS or
+``--max-new-tokens``), with no scoring and no files: the least a person could write.
+"r1tui N slots": ``r1tui.eval.run.evaluate_run`` on the same GGUF and rows with
+``eval.slots = N`` - prompts rendered by the training renderer, every sample seeded,
+scored (answer check, depth, think tokens), journaled and saved. With one slot both
+generate the same tokens (the table's token counts say whether they did); several slots
+decode the same seeds in parallel contexts. Modes alternate round by round so machine
+load hits them alike; the table gives medians and ratios to bare.
 """
 
 from __future__ import annotations
@@ -36,16 +38,24 @@ def build_gguf(size: str, folder: Path) -> Path:
     return quantize_gguf(build_f16(size, folder), folder / f"{size}-Q4_K_M.gguf", "Q4_K_M")
 
 
-def bare(gguf: Path, prompts: list[list[int]], samples: int, max_tokens: int, temperature: float, top_p: float) -> int:
+def bare(gguf: Path, prompts: list[tuple[str, list[int]]], samples: int, base_seed: int, max_tokens: int,
+         temperature: float, top_p: float) -> int:
     import llama_cpp
+
+    from r1tui.eval.sampling import sample_seed
 
     llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, verbose=False)
     generated = 0
     try:
-        for prompt in prompts:
+        for row_id, prompt in prompts:
             for sample in range(samples):
-                llama.set_seed(sample)
-                for count, _ in enumerate(llama.generate(prompt, temp=temperature, top_p=top_p, reset=True), 1):
+                llama.set_seed(sample_seed(base_seed, row_id, sample))
+                count = 0
+                for token in llama.generate(prompt, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
+                                            repeat_penalty=1.0, reset=True):
+                    if token == llama.token_eos():
+                        break
+                    count += 1
                     if count >= max_tokens:
                         break
                 generated += count
@@ -85,6 +95,7 @@ def main() -> int:
         gguf = args.gguf or build_gguf(args.size, folder)
         config = load_config(Path(__file__).resolve().parent.parent / "configs" / "tiny.toml")
         config.model.tokenizer = args.tokenizer
+        config.eval.num_samples = args.questions
         config.eval.samples_per_question = args.samples
         config.eval.max_new_tokens = args.max_new_tokens
         config.eval.n_ctx = 1024
@@ -92,10 +103,11 @@ def main() -> int:
         problems = generate_problems(args.questions, config.eval.seed)
         rows_file = folder / "rows.jsonl"
         rows_file.write_text("".join(json.dumps({"id": f"q{i}", **p}) + "\n" for i, p in enumerate(problems)))
-        prompts = [render_prompt_ids([{"role": "user", "content": p["question"]}], args.tokenizer) for p in problems]
+        prompts = [(f"q{i}", render_prompt_ids([{"role": "user", "content": p["question"]}], args.tokenizer))
+                   for i, p in enumerate(problems)]
 
-        modes = {"bare llama-cpp-python loop": lambda: bare(gguf, prompts, args.samples, args.max_new_tokens,
-                                                            temperature, top_p)}
+        modes = {"bare llama-cpp-python loop": lambda: bare(gguf, prompts, args.samples, config.eval.seed,
+                                                            args.max_new_tokens, temperature, top_p)}
         for slots in args.slots:
             modes[f"r1tui eval, {slots} slot{'s' * (slots > 1)}"] = (
                 lambda slots=slots: project(gguf, config, rows_file, slots, folder / f"out-{slots}"))
@@ -115,11 +127,11 @@ def main() -> int:
           f"{'GGUF ' + str(args.gguf) if args.gguf else args.size + ' random Q4_K_M'}, "
           f"{args.questions} questions x {args.samples} samples = {generations} generations of "
           f"{args.max_new_tokens} tokens, temperature {temperature}, top_p {top_p}, median of {args.rounds} rounds\n")
-    print("| mode | wall (s) | tokens/s | ratio to bare |")
-    print("| --- | --- | --- | --- |")
+    print("| mode | wall (s) | tokens generated | tokens/s | wall ratio to bare |")
+    print("| --- | --- | --- | --- | --- |")
     for name, values in times.items():
         wall = statistics.median(values)
-        print(f"| {name} | {wall:.2f} | {tokens[name] / wall:.0f} | {wall / reference:.2f}x |")
+        print(f"| {name} | {wall:.2f} | {tokens[name]} | {tokens[name] / wall:.0f} | {wall / reference:.2f}x |")
     return 0
 
 
