@@ -236,7 +236,7 @@ def send_key(app, key: str) -> None:
     app._driver.send_message(event)
 
 
-SWITCHES = [("1", "pipeline", "events · log:"), ("4", "training", "checkpoints")]  # key, tab, text it shows
+SWITCHES = [("1", "overview", "events · log:"), ("4", "training", "checkpoints")]  # key, tab, text it shows
 
 
 async def timed_switch(app, tabs, switch_number: int) -> float:
@@ -328,6 +328,61 @@ async def idle_cpu(seconds: float = 5.0) -> dict:
     return results
 
 
+async def cpu_share(seconds: float = 10.0, rate: float = 1000.0) -> dict:
+    """Share of one core the dashboard's process uses (every thread: tail, sampler, UI),
+    on the Overview panel as a person leaves it open: a finished run with nothing
+    happening, and a live run another process writes ``rate`` events/s to; with this
+    machine's sampling (GPU, the run's process tree, disk) on and off. Reference: a
+    minimal Textual app (one ``Static``) idling under the same headless harness."""
+    from textual.app import App
+    from textual.widgets import Static
+
+    from r1tui.dashboard.app import DashboardApp
+    from r1tui.dashboard.source import open_run
+    from r1tui.runs.events import EventWriter
+
+    async def measure(app, panel: str | None = None, writer_args: list[str] | None = None) -> float:
+        async with app.run_test(size=(80, 24)) as pilot:
+            while not getattr(app, "caught_up", True):
+                await asyncio.sleep(0.01)
+            if panel:
+                await pilot.press(panel)
+            writer = None
+            if writer_args:
+                writer = subprocess.Popen([sys.executable, "-c", FLOOD_WRITER, *writer_args],
+                                          stdout=subprocess.PIPE, text=True, cwd=REPO)
+                writer.stdout.readline()  # GO
+            await asyncio.sleep(1.0)  # settle: first draws, first samples
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.sleep(seconds)
+            share = 100 * (time.process_time() - cpu) / (time.perf_counter() - wall)
+            if writer is not None:
+                writer.wait()
+            return round(share, 2)
+
+    class Reference(App):
+        def compose(self):
+            yield Static("hello")
+
+    results = {"reference_minimal_textual_app_cpu_percent": await measure(Reference())}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp) / "runs"
+        make_run(runs, "20261128-000000-tiny")
+        for sampling in (False, True):
+            app = DashboardApp(run=open_run(runs, "20261128-000000-tiny"), runs_dir=runs, sample_local_gpu=sampling)
+            results[f"finished_run_overview_sampling_{'on' if sampling else 'off'}_cpu_percent"] = \
+                await measure(app, "1")
+        live = make_run(runs, "20261129-000000-live", events=None, live=True)
+        with EventWriter(live.events) as writer:
+            writer.emit("run_started", run_id=live.run_id, pid=os.getpid(), stages=["train"], dry_run=False)
+        for panel, name in (("1", "overview"), ("4", "training")):
+            app = DashboardApp(run=open_run(runs, live.run_id), runs_dir=runs, sample_local_gpu=True)
+            # the writer runs a little longer than the measurement window, at `rate` events/s
+            results[f"live_run_{rate:.0f}_events_per_s_{name}_cpu_percent"] = \
+                await measure(app, panel, [str(live.events), str(seconds + 2.0), str(rate)])
+    return results
+
+
 async def idle_switch_latency(samples: int = 20) -> dict:
     """The same panel switch with nothing being written (the baseline for the above)."""
     from textual.widgets import TabbedContent
@@ -398,7 +453,13 @@ def main() -> None:
     parser.add_argument("--flood-seconds", type=float, default=5.0)
     parser.add_argument("--latency-samples", type=int, default=40)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU share of the dashboard left open")
+    parser.add_argument("--cpu-seconds", type=float, default=10.0)
     args = parser.parse_args()
+    if args.cpu_only:
+        print(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpu_share": asyncio.run(cpu_share(args.cpu_seconds))},
+                         indent=2))
+        return
     results = {
         "machine": f"{platform.node()} · {platform.machine()} · {__import__('os').cpu_count()} CPUs · "
                    f"Python {platform.python_version()}",
@@ -406,6 +467,7 @@ def main() -> None:
         "startup": bench_startup(args.repeat),
         "replay": bench_replay(args.events),
         "idle_cpu": asyncio.run(idle_cpu()),
+        "cpu_share": asyncio.run(cpu_share(args.cpu_seconds)),
         "idle": asyncio.run(idle_switch_latency()),
         "live_5000_per_s": asyncio.run(live_flood(args.flood_seconds, 5000)),
         "live_flat_out": asyncio.run(live_flood(args.flood_seconds)),

@@ -9,11 +9,46 @@ per-tensor type choices and block sizes, so they are exact up to the file's meta
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from r1tui.config import Config
 
 GB = 1e9
 GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class VisionTower:
+    """The Pixtral vision encoder and the multimodal projector of a Mistral3ForConditionalGeneration
+    checkpoint (Mistral Small 3.1 / 3.2): frozen in training, kept as its own mmproj GGUF."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    patch_size: int
+    num_channels: int = 3
+    spatial_merge_size: int = 2
+    projector_bias: bool = False
+
+    def tensor_shapes(self, text_hidden: int) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, shape) of every vision tower and projector weight, as transformers holds them."""
+        h, i, p, c = self.hidden_size, self.intermediate_size, self.patch_size, self.num_channels
+        merged = h * self.spatial_merge_size**2
+        shapes: list[tuple[str, tuple[int, ...]]] = [("patch_conv", (h, c, p, p)), ("ln_pre", (h,))]
+        for layer in range(self.num_hidden_layers):
+            shapes += [(f"layers.{layer}.{name}", shape) for name, shape in (
+                ("attention_norm", (h,)), ("ffn_norm", (h,)),
+                *((f"attention.{m}", (h, h)) for m in ("q_proj", "k_proj", "v_proj", "o_proj")),
+                ("feed_forward.gate_proj", (i, h)), ("feed_forward.up_proj", (i, h)), ("feed_forward.down_proj", (h, i)))]
+        shapes += [("projector.norm", (h,)), ("projector.patch_merger", (h, merged)),
+                   ("projector.linear_1", (text_hidden, h)), ("projector.linear_2", (text_hidden, text_hidden))]
+        if self.projector_bias:
+            shapes += [("projector.linear_1.bias", (text_hidden,)), ("projector.linear_2.bias", (text_hidden,))]
+        return shapes
 
 
 @dataclass(frozen=True)
@@ -28,14 +63,21 @@ class Architecture:
     vocab_size: int
     tie_word_embeddings: bool = False
     licence: str = ""
-    tokenizer: str = ""  # the preset's Mistral tokenizer: "v3" or "tekken"
+    tokenizer: str = ""  # the preset's Mistral tokenizer: "v3", "tekken" or "tekken-v7"
+    vision: VisionTower | None = None  # a Mistral3ForConditionalGeneration checkpoint's vision part
 
     @classmethod
     def from_config_json(cls, path: str | Path) -> Architecture:
         """Read a Hugging Face config.json (Mistral / Llama style)."""
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        raw = raw.get("text_config", raw)  # multimodal 3.1 checkpoints nest the LM
+        top = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = top.get("text_config", top)  # Mistral3ForConditionalGeneration (3.1 / 3.2) nests the LM
         heads = raw["num_attention_heads"]
+        vision_raw = top.get("vision_config")
+        vision = None if vision_raw is None else VisionTower(
+            hidden_size=vision_raw["hidden_size"], intermediate_size=vision_raw["intermediate_size"],
+            num_hidden_layers=vision_raw["num_hidden_layers"], patch_size=vision_raw["patch_size"],
+            num_channels=vision_raw.get("num_channels", 3), spatial_merge_size=top.get("spatial_merge_size", 2),
+            projector_bias=top.get("multimodal_projector_bias", False))
         return cls(
             name=raw.get("_name_or_path") or Path(path).parent.name,
             hidden_size=raw["hidden_size"],
@@ -46,6 +88,7 @@ class Architecture:
             head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
             vocab_size=raw["vocab_size"],
             tie_word_embeddings=raw.get("tie_word_embeddings", False),
+            vision=vision,
         )
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
@@ -67,14 +110,36 @@ class Architecture:
         }
 
 
+PIXTRAL_MISTRAL_SMALL_3 = VisionTower(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, patch_size=14)
+
 PRESETS: dict[str, Architecture] = {
     "mistral-small-2409": Architecture(
         "mistralai/Mistral-Small-Instruct-2409", 6144, 16384, 56, 48, 8, 128, 32768, licence="other (MRL)", tokenizer="v3"
     ),
     "mistral-small-24b": Architecture(
         "mistralai/Mistral-Small-24B-Instruct-2501", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0",
-        tokenizer="tekken"
+        tokenizer="tekken-v7"
     ),
+    # Mistral Small 3.x, from the published config.json files (huggingface.co/mistralai/<name>/
+    # blob/main/config.json): 3.1 and 3.2 are Mistral3ForConditionalGeneration, text_config as
+    # 2501 (hidden 5120, intermediate 32768, 40 layers, 32 heads, 8 KV heads, head_dim 128, vocab
+    # 131072, untied) and a Pixtral vision_config (hidden 1024, intermediate 4096, 24 layers,
+    # patch 14), spatial_merge_size 2, multimodal_projector_bias false. Magistral Small 2506 (the
+    # reasoning model built on 3.1; 2506, not 2507, because 2507's tokenizer is v13 with [THINK]
+    # control tokens r1tui does not render) ships the text model only: MistralForCausalLM, 23.57B.
+    # All three are Apache-2.0. 3.1 ships Tekken v7 and 3.2 Tekken v11, whose only change is the
+    # tool-call format: plain conversations encode alike (tests/data/test_render.py checks both
+    # against mistral-common), so their built-in tokenizer is "tekken-v7"; a downloaded model
+    # folder's own tekken.json (model.tokenizer = "auto" with model.path) is used as it is.
+    "mistral-small-3.1": Architecture(
+        "mistralai/Mistral-Small-3.1-24B-Instruct-2503", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0",
+        tokenizer="tekken-v7", vision=PIXTRAL_MISTRAL_SMALL_3),
+    "mistral-small-3.2": Architecture(
+        "mistralai/Mistral-Small-3.2-24B-Instruct-2506", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0",
+        tokenizer="tekken-v7", vision=PIXTRAL_MISTRAL_SMALL_3),
+    "magistral-small": Architecture(
+        "mistralai/Magistral-Small-2506", 5120, 32768, 40, 32, 8, 128, 131072, licence="apache-2.0",
+        tokenizer="tekken-v7"),
     "tiny": Architecture("r1tui/tiny-mistral-random", 256, 768, 2, 4, 2, 64, 32768, licence="apache-2.0",
                          tokenizer="v3"),
 }
@@ -128,11 +193,27 @@ class LoraCount:
         return self.trainable / (self.base_total + self.trainable)
 
 
+def count_vision_parameters(arch: Architecture) -> int:
+    """The vision tower and projector of a Mistral3 checkpoint (0 for a text model): frozen,
+    never adapted, loaded beside the language model in training."""
+    return sum(math.prod(shape) for shape in _vision_shapes(arch))
+
+
+def _vision_shapes(arch: Architecture) -> list[tuple[int, ...]]:
+    return [shape for _, shape in arch.vision.tensor_shapes(arch.hidden_size)] if arch.vision else []
+
+
+def count_checkpoint_parameters(arch: Architecture) -> int:
+    """Every parameter of the checkpoint: the language model plus any vision part."""
+    return count_parameters(arch).total + count_vision_parameters(arch)
+
+
 def count_lora(arch: Architecture, rank: int, target_modules: list[str] | tuple[str, ...]) -> LoraCount:
-    """A LoRA pair on Linear(in, out) at rank r adds r*(in + out) parameters."""
+    """A LoRA pair on Linear(in, out) at rank r adds r*(in + out) parameters; only the language
+    model's projections are adapted, and the base is the whole checkpoint (vision included)."""
     shapes = arch.linear_shapes()
     per_layer = sum(rank * (shapes[m][0] + shapes[m][1]) for m in target_modules)
-    return LoraCount(per_layer * arch.num_hidden_layers, count_parameters(arch).total)
+    return LoraCount(per_layer * arch.num_hidden_layers, count_checkpoint_parameters(arch))
 
 
 # ---------------------------------------------------------------- GGUF sizes (llama.cpp rules)
@@ -205,8 +286,15 @@ def tensor_bytes(rows: int, row_length: int, ggml_type: str) -> int:
 
 
 def gguf_size_bytes(arch: Architecture, quant: str) -> int:
-    """Tensor data bytes of a GGUF of this architecture (metadata adds a few MB)."""
+    """Tensor data bytes of a GGUF of this architecture's language model (metadata adds a few MB)."""
     return sum(tensor_bytes(r, c, t) for _, r, c, t in gguf_tensor_types(arch, quant))
+
+
+def mmproj_size_bytes(arch: Architecture) -> int:
+    """Tensor data bytes of the F16 mmproj GGUF llama.cpp's converter writes for the vision
+    part (``--mmproj``): matrices and the patch convolution in F16, norms and biases in F32.
+    0 for a text model."""
+    return sum(math.prod(shape) * (2 if len(shape) > 1 else 4) for shape in _vision_shapes(arch))
 
 
 # ---------------------------------------------------------------- training VRAM (estimate)
@@ -312,7 +400,9 @@ def estimate_training_vram(
     else:
         weights = params.decoder_linear * bf16
     unquantized_bytes = 4 if backend == "hf" and load_in_4bit else bf16
-    weights += (params.embedding + params.lm_head + params.norms) * unquantized_bytes
+    # A Mistral3 checkpoint's vision tower and projector are loaded too, never quantized
+    # (r1tui skips them in 4-bit loading), frozen like the embeddings.
+    weights += (params.embedding + params.lm_head + params.norms + count_vision_parameters(arch)) * unquantized_bytes
     lora = count_lora(arch, rank, target_modules).trainable
     weight_bytes, grad_bytes = lora_bytes(backend, load_in_4bit)
     q_width = arch.num_attention_heads * arch.head_dim
@@ -378,6 +468,35 @@ def max_fitting_seq_len(arch: Architecture, upper: int = 131072, **kwargs) -> in
         else:
             high = mid - 1
     return best
+
+
+def training_vram_settings(config: Config, *, backend: str | None = None,
+                           gpu_memory_bytes: float | None = None) -> dict:
+    """``estimate_training_vram``'s keyword arguments (all but ``seq_len``) from a config.
+    ``backend``: the one a run actually used (else the config's; ``auto`` is Unsloth, as on
+    the GPU box); ``gpu_memory_bytes``: the card a run measured (else hardware.gpu_memory_gb)."""
+    backend = backend or config.train.backend
+    return dict(
+        rank=config.lora.r,
+        target_modules=config.lora.target_modules,
+        batch_size=config.train.per_device_batch_size,
+        gpu_memory_gb=gpu_memory_bytes / GB if gpu_memory_bytes else config.hardware.gpu_memory_gb,
+        load_in_4bit=config.model.load_in_4bit,
+        optimizer=config.train.optimizer,
+        backend="unsloth" if backend == "auto" else backend,
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        double_quant=config.model.bnb_4bit_use_double_quant,
+    )
+
+
+def largest_fitting_seq_len(config: Config, *, backend: str | None = None,
+                            gpu_memory_bytes: float | None = None) -> int:
+    """The largest ``model.max_seq_length`` (a multiple of 256) whose training estimate fits
+    the GPU, everything else as configured; 0 when none does (what a CUDA out-of-memory
+    diagnosis suggests)."""
+    arch = resolve_architecture(config.model.architecture)
+    return max_fitting_seq_len(arch, **training_vram_settings(config, backend=backend,
+                                                               gpu_memory_bytes=gpu_memory_bytes))
 
 
 # ---------------------------------------------------------------- inference memory (estimate)

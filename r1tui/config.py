@@ -22,7 +22,8 @@ from r1tui.errors import ConfigError
 from r1tui.quants import QUANT_TYPES
 
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ARCHITECTURES = ("mistral-small-2409", "mistral-small-24b", "tiny")
+ARCHITECTURES = ("mistral-small-2409", "mistral-small-24b", "mistral-small-3.1", "mistral-small-3.2",
+                 "magistral-small", "tiny")
 
 # Every number has the range a real run can have: a typo of a few digits is one clear
 # line, not a VRAM estimate of 1e20 GB.
@@ -50,7 +51,8 @@ class ModelConfig(_Section):
     # Build a random-init model of `architecture` (the offline tiny model).
     random_init: bool = False
     # "auto" (the tokenizer in `path`, else the preset's), "v3" (SentencePiece, 2409),
-    # "tekken" (24B models) or a folder holding tokenizer files.
+    # "tekken" (Tekken in the v3 format: Nemo), "tekken-v7" (Mistral Small 3.x, 24B) or a folder
+    # holding tokenizer files.
     tokenizer: str = "auto"
     max_seq_length: Tokens = 8192
     load_in_4bit: bool = True
@@ -97,6 +99,8 @@ class TrainConfig(_Section):
     max_steps: Annotated[int, Field(ge=-1, le=100 * MILLION)] = -1  # -1: run `epochs`
     logging_steps: Steps = 1
     save_steps: Steps = 100
+    # Loss on the held-out rows (data.eval_rows) every this many steps; 0: no evaluation.
+    eval_steps: Annotated[int, Field(ge=0, le=100 * MILLION)] = 0
     seed: Seed = 3407
     gradient_checkpointing: bool = True
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
@@ -122,6 +126,9 @@ class DataConfig(_Section):
     # Field mapping for local files: canonical name -> column in the file.
     fields: dict[str, str] = Field(default_factory=dict)
     num_examples: Count = 2000  # synthetic rows, or a cap on other sources
+    # Rows the prepare stage holds out of training (a seeded pick, disjoint from the rest)
+    # for the validation loss of train.eval_steps; 0: none.
+    eval_rows: Annotated[int, Field(ge=0, le=100 * MILLION)] = 0
     seed: Seed = 0
     system_prompt: str = ""
     train_on: Literal["all", "last"] = "all"
@@ -134,6 +141,8 @@ class ExportConfig(_Section):
     merge_dtype: Literal["float16", "bfloat16"] = "float16"
     # A llama.cpp checkout holding convert_hf_to_gguf.py; empty: the one install.sh kept.
     llama_cpp_dir: Path | None = None
+    # Tokens of rendered traces each quant is measured on against the F16 (gguf/quality.json); 0: off.
+    quality_tokens: Annotated[int, Field(ge=0, le=2**20)] = 2048
 
     @field_validator("quant_types")
     @classmethod
@@ -188,6 +197,19 @@ class EvalConfig(_Section):
         return temperature, top_p
 
 
+class InferConfig(_Section):
+    """How replies are generated in chat and eval (r1tui.infer.thinking): the think block
+    prefilled, and s1's budget forcing of its length."""
+
+    # Start the reply with the think opening exactly as training rendered it; "auto": when the
+    # model's run trained on replies that open with it (read from the run's prepared data).
+    prefill_think: bool | Literal["auto"] = "auto"
+    max_think_tokens: Annotated[int, Field(ge=0, le=2**20)] = 0  # 0: no cap; at the cap the answer line is forced
+    min_think_tokens: Annotated[int, Field(ge=0, le=2**20)] = 0  # below it a closing tag becomes `continuation`
+    continuation: Annotated[str, Field(min_length=1, max_length=64)] = "Wait"
+    answer_tokens: Annotated[int, Field(ge=1, le=65536)] = 64  # the answer's own budget after a forced close
+
+
 class TeacherConfig(_Section):
     # An OpenAI-compatible chat-completions endpoint, or several: requests go to the least
     # loaded one (more vLLM / SGLang replicas, on as many machines as there are).
@@ -236,6 +258,16 @@ class RunsConfig(_Section):
     private: bool = True
 
 
+class AlertsConfig(_Section):
+    """What the dashboard does when a run finishes, crashes, fails, logs a NaN/inf or
+    spiking loss, or fills its GPU (r1tui.runs.alerts): a toast always, and these."""
+
+    bell: bool = True  # ring the terminal bell (BEL)
+    desktop: bool = True  # desktop notification escapes OSC 9 and OSC 777 (through tmux)
+    loss_spike: bool = True  # alert when the loss jumps far above its running average
+    vram_percent: Annotated[float, Field(gt=0.0, le=100.0)] = 95.0  # GPU memory use that alerts
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -245,9 +277,11 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    infer: InferConfig = Field(default_factory=InferConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # Where the file was read from (not a key in the file).
     source_path: Path | None = Field(default=None, exclude=True)
 
@@ -277,6 +311,8 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, data, origin)) from None
+    _check_eval_split(config, origin)
+    _check_think_budget(config, origin)
     base = base_dir or Path.cwd()
     for section, key in _PATH_FIELDS:
         value = getattr(getattr(config, section), key)
@@ -288,12 +324,30 @@ def parse_config(data: dict[str, Any], origin: str = "config", base_dir: Path | 
             section.source = str((base / section.source).resolve())
     if is_local_source(config.teacher.prompts):
         config.teacher.prompts = str((base / config.teacher.prompts).resolve())
-    if config.model.tokenizer not in ("auto", "v3", "tekken"):
+    if config.model.tokenizer not in ("auto", "v3", "tekken", "tekken-v7"):
         config.model.tokenizer = str((base / config.model.tokenizer).resolve())
     if config.model.architecture.endswith(".json"):
         config.model.architecture = str((base / config.model.architecture).resolve())
         _check_architecture_file(config.model.architecture, origin)
     return config
+
+
+def _check_eval_split(config: Config, origin: str) -> None:
+    """The keys of the validation loss, against each other (each alone is valid)."""
+    eval_steps, eval_rows, rows = config.train.eval_steps, config.data.eval_rows, config.data.num_examples
+    if eval_steps and not eval_rows:
+        raise ConfigError(f"{origin}: train.eval_steps = {eval_steps}: evaluation needs held-out rows; "
+                          "set data.eval_rows (e.g. 100), or train.eval_steps = 0")
+    if eval_rows >= rows:
+        raise ConfigError(f"{origin}: data.eval_rows = {eval_rows}: holds out every row of data.num_examples = "
+                          f"{rows}; hold out fewer, or read more rows")
+
+
+def _check_think_budget(config: Config, origin: str) -> None:
+    low, high = config.infer.min_think_tokens, config.infer.max_think_tokens
+    if high and low > high:
+        raise ConfigError(f"{origin}: infer.min_think_tokens = {low}: above infer.max_think_tokens = {high}; "
+                          "lower the minimum or raise the cap (0: no cap)")
 
 
 def check_backend_settings(config: Config) -> None:
@@ -328,7 +382,7 @@ def _check_architecture_file(path: str, origin: str) -> None:
         Architecture.from_config_json(path)
     except FileNotFoundError:
         raise ConfigError(f"{origin}: model.architecture = {path!r}: no such file; name a model's config.json "
-                          "or a preset (mistral-small-2409, mistral-small-24b, tiny)") from None
+                          f"or a preset ({', '.join(ARCHITECTURES)})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{origin}: model.architecture = {path!r}: not a usable config.json "
                           f"({type(exc).__name__}: {exc}); it needs hidden_size, intermediate_size, "

@@ -42,6 +42,11 @@ class ParameterCounts:
     lora_trainable: int
     lora_share_of_base: float
     lora_share_of_all: float
+    # a Mistral3 checkpoint's vision tower + projector (frozen, never adapted) and the whole
+    # checkpoint; 0 and ``total`` for a text model
+    vision: int = 0
+    checkpoint: int = 0
+    mmproj_bytes: int = 0  # its F16 mmproj GGUF (tensor bytes)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class EpochEstimate:
     ``tokens_per_s`` and ``hours`` are an ESTIMATE (``basis`` says from what), None when
     there is no figure for the GPU; ``tokens`` is None for a Hub source (not read in a dry run)."""
 
-    rows: int | None  # rows read in one epoch (data.num_examples caps every source)
+    rows: int | None  # rows trained on in one epoch (data.num_examples caps every source; eval rows left out)
     tokens: int | None
     extrapolated: bool
     tokens_per_s: float | None
@@ -83,6 +88,8 @@ class EpochEstimate:
     gpu: str
     basis: str
     note: str | None = None
+    eval_rows: int = 0  # rows held out of training for the validation loss (data.eval_rows)
+    eval_steps: int = 0  # the validation loss every this many steps (train.eval_steps; 0: never)
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,9 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
             lora_trainable=lora.trainable,
             lora_share_of_base=lora.share_of_base,
             lora_share_of_all=lora.share_of_all,
+            vision=calculator.count_vision_parameters(arch),
+            checkpoint=calculator.count_checkpoint_parameters(arch),
+            mmproj_bytes=calculator.mmproj_size_bytes(arch),
         ),
         vram=VramEstimate(
             gpu=config.hardware.gpu_name,
@@ -174,8 +184,12 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
 
 
 def _effective_backend(config: Config) -> str:
-    # The estimate is for the GPU box, so `auto` means Unsloth there.
-    return "unsloth" if config.train.backend == "auto" else config.train.backend
+    # The estimate is for the GPU box, so `auto` means Unsloth there, except for a Mistral3
+    # (vision) checkpoint, which trains with hf (r1tui.train.UNSLOTH_VISION_FALLBACK).
+    from r1tui.train.base import config_has_vision
+
+    backend = "unsloth" if config.train.backend == "auto" else config.train.backend
+    return "hf" if backend == "unsloth" and config_has_vision(config) else backend
 
 
 def _masking_stats(config: Config) -> dict[str, Any]:
@@ -209,9 +223,13 @@ def epoch_estimate(config: Config, masking: dict[str, Any], backend: str,
             rows, tokens = read, masking["tokens"]
         else:
             tokens = round(masking["tokens"] / read * rows) if read else 0
+        if config.data.eval_rows and rows:  # held out of training: not in the epoch's rows or tokens
+            kept = max(0, rows - config.data.eval_rows)
+            tokens, rows = round(tokens * kept / rows), kept
     return EpochEstimate(rows=rows, tokens=tokens, extrapolated=extrapolated, tokens_per_s=throughput.tokens_per_s,
                          hours=None if tokens is None else throughput.hours_for(tokens),
-                         epochs=config.train.epochs, gpu=config.hardware.gpu_name, basis=throughput.basis, note=note)
+                         epochs=config.train.epochs, gpu=config.hardware.gpu_name, basis=throughput.basis, note=note,
+                         eval_rows=config.data.eval_rows, eval_steps=config.train.eval_steps)
 
 
 def _rows_in_source(config: Config) -> int | None:
@@ -245,7 +263,9 @@ def _rows_in_source(config: Config) -> int | None:
 
 
 def _gb(count: int) -> str:
-    return format_bytes(count, digits=2)  # two decimals, as the README's calculator tables
+    # the precision every other screen uses (Export panel, export plan, `r1tui runs`): a
+    # file predicted here reads the same size there once it exists
+    return format_bytes(count)
 
 
 def report_renderables(report: DryRunReport) -> list[Any]:
@@ -259,7 +279,13 @@ def report_renderables(report: DryRunReport) -> list[Any]:
     model.add_column(justify="right")
     model.add_row("model", cfg.model)
     model.add_row("licence", cfg.licence)
-    model.add_row("parameters (exact)", f"{params.total:,}")
+    if params.vision:
+        model.add_row("whole checkpoint (exact)", f"{params.checkpoint:,}")
+        model.add_row("vision tower + projector (frozen)", f"{params.vision:,}")
+        model.add_row("language model (exact)", f"{params.total:,}")
+        model.add_row("mmproj GGUF (F16)", _gb(params.mmproj_bytes))
+    else:
+        model.add_row("parameters (exact)", f"{params.total:,}")
     model.add_row("LoRA", f"r={cfg.lora['r']} alpha={cfg.lora['alpha']} on {len(cfg.lora['target_modules'])} modules")
     model.add_row("LoRA trainable (exact)", f"{params.lora_trainable:,}")
     model.add_row("share of base / of all", f"{params.lora_share_of_base:.2%} / {params.lora_share_of_all:.2%}")
@@ -309,6 +335,12 @@ def epoch_table(epoch: EpochEstimate) -> Any:
     else:
         how = "extrapolated from the rows rendered" if epoch.extrapolated else "every row rendered"
         table.add_row("tokens", f"{epoch.tokens:,} in {epoch.rows:,} rows ({how})")
+    if epoch.eval_rows:
+        every = f"validation loss every {epoch.eval_steps:,} steps" if epoch.eval_steps else \
+            "not evaluated (train.eval_steps = 0)"
+        table.add_row("eval split", f"{epoch.eval_rows:,} rows held out of training; {every}")
+    else:
+        table.add_row("eval split", Text("none (data.eval_rows = 0): no validation loss", style="dim"))
     if epoch.tokens_per_s is None:
         table.add_row("time", Text(epoch.basis, style="yellow"))
     else:

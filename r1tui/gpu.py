@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from r1tui.present import format_bytes
-
 log = logging.getLogger(__name__)
 
 NA = "N/A"
@@ -64,6 +62,12 @@ def _safe(query: Callable[..., T], *args: Any) -> T | None:
         return query(*args)
     except Exception:  # noqa: BLE001 - every NVML query may fail on its own; show N/A
         return None
+
+
+def _call(nvml: Any, name: str, *args: Any) -> Any:
+    """``nvml.<name>(*args)``, or None when it fails or this binding has no such query."""
+    query = getattr(nvml, name, None)
+    return _safe(query, *args) if query is not None else None
 
 
 def available() -> bool:
@@ -127,24 +131,62 @@ def sample(index: int = 0) -> dict[str, Any]:
     }
 
 
-def sample_all() -> list[dict[str, Any]]:
-    """A sample per GPU, or one ``available: False`` entry when there is none."""
+def sample_all(detailed: bool = False) -> list[dict[str, Any]]:
+    """A sample per GPU, or one ``available: False`` entry when there is none; ``detailed``
+    adds what ``details`` reads (the dashboard's Resources panel; events keep the short form)."""
     count = device_count()
     if count == 0:
         reason = unavailable_reason() or "NVML found no GPU"
         return [{"available": False, "reason": reason}]
-    return [sample(i) for i in range(count)]
+    samples = [sample(i) for i in range(count)]
+    return [{**s, **details(i)} if detailed and s.get("available") else s for i, s in enumerate(samples)]
+
+
+def details(index: int = 0) -> dict[str, Any]:
+    """What nvitop shows beside a sample: power limit, SM and memory clocks (now and max),
+    and the processes holding memory on the GPU. None for whatever failed.
+
+    Keys: power_limit_w, clock_sm_mhz, clock_sm_max_mhz, clock_mem_mhz, clock_mem_max_mhz,
+    processes (a list of ``{"pid", "memory_used"}``, compute and graphics together, or
+    None when NVML would not list them).
+    """
+    nvml = _nvml()
+    handle = _safe(nvml.nvmlDeviceGetHandleByIndex, index) if nvml is not None else None
+    if handle is None:
+        return {}
+    limit_mw = _call(nvml, "nvmlDeviceGetEnforcedPowerLimit", handle)
+    sm, mem = getattr(nvml, "NVML_CLOCK_SM", 1), getattr(nvml, "NVML_CLOCK_MEM", 2)
+    return {
+        "power_limit_w": round(limit_mw / 1000, 1) if isinstance(limit_mw, (int, float)) else None,
+        "clock_sm_mhz": _call(nvml, "nvmlDeviceGetClockInfo", handle, sm),
+        "clock_sm_max_mhz": _call(nvml, "nvmlDeviceGetMaxClockInfo", handle, sm),
+        "clock_mem_mhz": _call(nvml, "nvmlDeviceGetClockInfo", handle, mem),
+        "clock_mem_max_mhz": _call(nvml, "nvmlDeviceGetMaxClockInfo", handle, mem),
+        "processes": _processes(nvml, handle),
+    }
+
+
+def _processes(nvml: Any, handle: Any) -> list[dict[str, Any]] | None:
+    compute = _call(nvml, "nvmlDeviceGetComputeRunningProcesses", handle)
+    graphics = _call(nvml, "nvmlDeviceGetGraphicsRunningProcesses", handle)
+    if compute is None and graphics is None:
+        return None
+    found: dict[int, dict[str, Any]] = {}
+    for process in [*(compute or []), *(graphics or [])]:
+        pid = getattr(process, "pid", None)
+        if not isinstance(pid, int):
+            continue
+        used = getattr(process, "usedGpuMemory", None)  # None: not available (a container, Windows' WDDM)
+        entry = found.setdefault(pid, {"pid": pid, "memory_used": None})
+        if isinstance(used, int):
+            entry["memory_used"] = (entry["memory_used"] or 0) + used
+    return sorted(found.values(), key=lambda p: -(p["memory_used"] or 0))
 
 
 def format_sample(gpu: dict[str, Any]) -> str:
-    """One line for a sample, with N/A for every field that could not be read."""
-    if not gpu.get("available"):
-        return f"no GPU ({gpu.get('reason') or NA})"
+    """One line for a sample, with N/A for every field that could not be read (the log's
+    own line for a ``gpu`` event: ``r1tui.runs.logs`` owns it)."""
+    from r1tui.runs.logs import format_gpu_sample
 
-    def show(value: Any, fmt: str) -> str:
-        return NA if value is None else fmt.format(value)
+    return format_gpu_sample(gpu)
 
-    memory = f"{format_bytes(gpu.get('memory_used'))}/{format_bytes(gpu.get('memory_total'))}"  # as everywhere
-    return (f"GPU {gpu.get('index', 0)} {gpu.get('name') or NA}: {memory}, "
-            f"util {show(gpu.get('utilization'), '{}%')}, {show(gpu.get('temperature'), '{}°C')}, "
-            f"{show(gpu.get('power_w'), '{} W')}")

@@ -29,6 +29,10 @@ from dataclasses import dataclass
 THINK_START = "<think>"
 THINK_END = "</think>"
 FINAL_ANSWER = "FINAL ANSWER:"
+# How a reply opens, and how its think block closes into the answer line (format_assistant's
+# layout; inference prefills the first and forces the second, r1tui.infer.thinking).
+THINK_OPENING = THINK_START + "\n"
+ANSWER_OPENING = f"{THINK_END}\n\n{FINAL_ANSWER}"
 
 
 # ----------------------------------------------------------------- writing and strict reading
@@ -36,7 +40,16 @@ FINAL_ANSWER = "FINAL ANSWER:"
 
 def format_assistant(reasoning: str, answer: str) -> str:
     """The assistant turn for a reasoning trace and its final answer."""
-    return f"{THINK_START}\n{reasoning.strip()}\n{THINK_END}\n\n{FINAL_ANSWER} {answer.strip()}"
+    return f"{THINK_OPENING}{reasoning.strip()}\n{ANSWER_OPENING} {answer.strip()}"
+
+
+def partial_tag(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that is a beginning of ``tag`` (a tag a stream may
+    still be writing: held back until it is known)."""
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-length:]):
+            return length
+    return 0
 
 
 def split_think(text: str) -> tuple[str | None, str]:

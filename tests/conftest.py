@@ -67,6 +67,29 @@ def v3_tokenizer_dir(tmp_path_factory) -> Path:
     return save_hf_tokenizer("v3", tmp_path_factory.mktemp("v3_tokenizer"))
 
 
+@pytest.fixture(scope="session")
+def tekken_v11_folder(tmp_path_factory) -> Path:
+    """Tekken in the v11 format, as Mistral Small 3.2 (2506) ships it: the same vocabulary, and
+    (v11 needs them listed) the special tokens, with [ARGS] and [CALL_ID] among them."""
+    import json
+
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+    from r1tui.data.tokenizer import tokenizer_file
+
+    folder = tmp_path_factory.mktemp("tekken_v11")
+    data = json.loads(tokenizer_file("tekken").read_text(encoding="utf-8"))
+    data["config"]["version"] = "v11"
+    data.pop("image", None)
+    special = [dict(token) for token in Tekkenizer.DEPRECATED_SPECIAL_TOKENS]
+    named = {32: "[ARGS]", 33: "[CALL_ID]"}
+    special += [{"rank": rank, "token_str": named.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
+                for rank in range(len(special), data["config"]["default_num_special_tokens"])]
+    data["special_tokens"] = special
+    (folder / "tekken.json").write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
 # ---- the real tiny GGUFs of tests/tiny_gguf.py (built once per session, shared by
 # the eval, infer and dashboard tests). Loaded by path: tests are not a package.
 

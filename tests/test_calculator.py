@@ -183,3 +183,99 @@ def test_estimate_tracks_measured_peak_vram_on_this_gpu(tmp_path, repo_root):
         measured = row["peak_allocated"]
         estimate = row["estimate_total"] - row["estimate_parts"]["overhead"]  # allocated part
         assert abs(estimate - measured) / measured < 0.10, row
+
+
+# ---------------------------------------------------------------- Mistral Small 3.x (issue 23)
+
+MISTRAL3_CONFIG = {  # huggingface.co/mistralai/Mistral-Small-3.1-24B-Instruct-2503/blob/main/config.json
+    "architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3", "spatial_merge_size": 2,
+    "multimodal_projector_bias": False, "projector_hidden_act": "gelu", "image_token_index": 10,
+    "text_config": {"model_type": "mistral", "head_dim": 128, "hidden_size": 5120, "intermediate_size": 32768,
+                    "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8,
+                    "vocab_size": 131072, "max_position_embeddings": 131072},
+    "vision_config": {"model_type": "pixtral", "head_dim": 64, "hidden_act": "silu", "hidden_size": 1024,
+                      "image_size": 1540, "intermediate_size": 4096, "num_attention_heads": 16,
+                      "num_channels": 3, "num_hidden_layers": 24, "patch_size": 14},
+}
+
+
+def test_mistral3_config_json_reads_as_the_presets(tmp_path):
+    from r1tui.calculator import Architecture
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(MISTRAL3_CONFIG))
+    arch = Architecture.from_config_json(path)
+    for preset in ("mistral-small-3.1", "mistral-small-3.2"):
+        assert (arch.hidden_size, arch.num_hidden_layers, arch.vocab_size, arch.vision) == (
+            PRESETS[preset].hidden_size, PRESETS[preset].num_hidden_layers, PRESETS[preset].vocab_size,
+            PRESETS[preset].vision)
+        assert PRESETS[preset].licence == "apache-2.0" and PRESETS[preset].tokenizer == "tekken-v7"
+    assert PRESETS["magistral-small"].vision is None and PRESETS["magistral-small"].licence == "apache-2.0"
+
+
+@pytest.mark.slow  # about 25 s: peft wraps a 24 B model (on the meta device)
+def test_mistral3_counts_equal_transformers_and_peft_on_a_meta_model(tmp_path):
+    """The whole checkpoint, its vision part and the LoRA on the language model alone, against
+    transformers' own Mistral3ForConditionalGeneration built from the published config."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    from r1tui.calculator import count_checkpoint_parameters, count_vision_parameters
+    from r1tui.train.base import lora_targets
+
+    arch = PRESETS["mistral-small-3.1"]
+    raw = {k: v for k, v in MISTRAL3_CONFIG.items() if k not in ("architectures", "model_type")}
+    config = Mistral3Config(**raw, tie_word_embeddings=False)
+    config.text_config.tie_word_embeddings = False
+    with torch.device("meta"):
+        model = Mistral3ForConditionalGeneration(config)
+    named = dict(model.named_parameters())
+    assert sum(p.numel() for p in named.values()) == count_checkpoint_parameters(arch) == 24_011_361_280
+    vision = sum(p.numel() for n, p in named.items() if "vision_tower" in n or "multi_modal_projector" in n)
+    assert vision == count_vision_parameters(arch) == 438_958_080
+    assert count_parameters(arch).total == 23_572_403_200  # the language model: 2501's 23.57 B
+    peft_model = get_peft_model(model, LoraConfig(r=64, lora_alpha=128, target_modules=lora_targets(ALL, True)))
+    trainable, all_params = peft_model.get_nb_trainable_parameters()
+    lora = count_lora(arch, 64, ALL)
+    assert trainable == lora.trainable and all_params == lora.base_total + lora.trainable
+    adapted = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert adapted and not [n for n in adapted if "vision_tower" in n or "multi_modal_projector" in n]
+
+
+# Published GGUF sizes of Mistral-Small-3.2-24B-Instruct-2506 (the text model; 3.1 has the same
+# shapes): 14.33 / 16.76 / 19.35 / 25.05 GB (bartowski's and unsloth's files as
+# smeltcore.com/models/mistral-small-3-2-24b lists them).
+PUBLISHED_SMALL_3_GB = {"Q4_K_M": 14.33, "Q5_K_M": 16.76, "Q6_K": 19.35, "Q8_0": 25.05}
+
+
+@pytest.mark.parametrize(("quant", "published"), list(PUBLISHED_SMALL_3_GB.items()))
+def test_mistral_small_3_text_gguf_sizes_within_two_percent_of_published(quant, published):
+    for preset in ("mistral-small-3.1", "mistral-small-3.2", "magistral-small"):
+        computed = gguf_size_bytes(PRESETS[preset], quant) / 1e9
+        assert abs(computed - published) / published < 0.02
+
+
+def test_mmproj_size_against_the_published_f16_file():
+    """The F16 mmproj: exact against llama.cpp's converter on the tiny Mistral3
+    (tests/export/test_mistral_small_3.py); against the published 24B file (gratex's
+    mistral-small-3.2-24B-Instruct-2506-GGUF lists mmproj-F16.gguf as "~847 MB", a figure
+    that reads as MiB: 0.878 GB of tensors is 837 MiB), within 2 % either way of reading."""
+    from r1tui.calculator import mmproj_size_bytes
+
+    for preset in ("mistral-small-3.1", "mistral-small-3.2"):
+        size = mmproj_size_bytes(PRESETS[preset])
+        assert size == 2 * 438_958_080 + 2 * (2 * 24 + 2) * 1024  # F16 everywhere, but 50 norms in F32
+        assert abs(size / 2**20 - 847) / 847 < 0.02
+    assert mmproj_size_bytes(PRESETS["magistral-small"]) == mmproj_size_bytes(PRESETS["mistral-small-24b"]) == 0
+
+
+def test_training_vram_counts_the_frozen_vision_part():
+    from r1tui.calculator import count_vision_parameters, estimate_training_vram
+
+    text, vision = PRESETS["mistral-small-24b"], PRESETS["mistral-small-3.1"]
+    kwargs = dict(rank=64, target_modules=ALL, seq_len=4096, batch_size=1, gpu_memory_gb=24)
+    for backend, bytes_per in (("unsloth", 2), ("hf", 4)):  # bf16; fp32 after peft's k-bit upcast on hf
+        difference = (estimate_training_vram(vision, backend=backend, **kwargs).weights
+                      - estimate_training_vram(text, backend=backend, **kwargs).weights)
+        assert difference == count_vision_parameters(vision) * bytes_per

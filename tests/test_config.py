@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -162,7 +163,7 @@ def test_tokenizer_auto_takes_the_model_folders_own_then_the_presets(tmp_path):
     shutil.copy(tokenizer_file("v3"), model_dir / "tokenizer.model.v3")  # as Mistral's repo ships it
     assert resolved({"model": {"path": str(model_dir)}}) == str(model_dir)
     assert resolved({"model": {"path": str(tmp_path)}}) == "v3"  # no file: the preset's
-    assert resolved({"model": {"architecture": "mistral-small-24b"}}) == "tekken"
+    assert resolved({"model": {"architecture": "mistral-small-24b"}}) == "tekken-v7"  # 2501: V7-Tekken
     # An architecture given as a config.json: the tokenizer next to it, else a one-line error.
     (model_dir / "config.json").write_text(json.dumps({
         "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -178,7 +179,7 @@ def test_tokenizer_auto_takes_the_model_folders_own_then_the_presets(tmp_path):
     config = parse_config({"model": {"architecture": "mistral-small-24b"}})
     tokenizer_spec(config)  # as create_run does before freezing
     frozen.write_text(dump_toml(config))
-    assert 'tokenizer = "tekken"' in frozen.read_text() and load_config(frozen).model.tokenizer == "tekken"
+    assert 'tokenizer = "tekken-v7"' in frozen.read_text() and load_config(frozen).model.tokenizer == "tekken-v7"
 
 
 @pytest.mark.parametrize(("architecture", "tokenizer", "family"), [
@@ -225,3 +226,74 @@ def test_tokenizer_auto_checks_the_family_of_what_it_found(tmp_path):
         tokenizer_spec(parse_config({"model": {"path": str(folder)}}))
     assert tokenizer_spec(parse_config({"model": {"path": str(folder), "architecture": "mistral-small-24b"}})) == \
         str(folder)
+
+
+@pytest.mark.parametrize(
+    ("toml_text", "expected_fragments"),
+    [
+        ("[train]\neval_steps = -1\n", ["train.eval_steps = -1", "greater than or equal to 0"]),
+        ("[data]\neval_rows = -5\n", ["data.eval_rows = -5", "greater than or equal to 0"]),
+        ("[train]\neval_steps = 10\n", ["train.eval_steps = 10", "needs held-out rows", "set data.eval_rows"]),
+        ("[data]\nnum_examples = 50\neval_rows = 50\n",
+         ["data.eval_rows = 50", "holds out every row of data.num_examples = 50"]),
+    ],
+)
+def test_bad_eval_split_is_one_clear_line(tmp_path, toml_text, expected_fragments):
+    path = tmp_path / "config.toml"
+    path.write_text(toml_text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    message = str(excinfo.value)
+    assert "\n" not in message and message.startswith(str(path))
+    for fragment in expected_fragments:
+        assert fragment in message
+
+
+def test_eval_split_keys_default_off_and_round_trip(tmp_path):
+    assert (Config().train.eval_steps, Config().data.eval_rows) == (0, 0)
+    path = tmp_path / "config.toml"
+    path.write_text("[train]\neval_steps = 25\n[data]\nnum_examples = 200\neval_rows = 20\n")
+    config = load_config(path)
+    assert (config.train.eval_steps, config.data.eval_rows) == (25, 20)
+    again = parse_config(tomllib.loads(dump_toml(config)), base_dir=tmp_path)
+    assert (again.train.eval_steps, again.data.eval_rows) == (25, 20)
+
+
+@pytest.mark.parametrize("preset", ["mistral-small-3.1", "mistral-small-3.2", "magistral-small"])
+def test_mistral_small_3_presets_take_tekken_v7(preset):
+    from r1tui.data.tokenizer import tokenizer_spec
+
+    assert tokenizer_spec(parse_config({"model": {"architecture": preset}})) == "tekken-v7"
+    with pytest.raises(ConfigError, match=f"is a SentencePiece tokenizer but architecture '{preset}' uses tekken-v7"):
+        tokenizer_spec(parse_config({"model": {"architecture": preset, "tokenizer": "v3"}}))
+
+
+def test_a_mistral3_config_json_is_an_architecture(tmp_path):
+    """model.architecture read from a Mistral3ForConditionalGeneration folder: the text config
+    sits under text_config, the vision part is known to the calculator and to training."""
+    from r1tui.train.base import config_has_vision
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+                                "text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                                                "num_attention_heads": 2, "vocab_size": 131072},
+                                "vision_config": {"hidden_size": 32, "intermediate_size": 64,
+                                                  "num_hidden_layers": 3, "patch_size": 14}}))
+    config = parse_config({"model": {"architecture": str(path), "tokenizer": "tekken-v7"}})
+    assert config_has_vision(config)
+    assert not config_has_vision(parse_config({"model": {"architecture": "mistral-small-24b"}}))
+    path.write_text(json.dumps({"architectures": ["Mistral3ForConditionalGeneration"], "text_config": {}}))
+    with pytest.raises(ConfigError, match="not a usable config.json .*KeyError.*it needs hidden_size"):
+        parse_config({"model": {"architecture": str(path)}})
+
+
+def test_unsloth_falls_back_to_hf_for_a_vision_checkpoint_in_one_line(caplog):
+    from r1tui.train import resolve_backend
+
+    assert resolve_backend(parse_config({"model": {"architecture": "mistral-small-3.1"},
+                                         "train": {"backend": "unsloth"}})) == "hf"
+    assert [r.getMessage() for r in caplog.records] == [
+        "a Mistral3 (vision) checkpoint trains with the hf backend: r1tui's unsloth backend (FastLanguageModel) "
+        "adapts text-only Mistral models"]
+    assert resolve_backend(parse_config({"model": {"architecture": "mistral-small-24b"},
+                                         "train": {"backend": "unsloth"}})) == "unsloth"

@@ -42,7 +42,7 @@ def test_cli_json_and_text_write_nothing(tmp_path):
     text = subprocess.run([sys.executable, "-m", "r1tui", "dry-run", "--config", str(REPO / "config.toml")],
                           capture_output=True, text=True, cwd=tmp_path / "work", env=env, timeout=120)
     assert text.returncode == 0, text.stderr
-    for fragment in ("config OK", "381,681,664", "1.72%", "fits", "Q4_K_M", "13.34 GB"):
+    for fragment in ("config OK", "381,681,664", "1.72%", "fits", "Q4_K_M", "13.3 GB"):
         assert fragment in text.stdout
     assert _snapshot(tmp_path) == before
 
@@ -87,3 +87,45 @@ def test_the_epoch_estimate_comes_from_the_masking_stats_and_the_throughput_tabl
     config.hardware.gpu_name = "Tesla T4"
     epoch = build_report(config).epoch
     assert epoch.tokens and epoch.hours is None and "no throughput figure for GPU 'Tesla T4'" in epoch.basis
+
+
+def test_the_dry_run_reports_the_eval_split(tmp_path):
+    """data.eval_rows held out of the epoch's rows and tokens, and said in the epoch table."""
+    from rich.console import Console
+
+    config = load_config(REPO / "configs" / "tiny.toml")  # 200 synthetic rows, every one rendered
+    plain = build_report(config).epoch
+    assert (plain.eval_rows, plain.eval_steps, plain.rows) == (0, 0, 200)
+    config.data.eval_rows, config.train.eval_steps = 20, 10
+    report = build_report(config)
+    epoch = report.epoch
+    assert (epoch.eval_rows, epoch.eval_steps, epoch.rows) == (20, 10, 180)
+    assert epoch.tokens == round(plain.tokens * 180 / 200)
+    assert report.to_json()["epoch"]["eval_rows"] == 20
+    console = Console(record=True, width=200)
+    for renderable in report_renderables(report):
+        console.print(renderable)
+    text = console.export_text()
+    assert "20 rows held out of training; validation loss every 10 steps" in text
+    assert f"{epoch.tokens:,} in 180 rows" in text
+
+
+def test_a_mistral3_checkpoint_shows_the_whole_checkpoint_and_what_is_trained():
+    from rich.console import Console
+
+    from r1tui.config import parse_config
+
+    config = parse_config({"model": {"architecture": "mistral-small-3.1", "load_in_4bit": True},
+                           "train": {"backend": "unsloth"}})
+    report = build_report(config, with_masking=False)
+    params = report.parameters
+    assert (params.checkpoint, params.vision, params.total) == (24_011_361_280, 438_958_080, 23_572_403_200)
+    assert params.mmproj_bytes == 878_018_560
+    assert report.config.backend_for_estimate == "hf"  # r1tui's unsloth backend trains text models only
+    console = Console(record=True, width=120)
+    for renderable in report_renderables(report):
+        console.print(renderable)
+    text = console.export_text()
+    for fragment in ("whole checkpoint (exact)", "24,011,361,280", "vision tower + projector (frozen)",
+                     "878.0 MB", "backend hf"):
+        assert fragment in text

@@ -156,3 +156,57 @@ def test_sampler_outlives_a_gpu_that_does_not_answer_once(tmp_path, monkeypatch)
         sampler.join(timeout=10)
     written = [e.data["available"] for e in read_events(tmp_path / "events.jsonl")]
     assert written[:2] == [False, False] and written.count(True) >= 2
+
+
+def with_details(module: types.ModuleType, fail: set[str] = frozenset()) -> types.ModuleType:
+    """FakeNvml's power limit, clocks and processes (what the Resources panel shows)."""
+    Process = namedtuple("Process", "pid usedGpuMemory")
+
+    def query(name, value):
+        def call(*args):
+            if name in fail:
+                raise NVMLError(f"{name} not supported")
+            return value(*args) if callable(value) else value
+        return call
+
+    module.NVML_CLOCK_SM, module.NVML_CLOCK_MEM = 1, 2
+    module.nvmlDeviceGetEnforcedPowerLimit = query("limit", 700_000)
+    module.nvmlDeviceGetClockInfo = query("clock", lambda handle, clock: {1: 1755, 2: 2619}[clock])
+    module.nvmlDeviceGetMaxClockInfo = query("max_clock", lambda handle, clock: {1: 1980, 2: 2619}[clock])
+    # the same pid twice (compute and graphics) is one process; None: NVML cannot tell its memory
+    module.nvmlDeviceGetComputeRunningProcesses = query(
+        "compute", [Process(4242, 3 * 2**30), Process(77, None), Process(99, 5 * 2**30)])
+    module.nvmlDeviceGetGraphicsRunningProcesses = query("graphics", [Process(4242, 2**30)])
+    return module
+
+
+def test_details_with_a_fake_nvml(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", with_details(fake_nvml()))
+    assert gpu.details(0) == {
+        "power_limit_w": 700.0, "clock_sm_mhz": 1755, "clock_sm_max_mhz": 1980, "clock_mem_mhz": 2619,
+        "clock_mem_max_mhz": 2619,
+        "processes": [{"pid": 99, "memory_used": 5 * 2**30}, {"pid": 4242, "memory_used": 4 * 2**30},
+                      {"pid": 77, "memory_used": None}]}
+
+
+def test_detailed_samples_add_details_and_events_keep_their_schema_with_a_fake_nvml(monkeypatch):
+    from r1tui.runs.events import EVENT_SCHEMA
+
+    monkeypatch.setitem(sys.modules, "pynvml", with_details(fake_nvml()))
+    short, detailed = gpu.sample_all(), gpu.sample_all(detailed=True)
+    assert all(set(s) <= EVENT_SCHEMA["gpu"] for s in short)  # what the training callback emits
+    assert [{k: v for k, v in d.items() if k in s} for d, s in zip(detailed, short, strict=True)] == short
+    assert detailed[1]["power_limit_w"] == 700.0 and len(detailed[1]["processes"]) == 3
+
+
+def test_details_are_na_where_the_driver_or_binding_says_nothing_with_a_fake_nvml(monkeypatch):
+    module = with_details(fake_nvml(), fail={"limit", "clock", "compute", "graphics"})
+    del module.nvmlDeviceGetMaxClockInfo  # an older binding without the query
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    assert gpu.details(0) == {"power_limit_w": None, "clock_sm_mhz": None, "clock_sm_max_mhz": None,
+                              "clock_mem_mhz": None, "clock_mem_max_mhz": None, "processes": None}
+
+
+def test_no_details_without_a_gpu():
+    assert gpu.details(0) == {}
+    assert gpu.sample_all(detailed=True) == gpu.sample_all()

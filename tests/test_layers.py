@@ -41,7 +41,7 @@ PACKAGE = REPO / "r1tui"
 CONTRACT = ("r1tui.runs", "r1tui.config", "r1tui.errors", "r1tui.quants", "r1tui.present",
             "r1tui.response_format", "r1tui.calculator")
 STAGES = ("r1tui.data", "r1tui.train", "r1tui.export", "r1tui.eval", "r1tui.infer", "r1tui.gpu", "r1tui.dryrun",
-          "r1tui.generate")
+          "r1tui.generate", "r1tui.host")
 PIPELINE = ("r1tui.pipeline",)
 CLI = ("r1tui.cli", "r1tui.__main__")
 DASHBOARD = ("r1tui.dashboard",)
@@ -689,7 +689,7 @@ def test_the_emit_scan_sees_the_pipeline():
 
 # ---------------------------------------------------------------- readers of the event schema
 
-READERS = ("r1tui/runs/reducer.py", "r1tui/cli/_display.py")
+READERS = ("r1tui/runs/reducer.py", "r1tui/runs/logs.py", "r1tui/runs/alerts.py", "r1tui/runs/diagnosis.py")
 
 
 def _keys_read(tree: ast.AST) -> Iterator[tuple[int, str]]:

@@ -54,12 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Distil DeepSeek-R1-style reasoning traces into Mistral Small with LoRA, export "
             "GGUF, evaluate, and watch it all from a terminal dashboard. With no command, "
-            "opens the dashboard on the newest run."
+            "opens the dashboard on the newest run (under --runs-dir DIR when given)."
         ),
         epilog="Run `r1tui COMMAND --help` for details. Set DRY_RUN=1 to plan without doing.",
         allow_abbrev=False,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    # Before the command they apply to it (when it has the option); with no command, the
+    # dashboard opens there: `r1tui --runs-dir DIR`. Their own dests: a sub-command's
+    # defaults would otherwise overwrite them.
+    parser.add_argument("--runs-dir", dest="main_runs_dir", metavar="DIR", default=None,
+                        help="where runs live (with no command: open the dashboard on the runs in DIR)")
+    parser.add_argument("--config", "-c", dest="main_config", metavar="PATH", default=None,
+                        help="config file (with no command: the dashboard's config)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = _command_module(module_name)
@@ -85,9 +92,36 @@ def dry_run_requested() -> bool:
     return os.environ.get("DRY_RUN", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+# options given before the command -> the command's own option of the same meaning
+_MAIN_OPTIONS = {"main_runs_dir": ("runs_dir", "--runs-dir"), "main_config": ("config", "--config")}
+
+
+def parse_command(argv: list[str] | None = None,
+                  parser: argparse.ArgumentParser | None = None) -> tuple[object, argparse.Namespace]:
+    """(the command's module, its arguments). No command: the dashboard (``attach``), with
+    the ``--runs-dir`` / ``--config`` given before it."""
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
+    module = getattr(args, "_module", None)
+    if module is None:
+        extra = [item for main_dest, (_, flag) in _MAIN_OPTIONS.items() if getattr(args, main_dest, None)
+                 for item in (flag, getattr(args, main_dest))]
+        debug = ["--debug"] if getattr(args, "debug", False) else []
+        args = parser.parse_args(["attach", *extra, *debug])
+        return args._module, args
+    for main_dest, (dest, flag) in _MAIN_OPTIONS.items():
+        value = getattr(args, main_dest, None)
+        if value is None:
+            continue
+        if not hasattr(args, dest):
+            parser.error(f"{flag} does not apply to `{args.command}`")
+        if getattr(args, dest) is None:  # given after the command too: that one wins
+            setattr(args, dest, value)
+    return module, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    module, args = parse_command(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     scrub_logging()  # no token reaches the terminal through a log record, ours or a library's
@@ -96,10 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         # line); bitsandbytes warns on every import about an optional kernels package
         for noisy in ("huggingface_hub", "bitsandbytes"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    module = getattr(args, "_module", None)
-    if module is None:
-        module = _command_module("attach")
-        args = parser.parse_args(["attach"])
     try:
         return int(module.run(args) or 0)
     except R1Error as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 from r1tui.config import Config, default_config_path, load_config, parse_config
 from r1tui.data.tokenizer import tokenizer_spec
-from r1tui.errors import ConfigError
+from r1tui.errors import ConfigError, R1Error
 from r1tui.runs.layout import RunLayout, resolve_run
 
 
@@ -38,6 +38,23 @@ def runs_dir_of(args: argparse.Namespace) -> Path:
 def resolve_cli_run(args: argparse.Namespace, ref: str | None = None) -> RunLayout:
     """The run named on the command line (args.run unless ``ref``), as every command finds it."""
     return resolve_run(runs_dir_of(args), ref if ref is not None else getattr(args, "run", None))
+
+
+def run_flags(layout: RunLayout) -> str:
+    """What a printed hint (``r1tui logs RUN -f``) needs to find this run again from the
+    same folder: nothing when the default lookup (./config.toml or $R1TUI_CONFIG, then
+    runs.dir) finds it, else ``--runs-dir DIR`` (then no config is read either)."""
+    import shlex
+
+    runs_dir = layout.root.parent.resolve()
+    try:
+        default = Path(load_cli_config(argparse.Namespace()).runs.dir).resolve()
+    except Exception:  # noqa: BLE001 - a default lookup that fails cannot find the run either
+        default = None
+    if default == runs_dir:
+        return ""
+    shown = os.path.relpath(runs_dir)
+    return f" --runs-dir {shlex.quote(str(runs_dir) if shown.startswith('..') else shown)}"
 
 
 def run_and_config(args: argparse.Namespace, doing: str | None = None) -> tuple[RunLayout | None, Config]:
@@ -155,3 +172,35 @@ class EventProgress:
 
     def close(self) -> None:
         self.writer.close()
+
+
+# The [infer] keys each command takes as a flag (r1tui chat, r1tui eval).
+INFER_FLAGS = (("--prefill-think", "prefill_think"), ("--max-think-tokens", "max_think_tokens"),
+               ("--min-think-tokens", "min_think_tokens"), ("--continuation", "continuation"))
+
+
+def set_from_flags(section: Any, args: argparse.Namespace, flags: tuple[tuple[str, str], ...],
+                   words: dict[str, Any] | None = None) -> None:
+    """Set ``section.key`` from each flag given on the command line, validated by the
+    config's own model: one line naming the flag on a bad value. ``words`` maps typed
+    words to values (``"true"`` -> True)."""
+    from pydantic import ValidationError
+
+    for flag, key in flags:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if words and isinstance(value, str):
+            value = words.get(value, value)
+        try:
+            setattr(section, key, value)
+        except ValidationError as exc:
+            raise R1Error(f"{flag} {value}: {exc.errors()[0]['msg']}") from None
+
+
+def apply_infer_flags(config: Config, args: argparse.Namespace) -> None:
+    """The thinking flags (prefill, cap, minimum, continuation) onto ``config.infer``."""
+    set_from_flags(config.infer, args, INFER_FLAGS, {"true": True, "false": False})
+    low, high = config.infer.min_think_tokens, config.infer.max_think_tokens
+    if high and low > high:
+        raise R1Error(f"--min-think-tokens {low} is above the cap of {high} think tokens; lower it or raise the cap")

@@ -18,12 +18,14 @@ Keys: 1-9 and 0 switch panels, d toggles dry run, q quits, ctrl+p opens the comm
 
 Examples:
   r1tui                              # newest run under runs.dir of ./config.toml
+  r1tui --runs-dir /data/runs        # newest run under another runs folder
   r1tui attach 20261127-101500-tiny  # a run by id
   r1tui attach runs/20261127-101500-tiny --panel training
   r1tui attach --gguf model-Q4_K_M.gguf --panel repl
 """
 
-PANELS = ("pipeline", "config", "data", "training", "gpu", "export", "evaluator", "repl", "push", "generate")
+PANELS = ("overview", "config", "data", "training", "resources", "export", "evaluator", "repl", "push", "generate",
+          "logs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="start with dry run on (default: on when there is no run, or DRY_RUN=1)")
     dry.add_argument("--no-dry-run", dest="dry_run", action="store_false", help="start with dry run off")
     parser.add_argument("--no-gpu-sampling", action="store_true",
-                        help="do not sample this machine's GPU from the dashboard")
+                        help="do not sample this machine (GPU, the run's processes, disk) from the dashboard")
 
 
 def run(args: argparse.Namespace) -> int:

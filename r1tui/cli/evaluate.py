@@ -8,10 +8,13 @@ from pathlib import Path
 from r1tui.cli._common import (
     add_config_argument,
     add_runs_dir_argument,
+    apply_infer_flags,
     console,
+    load_cli_config,
     print_json,
     progress,
     run_and_config,
+    set_from_flags,
 )
 from r1tui.config import Config
 from r1tui.errors import R1Error
@@ -30,8 +33,13 @@ Generate eval.samples_per_question answers for every question of the eval set an
                when there are several samples per question, greedy otherwise
   reasoning    steps in the think block, a depth score from 0.4 to 1.0, think length
   format       think block present and non-empty, answer line present, ended by EOS
+  thinking     [infer]: the reply prefilled with training's "<think>\n" (--prefill-think;
+               auto: when the run's training replies open with it) and s1's budget forcing
+               (--max-think-tokens, --min-think-tokens); --think-budget N,N,... runs the set
+               at each cap and prints accuracy and compliance against budget
 
-RUN is a run id under runs.dir (or a unique prefix, a run folder, or `latest`); its Q4_K_M GGUF is
+RUN is a run id under runs.dir (or a unique prefix, a run folder, or `latest`; with no RUN, --gguf,
+--hf or base URL, the newest run); its Q4_K_M GGUF is
 evaluated with llama.cpp and results go to RUN/eval/results.json. --gguf evaluates
 any GGUF instead (results in ./eval/<name>/ unless it belongs to a run or --out is
 given); --hf a merged or adapter folder through transformers; eval.base_url (or
@@ -50,13 +58,15 @@ Examples:
   r1tui eval latest --source math500 -n 100 --samples-per-question 4 --slots 4
   r1tui eval --gguf model-Q4_K_M.gguf --vs model-Q8_0.gguf -n 50
   r1tui eval --gguf model-Q4_K_M.gguf --source my_eval.jsonl --json
+  r1tui eval latest --think-budget 256,512,1024
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     add_runs_dir_argument(parser)
-    parser.add_argument("run", nargs="?", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="run id, id prefix, run folder, or 'latest' (default: the newest, unless a model is named)")
     parser.add_argument("--gguf", metavar="PATH", help="evaluate this GGUF (default: the run's Q4_K_M)")
     parser.add_argument("--hf", metavar="DIR", help="evaluate a merged model or adapter folder with transformers")
     parser.add_argument("--vs", metavar="MODEL", help="a second model to compare against: base, merged, a GGUF or a folder")
@@ -68,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples of every question (default: eval.samples_per_question)")
     parser.add_argument("--slots", type=int, metavar="N", help="generations at once (default: eval.slots)")
     parser.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server to generate with (default: eval.base_url)")
+    parser.add_argument("--prefill-think", choices=("auto", "true", "false"),
+                        help="start every reply with the think opening as training rendered it (default: "
+                             "infer.prefill_think; auto: when the run's training replies open with it)")
+    parser.add_argument("--max-think-tokens", type=int, metavar="N",
+                        help="close the think block at N tokens and force the answer line (default: infer.max_think_tokens; 0: no cap)")
+    parser.add_argument("--min-think-tokens", type=int, metavar="N",
+                        help="below N think tokens a closing tag becomes infer.continuation (default: infer.min_think_tokens)")
+    parser.add_argument("--think-budget", metavar="N,N,...",
+                        help="evaluate at each thinking budget (e.g. 256,512,1024): accuracy and compliance against budget")
     parser.add_argument("--out", metavar="DIR", help="folder for results.json (default: RUN/eval)")
     parser.add_argument("--json", action="store_true", help="print the results (without per-sample rows) as JSON")
 
@@ -78,10 +97,19 @@ def run(args: argparse.Namespace) -> int:
     from r1tui.eval.sets import hub_set
     from r1tui.runs.layout import layout_of
 
+    if not args.run and not (args.gguf or args.hf or args.base_url or load_cli_config(args).eval.base_url):
+        args.run = "latest"  # like `logs` and `attach`: no model named means the newest run's
     layout, config = run_and_config(args, doing="evaluate it")
     if args.num_samples is not None and args.num_samples <= 0:
         raise R1Error(f"--num-samples {args.num_samples}: must be at least 1")
     config = _with_overrides(config, args)
+    budgets = parse_budgets(args.think_budget)
+    if budgets and args.vs:
+        raise R1Error("--think-budget runs one model at several thinking budgets; drop --vs, or compare two "
+                      "models at one budget (--max-think-tokens N)")
+    if config.eval.base_url and (budgets or config.infer.max_think_tokens or config.infer.min_think_tokens):
+        raise R1Error(f"a think budget forces the think block token by token, which generating on "
+                      f"{config.eval.base_url} cannot do; evaluate a GGUF (--gguf) or a folder (--hf) instead")
     gguf = Path(args.gguf).expanduser().resolve() if args.gguf else None
     model_dir = Path(args.hf).expanduser().resolve() if args.hf else None
     for path, flag in ((gguf, "--gguf"), (model_dir, "--hf")):
@@ -114,7 +142,14 @@ def run(args: argparse.Namespace) -> int:
                     (out_dir or layout.eval_dir) / RESULTS_FILE)
         return 0
 
-    from r1tui.eval.report import comparison_table, reasoning_table, results_table, summary_text
+    from r1tui.eval.report import (
+        comparison_table,
+        reasoning_table,
+        results_table,
+        summary_text,
+        think_budget_table,
+        thinking_text,
+    )
     from r1tui.eval.run import evaluate_run
     from r1tui.runs.events import EventWriter
     from r1tui.runs.lock import RunLock
@@ -140,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             results = evaluate_run(config, layout.root if layout else None, events=events, gguf=gguf,
                                    model_dir=model_dir, vs=vs, vs_model_dir=vs_dir, source=args.source,
                                    num_samples=args.num_samples, out_dir=out_dir, on_sample=on_sample,
-                                   on_budget=on_budget)
+                                   on_budget=on_budget, think_budgets=budgets)
     finally:
         if events is not None:
             events.close()
@@ -157,24 +192,31 @@ def run(args: argparse.Namespace) -> int:
     if "comparison" in results:
         out.print()
         out.print(comparison_table(results["comparison"]))
+    if results.get("think_budget"):
+        out.print()
+        out.print(think_budget_table(results))
+    out.print(f"[dim]thinking: {thinking_text(results)}[/]", highlight=False)
     out.print(f"\n[dim]results: {results['path']} ({results['elapsed_s']:.1f} s)[/]")
     return 0
 
 
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
-    from pydantic import ValidationError
-
-    for flag, key in (("--max-new-tokens", "max_new_tokens"), ("--temperature", "temperature"),
-                      ("--samples-per-question", "samples_per_question"), ("--slots", "slots"),
-                      ("--base-url", "base_url")):
-        value = getattr(args, key)
-        if value is None:
-            continue
-        try:
-            setattr(config.eval, key, value)
-        except ValidationError as exc:
-            raise R1Error(f"{flag} {value}: {exc.errors()[0]['msg']}") from None
+    set_from_flags(config.eval, args, (("--max-new-tokens", "max_new_tokens"), ("--temperature", "temperature"),
+                                       ("--samples-per-question", "samples_per_question"), ("--slots", "slots"),
+                                       ("--base-url", "base_url")))
+    apply_infer_flags(config, args)
     return config
+
+
+def parse_budgets(text: str | None) -> list[int] | None:
+    """--think-budget 256,512,1024 -> [256, 512, 1024]; one clear line for anything else."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise R1Error(f"--think-budget {text}: give positive whole numbers of think tokens separated by commas, "
+                      "e.g. 256,512,1024")
+    return sorted({int(part) for part in parts})
 
 
 def _split_model(path: str | None, layout) -> tuple[Path | str | None, Path | None]:
@@ -215,6 +257,16 @@ def _print_plan(out, config: Config, args: argparse.Namespace, model: Path, vs: 
     out.print(f"  eval set  {source}{seed}, {n} questions x {settings.samples_per_question} sample{'s' * settings.sampled}")
     out.print(f"  generate  max {settings.max_new_tokens} new tokens, temperature {temperature}, top_p {top_p}, "
               f"n_ctx {settings.n_ctx}, {settings.slots} slot{'s' * (settings.slots > 1)}")
-    generations = n * settings.samples_per_question * (2 if vs is not None else 1)
-    out.print(f"  budget    {generations:,} generations, at most {generations * settings.max_new_tokens:,} tokens")
+    budgets = parse_budgets(args.think_budget)
+    from r1tui.infer.thinking import settings_from_config
+
+    infer = config.infer
+    out.print(f"  thinking  prefill {str(infer.prefill_think).lower()}, "
+              + (f"budgets {', '.join(map(str, budgets))}" if budgets else settings_from_config(config, False)
+                 .describe().removeprefix("no prefill").lstrip(", ") or "no think budget"))
+    runs = len(budgets) if budgets else (2 if vs is not None else 1)
+    generations = n * settings.samples_per_question * runs
+    reply = max(settings_from_config(config, False).replace(max_think_tokens=cap).reply_limit(settings.max_new_tokens)
+                for cap in budgets) if budgets else settings_from_config(config, False).reply_limit(settings.max_new_tokens)
+    out.print(f"  budget    {generations:,} generations, at most {generations * reply:,} tokens")
     out.print(f"  results   {results}")

@@ -19,9 +19,11 @@ DESCRIPTION = """\
 Export a trained run: fold the LoRA adapter into the base weights (merged/), convert
 with llama.cpp's own converter to an F16 GGUF with the chat template embedded, quantize
 to each configured type (default Q4_K_M) with per-tensor progress, read every file back
-(tensor types, size next to the calculator's estimate), check that each GGUF tokenizes
-the training format exactly like the training tokenizer (gguf/parity.json), and write
-an Ollama Modelfile and a model card. These are the pipeline's stages merge, gguf,
+(tensor types, size next to the calculator's estimate), measure what each quant costs
+against the F16 on rendered traces of the run's own data (KL divergence, top-1
+agreement, perplexity ratio, also on the answer tokens after </think>: gguf/quality.json,
+export.quality_tokens), check that each GGUF tokenizes the training format exactly like
+the training tokenizer (gguf/parity.json), and write an Ollama Modelfile and a model card. These are the pipeline's stages merge, gguf,
 quantize and parity: a stage whose outputs exist and whose inputs did not change since
 it last finished (stages.json) is skipped, so running it again after a failure resumes.
 Only quant types whose file is missing or whose F16 changed are quantized again. Events
@@ -86,10 +88,30 @@ def run(args: argparse.Namespace) -> int:
     parity = result.parity
     out.print(f"[bold green]tokenizer parity OK[/]: {parity.samples} samples, {parity.tokens_compared} tokens "
               f"identical ({parity.path})")
+    _print_quality(out, result.quality)
     out.print(f"Modelfile: {result.modelfile}\nmodel card: {result.card}")
     if result.skipped:
         out.print(f"[dim]up to date, skipped: {', '.join(result.skipped)}[/]")
     return 0
+
+
+def _print_quality(out, report: dict) -> None:
+    """gguf/quality.json as a table: what each quant costs against the F16 (nothing when off)."""
+    from rich.table import Table
+
+    from r1tui.export.quality import TABLE_HEADER, summary_line, table_rows
+
+    if not report:
+        return
+    if report.get("skipped"):
+        out.print(f"[yellow]{summary_line(report)}[/]")
+        return
+    table = Table(title="quantization quality against the F16", caption=summary_line(report), caption_justify="left")
+    for column in TABLE_HEADER:
+        table.add_column(column, justify="left" if column in ("quant", "scope") else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    out.print(table)
 
 
 def _print_plan(out, ctx, as_json: bool) -> int:

@@ -44,8 +44,8 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", nargs="?", help="check every GGUF of this run (id, id prefix, folder or 'latest')")
     parser.add_argument("--gguf", metavar="PATH", help="the GGUF file to check")
-    parser.add_argument("--tokenizer", metavar="v3|tekken|DIR", default=None,
-                        help="training tokenizer: v3, tekken or a folder with tokenizer.model(.v3)/tekken.json "
+    parser.add_argument("--tokenizer", metavar="v3|tekken|tekken-v7|DIR", default=None,
+                        help="training tokenizer: v3, tekken, tekken-v7 or a folder with tokenizer.model(.v3)/tekken.json "
                              "(default: model.tokenizer of the config)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_config_argument(parser)

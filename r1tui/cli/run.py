@@ -12,6 +12,7 @@ from r1tui.cli._common import (
     load_cli_config,
     print_json,
     resolve_cli_run,
+    run_flags,
 )
 from r1tui.config import Config
 from r1tui.runs.layout import RunLayout
@@ -102,12 +103,21 @@ def start(args: argparse.Namespace, stages: list[str], resume: RunLayout | None 
     if args.json:
         print_json({"run_id": run_id, "run_dir": str(layout.root), "pid": pid})
         return 0
+    from rich.markup import escape
+
     verb = "resumed" if resume else "started"
     out.print(f"{run_id}")
-    out.print(f"[dim]{verb} {', '.join(registry.steps_of(stages))} in {layout.root} (pid {pid}), detached. "
-              f"Follow: r1tui logs {run_id} -f · dashboard: r1tui attach {run_id} · stop: r1tui cancel {run_id}[/]",
-              highlight=False)
+    out.print(f"[dim]{escape(follow_hints(layout, verb, registry.steps_of(stages), pid))}[/]", highlight=False)
     return 0
+
+
+def follow_hints(layout: RunLayout, verb: str, steps: list[str], pid: int | None) -> str:
+    """What `r1tui run` prints after the id: commands that find this run when pasted into
+    the same shell (with --runs-dir when the default lookup would not find it)."""
+    run_id, flags = layout.run_id, run_flags(layout)
+    return (f"{verb} {', '.join(steps)} in {layout.root} (pid {pid}), detached. "
+            f"Follow: r1tui logs {run_id}{flags} -f · dashboard: r1tui attach {run_id}{flags} · "
+            f"stop: r1tui cancel {run_id}{flags}")
 
 
 def _print_plan(config: Config, stages: list[str], args: argparse.Namespace, resume: RunLayout | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from r1tui.cli._common import (
     add_config_argument,
@@ -69,9 +70,24 @@ def run(args: argparse.Namespace) -> int:
         if is_stuck_pipeline(r):
             out.print(f"[dim]{r.run_id}: crashed — {r.reason}; stop it with `r1tui cancel {r.run_id}`, then "
                       f"`r1tui run --resume {r.run_id}`[/]", highlight=False)
-        elif r.status == "crashed" and r.reason:
-            out.print(f"[dim]{r.run_id}: crashed — {r.reason}; continue with `r1tui run --resume {r.run_id}`[/]",
-                      highlight=False)
-        elif r.status == "failed" and r.error:
-            out.print(f"[dim]{r.run_id}: {r.error}[/]", highlight=False)
+        elif r.status in ("crashed", "failed"):
+            _print_diagnosis(out, r)
     return 0
+
+
+def _print_diagnosis(out, r) -> None:
+    """A crashed or failed run's diagnosis, without the log's tail (`r1tui logs RUN` shows it)."""
+    from rich.markup import escape
+
+    from r1tui.cli._display import diagnosis_of
+    from r1tui.runs.layout import RunLayout
+
+    found = diagnosis_of(RunLayout(Path(r.run_dir)))
+    if found is None:  # it changed since the table was read
+        return
+    out.print(f"[bold]{r.run_id}[/]: {escape(found.status)} — {escape(found.headline)}", highlight=False,
+              soft_wrap=True)
+    for line in found.lines(with_tail=False)[1:]:
+        out.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+    if found.log_tail:
+        out.print(f"[dim]  the log's last lines: r1tui logs {r.run_id}[/]", highlight=False)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from r1tui.pipeline import registry
@@ -29,6 +29,17 @@ def export_stages() -> list[str]:
     return [stage.name for stage in registry.stages() if stage.step == EXPORT_STEP]
 
 
+# What each dialog's buttons say: (do it, don't). Every button names what it does.
+BUTTONS = {
+    "start": ("Start the run", "Don't start"),
+    "resume": ("Resume the run", "Don't resume"),
+    "cancel": ("Cancel the run", "Keep it running"),
+    "export": ("Export", "Don't export"),
+    "evaluate": ("Evaluate", "Don't evaluate"),
+    "push": ("Push to the Hub", "Don't push"),
+}
+
+
 @dataclass(frozen=True)
 class ActionPlan:
     action: str
@@ -37,14 +48,32 @@ class ActionPlan:
     details: tuple[str, ...] = ()
     confirm: bool = False  # ask before launching (with dry run off)
     blocked: str = ""  # why it cannot run now (empty: it can)
+    warning: str = ""  # what to know before saying yes (another run is live on this machine)
 
     @property
     def command_line(self) -> str:
         return shlex.join(self.argv)
 
-    def shown(self, show_path: Callable[[str], str]) -> str:
-        """The command line with its path arguments shortened for reading (not for running)."""
-        return shlex.join([self.argv[0], *(show_path(a) if os.path.isabs(a) else a for a in self.argv[1:])])
+    @property
+    def buttons(self) -> tuple[str, str]:
+        """(the button that launches, the one that does not), each saying what it does."""
+        return BUTTONS.get(self.action, (self.title, "Close"))
+
+    def shown(self, cwd: Path | None = None) -> str:
+        """The exact command, pasteable in the dashboard's folder (``cwd``, where the launcher
+        runs it): a path under that folder relative to it, any other path absolute, so a
+        copy-paste does what the dashboard would do."""
+        base = (cwd or Path.cwd()).resolve()
+
+        def exact(arg: str) -> str:
+            if not os.path.isabs(arg):
+                return arg
+            try:
+                return str(Path(arg).relative_to(base)) or "."
+            except ValueError:
+                return arg
+
+        return shlex.join([self.argv[0], *(exact(a) for a in self.argv[1:])])
 
 
 def _cli(python: str, *args: str) -> tuple[str, ...]:
@@ -61,8 +90,10 @@ def plan_action(
     quant_types: list[str] | None = None,
     runs_dir: Path | None = None,
     show_path: Callable[[str], str] = str,
+    resume_point: str = "",
 ) -> ActionPlan:
-    """What ``action`` would launch for this run. Pure: reads and writes nothing."""
+    """What ``action`` would launch for this run. Pure: reads and writes nothing.
+    ``resume_point``: where a resume restarts training (``resume_point``)."""
     python = python or sys.executable
     run = str(run_dir) if run_dir is not None else None
     live = run_status == "running"
@@ -81,7 +112,7 @@ def plan_action(
         return ActionPlan(
             action, "Resume the run", _cli(python, "run", "--resume", run),
             ("continues in a detached process; stages whose artifacts exist and whose inputs did not change are skipped",
-             "training continues from the newest checkpoint"),
+             *([resume_point] if resume_point else [])),
             blocked="the run is still running" if live else "",
         )
     if action == "cancel":
@@ -112,6 +143,34 @@ def plan_action(
             confirm=True, blocked="the run is still running" if live else "",
         )
     raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+
+
+def resume_point(run_dir: Path, train_status: str, planned: bool = True) -> str:
+    """Where a resume restarts training, from what is on disk: the newest complete
+    checkpoint (the one the trainer itself resumes from), or step 1 when none was saved."""
+    if not planned:
+        return ""
+    if train_status in ("finished", "skipped"):
+        return "training finished: skipped unless its inputs changed"
+    from r1tui.train.trainer import checkpoint_step, latest_checkpoint  # light: no torch
+
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        return "no checkpoint was saved: training starts again from step 1"
+    return f"training restarts from {checkpoint.name} (step {checkpoint_step(checkpoint) + 1})"
+
+
+def guard_live(plan: ActionPlan, live: list[tuple[str, str]]) -> ActionPlan:
+    """A start or resume while other runs are live on this machine asks first and names
+    them. ``live``: (run id, who writes it) of each run a writer holds now."""
+    if not live or plan.blocked or plan.action not in ("start", "resume"):
+        return plan
+    names = "; ".join(f"{run_id} ({who})" for run_id, who in live)
+    many = len(live) > 1
+    warning = (f"{'other runs are' if many else 'another run is'} live on this machine: {names}. "
+               f"Both will share the GPU, CPU and disk; a second training run can run {'them' if many else 'both'} "
+               "out of memory.")
+    return replace(plan, confirm=True, warning=warning)
 
 
 @dataclass

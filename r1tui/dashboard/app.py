@@ -9,6 +9,7 @@ in a new session through ``launcher``, so quitting never stops them.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,18 +26,28 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from r1tui.config import Config
-from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
+from r1tui.dashboard.actions import (
+    ACTIONS,
+    ActionPlan,
+    Launcher,
+    guard_live,
+    plan_action,
+    resume_point,
+)
 from r1tui.dashboard.format import display_path
+from r1tui.dashboard.monitor import ResourceMonitor
 from r1tui.dashboard.screens.main import PANELS, MainScreen
 from r1tui.dashboard.source import EventTail, RunRef, find_ggufs, find_runs, load_run_config
 from r1tui.dashboard.widgets.base import Panel
 from r1tui.dryrun import DryRunReport, build_report
 from r1tui.pipeline import registry
 from r1tui.present import format_bytes
+from r1tui.runs.alerts import Alert, AlertSettings, AlertWatcher, notification_escapes
+from r1tui.runs.diagnosis import diagnose
 from r1tui.runs.events import Event
 from r1tui.runs.layout import RunLayout
 from r1tui.runs.reducer import RunState
-from r1tui.runs.status import writer_alive
+from r1tui.runs.status import live_runs, writer_alive
 
 REFRESH_SECONDS = 0.1  # redraw at most this often while events pour in
 ALIVE_CHECK_SECONDS = 1.0
@@ -89,7 +100,8 @@ class DashboardApp(App[None]):
         self._start: tuple[Path | None, Any, str | None, DryRunReport | None] | None = None
         self._open(run)
         self.set_reactive(DashboardApp.dry_run, (run is None) if dry_run is None else dry_run)
-        self.initial_panel = initial_panel or ("pipeline" if run is not None else "config")
+        self.initial_panel = initial_panel or ("overview" if run is not None else "config")
+        self.monitor = ResourceMonitor()  # this machine, sampled while Overview or Resources shows
 
     # -- the run being watched ------------------------------------------------
     def _open(self, run: RunRef | None) -> None:
@@ -99,6 +111,8 @@ class DashboardApp(App[None]):
         self.config, self.config_error, self.report = _load_config(run.layout if run else None, self.config_path)
         self.masking_stats = None
         self._start = None
+        # edge-triggered: primed once caught up, so opening a finished run rings nothing
+        self.alerts = AlertWatcher(AlertSettings.from_config(self.config))
 
     def get_default_screen(self) -> Screen:
         return MainScreen()
@@ -143,6 +157,16 @@ class DashboardApp(App[None]):
         self.refresh_views()
         self.notify(f"watching {run.run_id}" if run else "no run")
 
+    def use_config(self, path: Path) -> None:
+        """The Config panel saved ``path``: `start` launches it from now on. With no run open
+        it is also the config shown; a run's own frozen config stays what it ran with."""
+        self.config_path = path
+        self._start = None
+        if self.run_ref is None:
+            self.config, self.config_error, self.report = _load_config(None, path)
+            self.masking_stats = None
+            self.compute_masking_stats(self.config)
+
     @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
     def tail(self, run: RunRef, generation: int) -> None:
         """Replay the log from the start, then follow it; one message per read."""
@@ -174,12 +198,32 @@ class DashboardApp(App[None]):
         try:
             if batch.generation != self._generation:
                 return
+            before = (self.state.version, self.caught_up)
             self.state.apply_all(batch.events)
             self.state.set_process_alive(batch.alive, self.clock())
             self.caught_up = batch.caught_up
-            self.request_refresh()
+            if self.caught_up:
+                self.ring(self.alerts.update(self.state, self.clock()))
+            if (self.state.version, self.caught_up) != before:
+                # a batch that changed nothing (the once-a-second liveness check of a quiet
+                # log) draws nothing: a finished run left open costs almost no CPU; a live
+                # run's clocks are redrawn by _tick
+                self.request_refresh()
         finally:
             self._applied.set()
+
+    def ring(self, alerts: list[Alert]) -> None:
+        """Alerts reach a person over SSH: a toast, plus ([alerts] in the config) the bell
+        and the desktop-notification escapes, written raw through the driver as
+        ``App.bell`` writes its BEL (a headless app has no terminal to write to)."""
+        for alert in alerts:
+            found = diagnose(self.run_ref.layout, self.state, self.config) \
+                if self.run_ref and alert.kind in ("crashed", "failed") else None
+            self.notify(alert.message + (f"\n{found.hint}" if found and found.hint else ""), title=alert.title,
+                        severity={"error": "error", "warning": "warning"}.get(alert.level, "information"), timeout=30)
+            escapes = notification_escapes(alert, self.alerts.settings, tmux=bool(os.environ.get("TMUX")))
+            if escapes and not self.is_headless and self._driver is not None:
+                self._driver.write(escapes)
 
     # -- drawing ---------------------------------------------------------------
     @property
@@ -250,7 +294,12 @@ class DashboardApp(App[None]):
             name, run_dir=self.run_ref.run_dir if self.run_ref else None, config_path=config_path,
             run_status=self.state.status, python=self.python, runs_dir=self.runs_dir, show_path=self.show_path,
             quant_types=list(self.config.export.quant_types) if self.config is not None else None,
+            resume_point=resume_point(self.run_ref.run_dir, self.state.stage("train").status,
+                                      "train" in self.state.planned_stages) if name == "resume" and self.run_ref else "",
         )
+        if name in ("start", "resume"):  # another run live on this machine: ask first, naming it
+            plan = guard_live(plan, [(layout.run_id, who) for layout, who in live_runs(self.runs_dir)
+                                     if self.run_ref is None or name == "start" or layout.root != self.run_ref.run_dir])
         if name == "start" and self.start_config()[2]:
             plan = replace(plan, blocked=f"the config does not load: {self.start_config()[2]}")
         if name == "push" and not plan.blocked and self.config is not None and not self.config.hub_repo_id:
@@ -262,9 +311,13 @@ class DashboardApp(App[None]):
 
     def request_action(self, name: str) -> None:
         """Show the plan (dry run, blocked, or needs confirming) or launch right away."""
+        self.offer_plan(self.plan(name), self.estimates(name))
+
+    def offer_plan(self, plan: ActionPlan, estimates: str = "") -> None:
+        """A plan made for this run or another (the Runs screen's): shown, or launched right away."""
         from r1tui.dashboard.screens.modals import PlanScreen
 
-        plan = self.last_plan = self.plan(name)
+        self.last_plan = plan
         if not self.dry_run and not plan.blocked and not plan.confirm:
             self.launch(plan)
             return
@@ -273,7 +326,7 @@ class DashboardApp(App[None]):
             if confirmed and not self.dry_run and not plan.blocked:
                 self.launch(plan)
 
-        self.push_screen(PlanScreen(plan, self.dry_run, self.estimates(name), self.show_path), answered)
+        self.push_screen(PlanScreen(plan, self.dry_run, estimates, self.show_path), answered)
 
     def estimates(self, name: str) -> str:
         """The numbers behind an action, for its plan (computed, never typed in)."""
@@ -314,7 +367,24 @@ class DashboardApp(App[None]):
             self._waiting_for_new_run = None
             self.switch_run(fresh[0])
             if self.main is not None:
-                self.main.action_show_panel("pipeline")
+                self.main.action_show_panel("overview")
+
+    # -- screenshots ----------------------------------------------------------
+    def screenshot_dir(self) -> Path:
+        """Where a screenshot goes: the run's folder, or the working directory with no run open."""
+        return self.run_ref.run_dir if self.run_ref is not None else Path.cwd()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save the SVG locally (Textual's default, ~/Downloads, is missing on a headless box) and say where."""
+        folder = Path(path) if path else self.screenshot_dir()
+        try:
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"screenshot not saved in {folder}: {exc.strerror or exc}", severity="error", timeout=10)
+            return None
+        self.notify(f"screenshot saved: {Path(saved).resolve()}", title="Screenshot", timeout=10)
+        return saved
 
     # -- REPL helpers ---------------------------------------------------------
     def _ggufs(self) -> list[Path]:
@@ -334,6 +404,12 @@ class DashboardApp(App[None]):
         return found[0] if found else None
 
     # -- command palette ------------------------------------------------------
+    def show_runs(self) -> None:
+        """The Runs screen (R, and the palette's Runs)."""
+        from r1tui.dashboard.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         titles = {"start": "Start a run", "resume": "Resume the run", "cancel": "Cancel the run",
@@ -341,6 +417,8 @@ class DashboardApp(App[None]):
         for name in ACTIONS:
             yield SystemCommand(titles[name], f"{name}: shows the plan when dry run is on",
                                 lambda name=name: self.request_action(name))
+        yield SystemCommand("Runs", "every run under the runs folder: open, compare, resume, cancel, delete (R)",
+                            self.show_runs)
         yield SystemCommand("Toggle dry run", "with dry run on, actions launch nothing",
                             lambda: setattr(self, "dry_run", not self.dry_run))
         if self.main is not None:

@@ -1,7 +1,9 @@
 """The prepare stage: source rows -> rendered, masked, length-checked Arrow dataset.
 
 ``prepare_dataset(config, out_dir)`` writes ``out_dir`` (``datasets.save_to_disk``,
-columns ``input_ids``, ``labels``, ``domain``) and ``out_dir/stats.json``. The folder is
+columns ``input_ids``, ``labels``, ``domain``) and ``out_dir/stats.json``. With
+``data.eval_rows`` a seeded pick of that many rows is held out of training and written
+to ``out_dir/eval`` (same columns) for the trainer's validation loss. The folder is
 built under a temporary name beside ``out_dir`` and renamed into place, so a reader
 never sees half a dataset.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATS_FILE = "stats.json"
+EVAL_DIR = "eval"  # the held-out rows (data.eval_rows), a dataset folder inside the prepared one
 BATCH_ROWS = 256
 
 Columns = dict[str, list]
@@ -108,13 +112,41 @@ def prepare_dataset(config: Config, out_dir: str | Path, events=None, data_path:
             reasons = ", ".join(f"{reason} {count}" for reason, count in stats.dropped.items()) or "the source is empty"
             raise R1Error(f"{source}: no usable rows ({reasons}); check data.source, data.fields and model.max_seq_length")
         result = stats.to_dict()
-        _write_dataset(columns, result, out_dir)
+        columns, held_out = split_eval_rows(columns, config.data.eval_rows, config.data.seed)
+        result.update(train_examples=len(columns["input_ids"]), eval_examples=len(held_out["input_ids"]))
+        _write_dataset(columns, result, out_dir, held_out)
         events.emit("artifact", stage="prepare", kind="dataset", path=str(out_dir), examples=result["examples"],
              tokens=result["tokens"])
-        outputs.update(path=str(out_dir), examples=result["examples"], tokens=result["tokens"],
+        outputs.update(path=str(out_dir), examples=result["examples"], eval_examples=result["eval_examples"],
+                       tokens=result["tokens"],
                        trained_tokens=result["trained_tokens"], dropped=result["dropped_total"],
                        truncated=result["truncated_total"])
     return result
+
+
+def eval_row_indices(rows: int, eval_rows: int, seed: int) -> list[int]:
+    """Which of ``rows`` rendered rows are held out for the validation loss: ``eval_rows``
+    of them, a seeded pick (the same for the same rows and seed), in row order. Rows are
+    held out by position: a source holding the same conversation twice may have a copy on
+    each side."""
+    if eval_rows <= 0:
+        return []
+    if eval_rows >= rows:
+        raise R1Error(f"data.eval_rows = {eval_rows}: only {rows} rows are left after the length policy, "
+                      "so none would be trained on; hold out fewer (or read more rows)")
+    # a stream of its own, so holding rows out never shifts what data.seed picks elsewhere
+    return sorted(random.Random(f"r1tui-eval-split-{seed}").sample(range(rows), eval_rows))
+
+
+def split_eval_rows(columns: Columns, eval_rows: int, seed: int) -> tuple[Columns, Columns]:
+    """(training columns, held-out columns): disjoint, every row on exactly one side."""
+    held = set(eval_row_indices(len(columns["input_ids"]), eval_rows, seed))
+    train: Columns = {name: [] for name in columns}
+    held_out: Columns = {name: [] for name in columns}
+    for name, values in columns.items():
+        for index, value in enumerate(values):
+            (held_out if index in held else train)[name].append(value)
+    return train, held_out
 
 
 def _refuse_foreign_folder(out_dir: Path) -> None:
@@ -127,7 +159,7 @@ def _refuse_foreign_folder(out_dir: Path) -> None:
                           "name a new or empty folder")
 
 
-def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> None:
+def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path, held_out: Columns | None = None) -> None:
     from datasets import Dataset, Features, Sequence, Value
     from datasets.utils.logging import (
         disable_progress_bar,
@@ -145,6 +177,8 @@ def _write_dataset(columns: Columns, stats: dict[str, Any], out_dir: Path) -> No
     disable_progress_bar()  # datasets' tqdm would land in pipeline.log / under our own progress bar
     try:
         Dataset.from_dict(columns, features=features).save_to_disk(str(staging))
+        if held_out and held_out["input_ids"]:  # the held-out rows beside, never in, the training set
+            Dataset.from_dict(held_out, features=features).save_to_disk(str(staging / EVAL_DIR))
         (staging / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))

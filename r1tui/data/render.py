@@ -16,8 +16,8 @@ Mistral's format, v2/v3 (Mistral-Small-Instruct-2409, Tekken 240911)::
 - each text is encoded on its own (SentencePiece adds its "▁" prefix itself); an
   assistant text loses trailing spaces (``rstrip(" ")``), nothing else is stripped.
 
-v7 (Tekken of Mistral Small 3.x) keeps every system message in place as
-``[SYSTEM_PROMPT]text[/SYSTEM_PROMPT]`` instead.
+v7 (Tekken of Mistral Small 3.x; v11, 3.2's, is the same for plain conversations) keeps
+every system message in place as ``[SYSTEM_PROMPT]text[/SYSTEM_PROMPT]`` instead.
 
 Labels: ``-100`` on BOS, ``[INST]``, every user/system text and ``[/INST]``; the token id
 on every trained assistant token and its EOS. ``train_on="last"`` trains only the
@@ -40,7 +40,9 @@ IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
 # Instruct formats whose plain-text chat rendering is implemented (and tested against mistral-common).
 SYSTEM_BEFORE_LAST_USER = ("v2", "v3")
-SYSTEM_IN_PLACE = ("v7",)
+# v11 (Mistral Small 3.2's Tekken) changed only the tool-call format: a plain conversation
+# encodes as in v7 (tests/data/test_render.py checks it against mistral-common's v11).
+SYSTEM_IN_PLACE = ("v7", "v11")
 
 TrainOn = Literal["all", "last"]
 
@@ -244,6 +246,11 @@ def _check_encodable(text: str) -> None:
 
 
 _RENDERERS: dict[str, ChatRenderer] = {}
+
+
+def renders_system_in_place(spec: str) -> bool:
+    """Whether the tokenizer's format keeps system messages in place (v7: [SYSTEM_PROMPT]…)."""
+    return load_text_tokenizer(spec).version in SYSTEM_IN_PLACE
 
 
 def load_renderer(spec: str) -> ChatRenderer:

@@ -1,7 +1,9 @@
 """Mistral's own tokenizers, offline, from the files the mistral-common wheel ships.
 
 - ``v3``: SentencePiece, vocab 32768 (Mistral-Small-Instruct-2409, the tiny model).
-- ``tekken``: tiktoken-style BPE, vocab 131072 (Mistral Small 24B).
+- ``tekken``: tiktoken-style BPE, vocab 131072, in the v3 format (Nemo's file as shipped).
+- ``tekken-v7``: the same vocabulary in the v7 format (system prompts in place): Mistral
+  Small 3.x (2501, 3.1, 3.2, Magistral Small 2506), derived by ``tekken_v7_file``.
 - or a folder holding ``tokenizer.model`` / ``tekken.json`` (a downloaded model).
 
 ``load_text_tokenizer`` gives the plain text tokenizer the renderer encodes with: the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -35,6 +38,12 @@ BUILTIN_FILES = {
     "v3": "mistral_instruct_tokenizer_240323.model.v3",
     "tekken": "tekken_240911.json",
 }
+# Tekken as Mistral Small 3.x ships it (2501, 3.1 2503, 3.2 2506, Magistral Small 2506): the
+# 131k vocabulary of tekken_240911.json in the v7 instruct format (system prompts in place as
+# [SYSTEM_PROMPT]…[/SYSTEM_PROMPT]). mistral-common ships no v7 Tekken file and the Hub is not
+# reachable offline, so ``tekken_v7_file`` derives one (docs/models.md says why it tokenizes
+# like the published tekken.json, and what is left to risk).
+TEKKEN_V7 = "tekken-v7"
 
 # Mistral v3 chat format as Jinja, for transformers and the GGUF's embedded template.
 # As mistral-common does it: every system message joined (blank line between) in front of
@@ -104,7 +113,7 @@ def _resolve_spec(model: ModelConfig, origin: str) -> str:
         tekken = is_tekken(spec)
     except R1Error as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    if preset is not None and tekken != (preset.tokenizer == "tekken"):
+    if preset is not None and tekken != preset.tokenizer.startswith("tekken"):
         chosen = f"model.tokenizer = {spec!r}" if model.tokenizer != "auto" else f"the tokenizer in {spec}"
         raise ConfigError(f"{origin}: {chosen} is a {'Tekken' if tekken else 'SentencePiece'} tokenizer but "
                           f"architecture {model.architecture!r} uses {preset.tokenizer}; set model.tokenizer to "
@@ -115,6 +124,8 @@ def _resolve_spec(model: ModelConfig, origin: str) -> str:
 
 def tokenizer_file(spec: str) -> Path:
     """The tokenizer file for a spec: a built-in name or a folder."""
+    if spec == TEKKEN_V7:
+        return tekken_v7_file()
     if spec in BUILTIN_FILES:
         import importlib.util
 
@@ -130,6 +141,36 @@ def tokenizer_file(spec: str) -> Path:
         raise R1Error(f"model.tokenizer = {spec!r}: no tokenizer.model or tekken.json there; "
                       "use v3, tekken or a model folder")
     return path
+
+
+def tekken_v7_file() -> Path:
+    """The v7 Tekken file of Mistral Small 3.x, derived once from mistral-common's
+    ``tekken_240911.json`` into r1tui's cache (``$XDG_CACHE_HOME/r1tui``, else ``~/.cache/r1tui``).
+
+    Two changes, nothing else: ``config.version`` becomes ``"v7"`` (mistral-common then
+    encodes system prompts in place), and the ``image`` section goes (the image encoder's
+    settings: text training never uses them). The vocabulary, the pre-tokenizer pattern and the
+    1,000 special tokens stay as they are: the file lists none, so mistral-common uses its
+    default table, in which ``[SYSTEM_PROMPT]`` is 17 and ``[/SYSTEM_PROMPT]`` 18. It gives the
+    ids mistral-common records for the released Mistral Small 3.1 tekken.json
+    (tests/data/test_render.py; docs/models.md for the residual risk)."""
+    source = tokenizer_file("tekken")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "r1tui"
+    target = cache / f"{source.stem}_v7.json"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["config"]["version"] = "v7"
+    data.pop("image", None)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise R1Error(f"cannot write the v7 Tekken tokenizer to {target} ({exc.strerror}); make {cache} "
+                      "writable or set XDG_CACHE_HOME to a writable folder") from None
+    return target
 
 
 def find_tokenizer_file(folder: Path) -> Path | None:

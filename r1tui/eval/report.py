@@ -116,6 +116,52 @@ def comparison_table(comparison: dict[str, Any]):
     return table
 
 
+def thinking_text(results: dict[str, Any]) -> str:
+    """How the replies were generated: prefill (and why), the think budget, continuations."""
+    thinking = (results.get("generation") or {}).get("thinking") or {}
+    if not thinking:
+        return "no prefill, no think budget"
+    parts = ["prefilled <think>" if thinking.get("prefill") else "no prefill"]
+    if thinking.get("prefill_reason"):
+        parts[0] += f" ({thinking['prefill_reason']})"
+    if thinking.get("max_think_tokens"):
+        parts.append(f"think ≤ {thinking['max_think_tokens']} tokens, answer ≤ {thinking.get('answer_tokens')}")
+    if thinking.get("min_think_tokens"):
+        parts.append(f"think ≥ {thinking['min_think_tokens']} ({thinking.get('continuation')!r} appended)")
+    return ", ".join(parts)
+
+
+def think_budget_table(results: dict[str, Any]):
+    """Accuracy and compliance against the thinking budget (the test-time-scaling curve)."""
+    from rich.table import Table
+
+    table = Table(title="accuracy and compliance against the thinking budget", title_justify="left",
+                  show_edge=False)
+    for name in ("budget", "pass@1 ± SE", "format", "think p50", "max", "capped", "trunc.", "reply"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in results.get("think_budget") or []:
+        table.add_row(str(row["max_think_tokens"]), pass1_text(row), _whole_percent(row.get("compliance_rate")),
+                      _tokens(row.get("think_tokens_generated_median")), _tokens(row.get("think_tokens_generated_max")),
+                      _whole_percent(row.get("think_capped_rate")), _whole_percent(row.get("truncated_rate")),
+                      _tokens(row.get("avg_completion_tokens")))
+    return table
+
+
+def think_budget_markdown(results: dict[str, Any]) -> str:
+    rows = results.get("think_budget") or []
+    if not rows:
+        return ""
+    out = ["Accuracy and format compliance against the thinking budget (budget forcing as in s1: at the "
+           "budget the think block is closed and the answer line started):", "",
+           "| think budget | pass@1 ± SE | format | think tokens (median) | cut by the budget | truncated |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        out.append(f"| {row['max_think_tokens']} | {pass1_text(row)} | {_percent(row.get('compliance_rate'))} | "
+                   f"{_tokens(row.get('think_tokens_generated_median'))} | {_percent(row.get('think_capped_rate'))} | "
+                   f"{_percent(row.get('truncated_rate'))} |")
+    return "\n".join(out)
+
+
 def markdown_tables(results: dict[str, Any]) -> str:
     """The answers table, and the comparison when there is one, as Markdown (no local paths)."""
     n = results["summary"].get("samples_per_question", 1)
@@ -124,7 +170,8 @@ def markdown_tables(results: dict[str, Any]) -> str:
            ["truncated", "no answer", "format", "avg depth", "think tokens (median)"]
     generation = results.get("generation") or {}
     out = [f"{n} sample{'s' * (n > 1)} per question, temperature {generation.get('temperature', '?')}, "
-           f"top_p {generation.get('top_p', '?')}, at most {generation.get('max_new_tokens', '?')} new tokens.",
+           f"top_p {generation.get('top_p', '?')}, at most {generation.get('max_new_tokens', '?')} new tokens. "
+           f"Thinking: {_public_thinking(results)}.",
            "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, stats in groups(results):
         cells = [name, str(stats.get("questions", stats["count"])), pass1_text(stats)]
@@ -143,9 +190,19 @@ def markdown_tables(results: dict[str, Any]) -> str:
             out.append(f"| {row['group']} | {METRIC_LABELS.get(row['metric'], row['metric'])} | "
                        f"{_value(row['metric'], row['a'])} | {_value(row['metric'], row['b'])} | "
                        f"{delta_text(row['metric'], row['delta'], row.get('se'))} |")
+    budgets = think_budget_markdown(results)
+    if budgets:
+        out += ["", budgets]
     if results.get("complete") is False:
         out.append("\n_Evaluation was stopped early: these rows cover the samples done._")
     return "\n".join(out)
+
+
+def _public_thinking(results: dict[str, Any]) -> str:
+    """thinking_text without the run folder's name (the card is published)."""
+    thinking = (results.get("generation") or {}).get("thinking") or {}
+    return thinking_text({"generation": {"thinking": {**thinking, "prefill_reason": ""}}}) if thinking \
+        else "no prefill, no think budget"
 
 
 def _percent(value: float | None) -> str:

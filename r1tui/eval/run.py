@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import statistics
 import tempfile
 import threading
 import time
@@ -33,6 +34,7 @@ from r1tui.eval.evaluator import DOMAINS, ReasoningQualityEvaluator, ReasoningSc
 from r1tui.eval.protocol import outcome, paired_delta, protocol_stats
 from r1tui.eval.sampling import Budget, Job, Journal, budget, plan_jobs, run_jobs
 from r1tui.infer.stream import FINISH_STOPPED, ChatModel, Generation
+from r1tui.infer.thinking import ThinkSettings, resolve_prefill, settings_from_config
 from r1tui.quants import quant_of
 from r1tui.response_format import extract_answer, split_response
 from r1tui.runs.events import StageCancelled, stage
@@ -112,6 +114,8 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "answer_line_rate": rate("answer_line"),
         "eos_rate": rate("finished_eos"),
         "compliance_rate": rate("compliant"),
+        "think_capped_rate": round(sum(1 for r in records if r.get("think_capped")) / count, 4),
+        "think_continued_rate": round(sum(1 for r in records if r.get("think_continuations")) / count, 4),
         "avg_completion_tokens": round(sum(r.get("completion_tokens", 0) for r in records) / count, 1),
         "tokens_per_s": round(sum(speeds) / len(speeds), 2) if speeds else None,
     }
@@ -144,19 +148,21 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
     settings = config.eval
     tokenizer = tokenizer_spec(config)
     temperature, top_p = settings.sampling
+    thinking = chats[0].thinking  # set by open_models (infer.*), the same on every slot
     jobs = plan_jobs(rows, settings.samples_per_question, settings.seed)
     book = Journal(journal, digest({
         "model": model_info, "rows": [[r["id"], r["question"], r["answer"]] for r in rows],
         "generation": [settings.max_new_tokens, temperature, top_p, settings.n_ctx, settings.seed,
                        settings.numeric_tolerance, config.data.system_prompt, tokenizer],
+        **({"thinking": thinking.to_dict()} if thinking != ThinkSettings() else {}),
     })) if journal is not None else None
     wanted = {job.key for job in jobs}
     records = [r for key, r in (book.done.items() if book else ()) if key in wanted]
     todo = [job for job in jobs if book is None or job.key not in book.done]
     done_before, total = progress or (0, len(jobs))
     done_before += len(jobs) - len(todo)
-    plan = budget(len(todo), records, settings.max_new_tokens, len(chats) if not shared else settings.slots,
-                  measured)
+    plan = budget(len(todo), records, thinking.reply_limit(settings.max_new_tokens),
+                  len(chats) if not shared else settings.slots, measured)
     if on_budget is not None:
         on_budget(label, plan)
     if events is not None:
@@ -185,6 +191,10 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
             "completion_tokens": generation.stats.completion_tokens,
             "tokens_per_s": round(generation.stats.tokens_per_s, 2),
             "elapsed_s": round(generation.stats.elapsed_s, 3),
+            "think_tokens_generated": generation.stats.think_tokens,
+            "think_prefilled": generation.stats.think_prefilled,
+            "think_capped": generation.stats.think_capped,
+            "think_continuations": generation.stats.think_continuations,
         })
         records.append(record)
         if book is not None:
@@ -201,7 +211,7 @@ def evaluate_model(chats: Sequence[ChatModel] | ChatModel, rows: Sequence[dict[s
     def results(complete: bool) -> dict[str, Any]:
         ordered = sorted(records, key=lambda r: (order[r["id"]], r["sample"]))
         return build_results(ordered, config, model_info or {}, eval_set or {},
-                             elapsed_s=time.perf_counter() - started, complete=complete)
+                             elapsed_s=time.perf_counter() - started, complete=complete, thinking=thinking)
 
     order = {row["id"]: index for index, row in enumerate(rows)}
     try:
@@ -224,9 +234,11 @@ def _messages(config: Config) -> Callable[[dict[str, Any]], list[dict[str, str]]
 
 
 def build_results(records: list[dict[str, Any]], config: Config, model_info: dict[str, Any],
-                  eval_set: dict[str, Any], elapsed_s: float, complete: bool = True) -> dict[str, Any]:
+                  eval_set: dict[str, Any], elapsed_s: float, complete: bool = True,
+                  thinking: ThinkSettings | None = None) -> dict[str, Any]:
     settings = config.eval
     temperature, top_p = settings.sampling
+    thinking = thinking or ThinkSettings()
     return {
         "version": RESULTS_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -238,7 +250,9 @@ def build_results(records: list[dict[str, Any]], config: Config, model_info: dic
                        "samples_per_question": settings.samples_per_question, "seed": settings.seed,
                        "slots": settings.slots, "n_ctx": settings.n_ctx,
                        "numeric_tolerance": settings.numeric_tolerance,
-                       "system_prompt": config.data.system_prompt},
+                       "system_prompt": config.data.system_prompt,
+                       "thinking": {**thinking.to_dict(),
+                                    "prefill_reason": model_info.get("prefill_reason", "")}},
         "summary": aggregate(records),
         "domains": {d: aggregate([r for r in records if r["domain"] == d]) for d in domain_order(records)},
         "reasoning": summarize(ReasoningScore(r["domain"], r["steps"], r["distinct_steps"], r["worked_steps"],
@@ -286,14 +300,46 @@ def open_model(config: Config, gguf: str | Path | None = None, model_dir: str | 
     raise R1Error("nothing to evaluate: pass a GGUF (--gguf PATH) or a model folder (--hf PATH)")
 
 
-def open_models(config: Config, gguf: str | Path | None = None, model_dir: str | Path | None = None):
+def trained_in(model: str | Path | None) -> Path | None:
+    """The run a model file or folder was trained in (``RUN/gguf/x.gguf``, ``RUN/merged``,
+    ``RUN/adapter``), whose training data decides ``infer.prefill_think = "auto"``; else None."""
+    from r1tui.runs.layout import is_run_dir, layout_of
+
+    if model is None:
+        return None
+    path = Path(model).expanduser().resolve()
+    layout = layout_of(path)
+    if layout is not None:
+        return layout.root
+    return path.parent if path.name in ("merged", "adapter") and is_run_dir(path.parent) else None
+
+
+def open_models(config: Config, gguf: str | Path | None = None, model_dir: str | Path | None = None,
+                run_dir: str | Path | None = None):
     """(chats, shared, model_info): what generates the samples, ``eval.slots`` at once.
 
     With ``eval.base_url``, one thread-safe client of that server (``shared``); for a
     GGUF, one llama.cpp context per slot over the same memory-mapped file, half the
     cores (llama-cpp-python's default for one context) split between them; a
-    transformers folder generates one sample at a time.
+    transformers folder generates one sample at a time. Every chat gets the ``infer``
+    settings (``chat.thinking``), with ``infer.prefill_think = "auto"`` decided by the
+    training data of ``run_dir`` (the run the model was trained in; None: none).
     """
+    chats, shared, info = _open_models(config, gguf, model_dir)
+    prefill, reason = resolve_prefill(config, run_dir, tokenizer_spec(config))
+    thinking = settings_from_config(config, prefill)
+    if shared and thinking.forcing:
+        for chat in chats:
+            chat.close()
+        raise R1Error(f"infer.max_think_tokens / min_think_tokens force the think block token by token, which "
+                      f"generating on eval.base_url {config.eval.base_url} cannot do; evaluate a GGUF or a model "
+                      "folder here, or set both to 0 (prefill works on a server)")
+    for chat in chats:
+        chat.thinking = thinking
+    return chats, shared, {**info, "prefill_reason": reason}
+
+
+def _open_models(config: Config, gguf: str | Path | None, model_dir: str | Path | None):
     settings = config.eval
     if settings.base_url:
         from r1tui.infer.endpoint import EndpointChat
@@ -324,8 +370,9 @@ def evaluate_one(config: Config, rows: list[dict[str, Any]], eval_set: dict[str,
                  gguf: str | Path | None = None, model_dir: str | Path | None = None, events=None,
                  on_sample: SampleCallback | None = None, stop_event: threading.Event | None = None,
                  label: str = "", progress: tuple[int, int] | None = None, journal: Path | None = None,
-                 measured: dict[str, Any] | None = None, on_budget: BudgetCallback | None = None) -> dict[str, Any]:
-    chats, shared, info = open_models(config, gguf=gguf, model_dir=model_dir)
+                 measured: dict[str, Any] | None = None, on_budget: BudgetCallback | None = None,
+                 run_dir: str | Path | None = None) -> dict[str, Any]:
+    chats, shared, info = open_models(config, gguf=gguf, model_dir=model_dir, run_dir=run_dir)
     try:
         return evaluate_model(chats, rows, config, events=events, model_info=info, eval_set=eval_set,
                               on_sample=on_sample, stop_event=stop_event, label=label, progress=progress,
@@ -372,8 +419,13 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
                  vs_model_dir: str | Path | None = None, source: str | None = None,
                  num_samples: int | None = None, out_dir: str | Path | None = None,
                  on_sample: SampleCallback | None = None, on_budget: BudgetCallback | None = None,
-                 stop_event: threading.Event | None = None) -> dict[str, Any]:
+                 stop_event: threading.Event | None = None,
+                 think_budgets: Sequence[int] | None = None) -> dict[str, Any]:
     """The eval stage: results of the run's model (and of ``vs`` when given), saved as JSON.
+
+    ``think_budgets`` (``r1tui eval --think-budget 256,512,1024``) evaluates the model once per
+    ``infer.max_think_tokens`` instead: ``think-budget-<N>.json`` each, and results.json is
+    the largest budget's results with ``think_budget``: accuracy and compliance per budget.
 
     The model is ``gguf`` or ``model_dir`` when given, else the run's Q4_K_M GGUF.
     ``vs`` is a GGUF, ``base`` or ``merged`` (see ``resolve_vs``); ``vs_model_dir`` a
@@ -394,6 +446,9 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
         raise R1Error(f"eval.base_url {config.eval.base_url} generates on a server, so the model given here "
                       f"({gguf or model_dir}) would not be the one evaluated; give one of them")
     two = vs is not None or vs_model_dir is not None
+    if think_budgets and two:
+        raise R1Error("--think-budget runs one model at several thinking budgets; drop --vs, or compare two "
+                      "models at one budget (infer.max_think_tokens)")
     if two and config.eval.base_url:
         raise R1Error("--vs compares two local models on one engine, but eval.base_url sends generation to a "
                       "server; unset eval.base_url, or evaluate each served model on its own")
@@ -418,11 +473,18 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
         per_model = len(rows) * config.eval.samples_per_question
         total = per_model * (2 if two else 1)
         main_label = Path(model_name).name if two else ""
+        main_run = trained_in(gguf or model_dir) if (gguf or model_dir) else run_dir
         try:
-            results = evaluate_one(config, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
-                                   on_sample=on_sample, stop_event=stop_event, label=main_label,
-                                   progress=(0, total), journal=eval_journal(out_dir),
-                                   measured=_measured(out_dir / RESULTS_FILE, model_name), on_budget=on_budget)
+            if think_budgets:
+                results = evaluate_budgets(config, rows, eval_set, sorted(set(think_budgets)), out_dir,
+                                           gguf=gguf, model_dir=model_dir, events=events, on_sample=on_sample,
+                                           stop_event=stop_event, on_budget=on_budget, run_dir=main_run)
+            else:
+                results = evaluate_one(config, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
+                                       on_sample=on_sample, stop_event=stop_event, label=main_label,
+                                       progress=(0, total), journal=eval_journal(out_dir),
+                                       measured=_measured(out_dir / RESULTS_FILE, model_name),
+                                       on_budget=on_budget, run_dir=main_run)
         except (KeyboardInterrupt, StageCancelled) as exc:
             partial = getattr(exc, "partial_results", None)
             if partial is not None and partial["samples"]:
@@ -444,7 +506,8 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
                 other = evaluate_one(config, rows, eval_set, gguf=vs, model_dir=vs_model_dir, events=events,
                                      on_sample=on_sample, stop_event=stop_event, label=other_model.name,
                                      progress=(per_model, total), journal=journals[-1],
-                                     measured=_measured(other_path, other_model), on_budget=on_budget)
+                                     measured=_measured(other_path, other_model), on_budget=on_budget,
+                                     run_dir=trained_in(other_model))
             except (KeyboardInterrupt, StageCancelled) as exc:
                 outputs["results"] = str(write_json(out_dir / RESULTS_FILE, results))
                 partial = getattr(exc, "partial_results", None)
@@ -471,6 +534,54 @@ def evaluate_run(config: Config, run_dir: str | Path | None, events=None, gguf: 
                         "avg_depth": results["summary"].get("avg_depth")})
         if not results["complete"]:
             outputs["_status"] = "cancelled"
+    return results
+
+
+BUDGET_KEYS = ("count", "accuracy", "pass@1", "pass@1_se", "compliance_rate", "think_tokens_median",
+               "think_capped_rate", "truncated_rate", "avg_completion_tokens")
+
+
+def budget_file(out_dir: Path, cap: int) -> Path:
+    return out_dir / f"think-budget-{cap}.json"
+
+
+def evaluate_budgets(config: Config, rows: list[dict[str, Any]], eval_set: dict[str, Any], caps: Sequence[int],
+                     out_dir: Path, *, gguf=None, model_dir=None, events=None, on_sample=None, stop_event=None,
+                     on_budget=None, run_dir=None) -> dict[str, Any]:
+    """The test-time-scaling curve: the same rows and seeds at each ``infer.max_think_tokens``."""
+    low = config.infer.min_think_tokens
+    if low and low > caps[0]:
+        raise R1Error(f"--think-budget {caps[0]}: below infer.min_think_tokens = {low}; lower the minimum "
+                      "or give budgets of at least it")
+    per_model = len(rows) * config.eval.samples_per_question
+    curve: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    for index, cap in enumerate(caps):
+        capped = config.model_copy(deep=True)
+        capped.infer.max_think_tokens = cap
+        path = budget_file(out_dir, cap)
+        journal = eval_journal(out_dir, f"think-{cap}")
+        try:
+            results = evaluate_one(capped, rows, eval_set, gguf=gguf, model_dir=model_dir, events=events,
+                                   on_sample=on_sample, stop_event=stop_event, label=f"think ≤ {cap}",
+                                   progress=(index * per_model, per_model * len(caps)), journal=journal,
+                                   measured=_measured(path, gguf or model_dir or config.eval.base_url),
+                                   on_budget=on_budget, run_dir=run_dir)
+        except (KeyboardInterrupt, StageCancelled) as exc:
+            partial = getattr(exc, "partial_results", None)
+            if partial is not None and partial["samples"]:
+                write_json(path, partial)
+            raise
+        write_json(path, results)
+        if results["complete"]:
+            journal.unlink(missing_ok=True)
+        generated = [sample.get("think_tokens_generated", 0) for sample in results["samples"]]
+        curve.append({"max_think_tokens": cap, **{key: results["summary"].get(key) for key in BUDGET_KEYS},
+                      # what the cap bounds: the think tokens as generated (the summary re-encodes the text)
+                      "think_tokens_generated_median": statistics.median(generated) if generated else None,
+                      "think_tokens_generated_max": max(generated, default=None),
+                      "file": path.name})
+    results["think_budget"] = curve
     return results
 
 

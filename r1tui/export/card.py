@@ -5,7 +5,8 @@ Everything in it is read from the run folder or computed: the licence of the bas
 24B models and the tiny model), the frozen training config, the LoRA size from the
 calculator, masking statistics (data/stats.json), the evaluation table
 (eval/results.json, when present), the GGUF files with their sizes and types
-(the export manifest), the tokenizer parity result and how to run it.
+(the export manifest), the tokenizer parity result, what quantization cost against the
+F16 (gguf/quality.json) and how to run it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from r1tui.config import Config
 from r1tui.data.tokenizer import tokenizer_spec
+from r1tui.export.quality import markdown as quality_markdown
+from r1tui.export.quality import read_quality
 from r1tui.present import format_bytes
 from r1tui.quants import quant_of
 from r1tui.runs.files import fingerprint, read_json, read_json_object, write_text_atomic
@@ -79,8 +82,13 @@ def client_lines(parity: dict[str, Any]) -> list[str]:
 
 def prompt_format_line(tokenizer_spec: str) -> str:
     """How the model is prompted, for the tokenizer family it was trained with."""
+    from r1tui.data.render import renders_system_in_place
     from r1tui.data.tokenizer import is_tekken
 
+    if is_tekken(tokenizer_spec) and renders_system_in_place(tokenizer_spec):
+        return ("The prompt format is Mistral's V7-Tekken one (Mistral Small 3.x): "
+                "`<s>[SYSTEM_PROMPT]system[/SYSTEM_PROMPT][INST]question[/INST]` (no spaces; the chat template "
+                "is in the GGUF).")
     if is_tekken(tokenizer_spec):
         return ("The prompt format is Mistral's Tekken one: `<s>[INST]question[/INST]` (no space after "
                 "`[INST]`; the chat template is in the GGUF).")
@@ -206,6 +214,14 @@ def render_card(config: Config, run_dir: Path | RunLayout, repo_id: str) -> str:
         types = ", ".join(f"{k} ×{v}" for k, v in report.get("type_counts", {}).items())
         parts.append(f"| `{Path(report['path']).name}` | {format_bytes(report['file_bytes'])} | {types} | "
                      f"{format_bytes(report['calculator_bytes'])} of tensors |")
+    from r1tui.calculator import mmproj_size_bytes
+    from r1tui.export.gguf import mmproj_path
+
+    mmproj = mmproj_path(layout.root, config)
+    if mmproj.is_file():  # a Mistral3 base: its vision part, for llama.cpp's multimodal tools
+        parts.append(f"| `{mmproj.name}` (vision tower + projector: `llama-mtmd-cli -m MODEL.gguf --mmproj "
+                     f"{mmproj.name}`) | {format_bytes(mmproj.stat().st_size)} | F16 / F32 | "
+                     f"{format_bytes(mmproj_size_bytes(arch))} of tensors |")
     if adapter_file.is_file():
         parts.append(f"| `adapter/` (peft LoRA) | {format_bytes(adapter_file.stat().st_size)} | | |")
     parts.append(f"| `{layout.modelfile.name}` (Ollama) | | | |")
@@ -228,6 +244,7 @@ def render_card(config: Config, run_dir: Path | RunLayout, repo_id: str) -> str:
         parts += client_lines(parity)
     else:
         parts.append("Not checked.")
+    parts += ["", "## Quantization quality", "", quality_markdown(read_quality(layout))]
     gguf_names = sorted(published)
     example = next((n for n in gguf_names if quant_of(n) != "F16"), gguf_names[0] if gguf_names else "MODEL.gguf")
     quant = quant_of(example) or "Q4_K_M"

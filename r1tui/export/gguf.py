@@ -46,6 +46,12 @@ QUANT_FTYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18, "Q8_0": 7, "F16": 1}
 ProgressFn = Callable[[int, int, str], None]  # (completed, total, message)
 
 
+def mmproj_path(run_dir: Path, config: Config) -> Path:
+    """The F16 vision projector of a Mistral3 run: ``mmproj/mmproj-<stem>-F16.gguf``, beside
+    (not in) ``gguf/``, so nothing that picks a GGUF to generate with can pick it."""
+    return Path(run_dir) / "mmproj" / f"mmproj-{gguf_stem(config)}-F16.gguf"
+
+
 def gguf_stem(config: Config) -> str:
     """File stem of a run's GGUFs: the base model's name and "-r1" (Mistral-Small-Instruct-2409-r1);
     ``RunLayout.gguf(stem, quant)`` names the file."""
@@ -106,10 +112,12 @@ _CONVERT_TENSOR_LINE = re.compile(r"hf-to-gguf:(\S+?),\s+torch\.\w+ --> (\w+)")
 
 def convert_to_gguf(model_dir: Path, out_path: Path, converter_dir: Path, *, model_name: str | None = None,
                     on_progress: ProgressFn | None = None, log_path: Path | None = None,
-                    vocab_only: bool = False) -> Path:
+                    vocab_only: bool = False, mmproj: bool = False) -> Path:
     """Convert a Hugging Face model folder to an F16 GGUF at `out_path` (atomically).
 
-    `vocab_only` writes only the tokenizer (what parity needs; no weights required).
+    `vocab_only` writes only the tokenizer (what parity needs; no weights required);
+    `mmproj` writes the vision tower and projector of a Mistral3 checkpoint instead of its
+    language model (llama.cpp's ``--mmproj``: the file llama.cpp's multimodal tools read).
     """
     model_dir, out_path = Path(model_dir), Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +129,8 @@ def convert_to_gguf(model_dir: Path, out_path: Path, converter_dir: Path, *, mod
         command += ["--model-name", model_name]
     if vocab_only:
         command.append("--vocab-only")
+    if mmproj:
+        command.append("--mmproj")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(converter_dir / "gguf-py"), env.get("PYTHONPATH")]))
     env.pop("NO_LOCAL_GGUF", None)

@@ -29,6 +29,8 @@ from r1tui.runs.layout import RunLayout
 log = logging.getLogger(__name__)
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+# What a vision checkpoint keeps beside its weights for images (llama.cpp's --mmproj reads it).
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 StepFn = Callable[[int, int, str], None]
 
 
@@ -75,9 +77,9 @@ def base_architecture(base: str, config: Config):
 
 
 def merged_bytes(arch, dtype: str) -> int:
-    from r1tui.calculator import count_parameters
+    from r1tui.calculator import count_checkpoint_parameters
 
-    return count_parameters(arch).total * DTYPE_BYTES[dtype]
+    return count_checkpoint_parameters(arch) * DTYPE_BYTES[dtype]
 
 
 def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: str = "float16",
@@ -98,8 +100,9 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
     if arch is not None:
         check_free_space(out_dir.parent, merged_bytes(arch, dtype), f"the merged {dtype} model")
     import torch
-    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
+
+    from r1tui.train.base import model_class
 
     # the steps are reported through `on_step`; transformers' own bars on stderr would stand
     # beside the CLI's progress bar, and above its one-line error when the export fails
@@ -110,7 +113,9 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
     try:
         step(1, f"loading base {base} ({dtype})")
         try:
-            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype, low_cpu_mem_usage=True)
+            # a Mistral3 checkpoint loads whole: its vision part is saved unchanged beside the
+            # merged language model (the gguf stage writes it to its own mmproj file)
+            model = model_class(base).from_pretrained(base, dtype=torch_dtype, low_cpu_mem_usage=True)
         except OSError as exc:
             raise R1Error(f"cannot load the base model {base!r} ({str(exc).splitlines()[0]}); "
                           "set model.path to a local copy of the base weights") from None
@@ -127,6 +132,9 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
         del model
         step(steps, "writing the tokenizer folder")
         write_published_tokenizer(tokenizer_spec, tmp)
+        for name in PROCESSOR_FILES:  # a Mistral3 checkpoint's image preprocessing, unchanged
+            if (Path(base) / name).is_file():
+                shutil.copyfile(Path(base) / name, tmp / name)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -113,6 +113,7 @@ def _card_bytes(config: Config, layout: RunLayout, repo_id: str) -> int:
 def plan_push(config: Config, run_dir: str | Path | RunLayout) -> PushPlan:
     """Repo, visibility and every file with its size; reads only the run folder."""
     from r1tui.export.card import checked_ggufs, parity_is_current, published_ggufs, read_parity
+    from r1tui.export.gguf import mmproj_path
 
     layout = _layout(run_dir)
     parity = read_parity(layout)
@@ -123,6 +124,9 @@ def plan_push(config: Config, run_dir: str | Path | RunLayout) -> PushPlan:
     checked = checked_ggufs(layout, parity)
     left_out = sorted(p.name for p in layout.gguf_files() if p not in checked)
     files = [PushFile(p.name, str(p), p.stat().st_size) for p in ggufs]
+    mmproj = mmproj_path(layout.root, config)  # a Mistral3 run's vision part, beside the GGUFs in the repo
+    if mmproj.is_file():
+        files.append(PushFile(mmproj.name, str(mmproj), mmproj.stat().st_size))
     files += adapter_files(config, layout)
     for path in (layout.modelfile, layout.parity):
         if path.is_file():

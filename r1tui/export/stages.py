@@ -17,7 +17,10 @@ What each stage's fingerprint covers:
 - gguf      the merged folder
 - quantize  the F16 file and the quant types; inside, a quant is redone only when its
             file is missing or the F16 changed since it was made (per-quant fingerprints
-            in the stage's outputs, compared with its previous record)
+            in the stage's outputs, compared with its previous record). Then the quality
+            report (``r1tui.export.quality``, gguf/quality.json): so also
+            ``export.quality_tokens`` and the prepared dataset it reads; a quant's figures
+            are measured again only when its file, the F16 or the token sample changed
 - parity    every checked GGUF and the tokenizer: the fingerprint parity.json publishes
             as ``inputs`` (``card.parity_is_current`` takes it again)
 
@@ -34,11 +37,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
 from r1tui.calculator import gguf_size_bytes
+from r1tui.data.render import renders_system_in_place
 from r1tui.data.tokenizer import PUBLISHED_TOKENIZER_CONFIG, is_tekken, tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.export.card import parity_is_current, published_ggufs, read_parity, write_card
@@ -47,6 +51,7 @@ from r1tui.export.gguf import (
     convert_to_gguf,
     find_converter,
     gguf_stem,
+    mmproj_path,
     quantize_gguf,
     read_gguf,
 )
@@ -66,6 +71,7 @@ from r1tui.export.parity import (
     describe_failure,
     template_differences,
 )
+from r1tui.export.quality import quality_path, read_quality, scratch_bytes, update_report
 from r1tui.quants import QUANT_TYPES, quant_of
 from r1tui.runs.context import StageContext
 from r1tui.runs.disk import free_bytes
@@ -119,6 +125,7 @@ class ExportResult:
     modelfile: Path
     card: Path
     skipped: list[str]  # stages skipped as up to date by the export that just ran
+    quality: dict[str, Any] = field(default_factory=dict)  # gguf/quality.json ({} when off)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (``r1tui export --json``)."""
@@ -127,6 +134,7 @@ class ExportResult:
             "parity": {"ok": self.parity.ok, "path": str(self.parity.path),
                        "tokens_compared": self.parity.tokens_compared, "samples": self.parity.samples},
             "modelfile": str(self.modelfile), "card": str(self.card), "skipped": list(self.skipped),
+            "quality": dict(self.quality),
         }
 
 
@@ -150,7 +158,7 @@ def export_result(layout: RunLayout, skipped: Sequence[str] = ()) -> ExportResul
         parity=ParitySummary(ok=bool(parity.get("ok")), path=layout.parity,
                              tokens_compared=int(parity.get("tokens_compared") or 0),
                              samples=int(parity.get("samples") or 0)),
-        modelfile=layout.modelfile, card=layout.card, skipped=list(skipped),
+        modelfile=layout.modelfile, card=layout.card, skipped=list(skipped), quality=read_quality(layout),
     )
 
 
@@ -291,14 +299,61 @@ def _gguf(ctx: StageContext) -> dict[str, Any]:
                           "the merged folder's tokenizer_config.json / chat_template.jinja is missing it")
         out.update(path=str(f16), bytes=report["file_bytes"], calculator_bytes=report["calculator_bytes"])
         ctx.events.emit("artifact", stage="gguf", kind="gguf", path=str(f16), bytes=report["file_bytes"], quant="F16")
-    return {"path": str(f16), "report": report}
+        mmproj = _mmproj(ctx, converter)
+        if mmproj is not None:
+            out.update(mmproj=str(mmproj))
+    return {"path": str(f16), "report": report, "mmproj": str(mmproj) if mmproj else None}
+
+
+def _mmproj(ctx: StageContext, converter: Path) -> Path | None:
+    """A Mistral3 checkpoint's vision tower and projector, converted to their own F16 mmproj
+    GGUF (the language model GGUF holds none of it), so the model still reads images in llama.cpp."""
+    from r1tui.calculator import mmproj_size_bytes
+    from r1tui.train.base import is_vision_checkpoint
+
+    layout, config = ctx.layout, ctx.config
+    if not is_vision_checkpoint(layout.merged):
+        return None
+    path = mmproj_path(layout.root, config)
+    with converter_input(layout.merged) as source:
+        convert_to_gguf(source, path, converter, model_name=f"{config.model.name.split('/')[-1]} r1", mmproj=True,
+                        log_path=layout.convert_log.with_name("convert-mmproj.log"))
+    ctx.events.emit("artifact", stage="gguf", kind="mmproj", path=str(path), bytes=path.stat().st_size,
+                    calculator_bytes=mmproj_size_bytes(_arch(ctx)), quant="F16")
+    return path
 
 
 # ---------------------------------------------------------------- quantize
 
 
 def _quantize_inputs(ctx: StageContext) -> str:
-    return fingerprint(_f16(ctx), extra={"quant_types": list(_quantized(ctx))})
+    budget = ctx.config.export.quality_tokens
+    quality = {"tokens": budget, "data": fingerprint(ctx.data_dir), "seed": ctx.config.data.seed} if budget else None
+    return fingerprint(_f16(ctx), extra={"quant_types": list(_quantized(ctx)), "quality": quality})
+
+
+def _quality(ctx: StageContext, f16: Path, quantized: dict[str, Path]) -> bool:
+    """The quality report of the quants against the F16 (r1tui.export.quality); True when
+    something was measured. Off (export.quality_tokens = 0): an earlier report is removed,
+    since it would describe other files."""
+    layout, config = ctx.layout, ctx.config
+    path = quality_path(layout)
+    if not config.export.quality_tokens:
+        path.unlink(missing_ok=True)
+        return False
+    remove_stale_temps(layout.root)  # a scratch file a killed report left
+    report, measured = update_report(path, f16, quantized, ctx.data_dir, config.export.quality_tokens,
+                                     config.data.seed, layout.root,
+                                     on_progress=_progress(ctx.events, "quantize", "token"))
+    if report.get("skipped"):
+        ctx.events.emit("log", stage="quantize", level="warning",
+                        message=f"quality report: {report['skipped']}")
+    else:
+        ctx.events.emit("artifact", stage="quantize", kind="quality", path=str(path), bytes=path.stat().st_size,
+                        tokens=report["data"]["tokens"])
+    if measured and layout.card.is_file():
+        write_card(config, layout, config.hub_repo_id)  # parity, which writes the card, may be up to date
+    return measured
 
 
 def _made_from(f16_inputs: str, quant: str) -> str:
@@ -350,7 +405,8 @@ def _quantize(ctx: StageContext) -> dict[str, Any]:
             ctx.events.emit("artifact", stage="quantize", kind="gguf", path=str(path), bytes=report["file_bytes"],
                             quant=quant, calculator_bytes=report["calculator_bytes"],
                             type_counts=report["type_counts"])
-        if not todo:
+        measured = _quality(ctx, f16, quantized)
+        if not todo and not measured:
             out["_status"] = "skipped"
         out.update(files={quant: entry["report"]["file_bytes"] for quant, entry in entries.items()})
     # Quants of other runs of export (another --quant) stay known while their file and F16 do.
@@ -365,7 +421,9 @@ def _quantize_bytes(ctx: StageContext) -> int:
     f16_stays = (_f16(ctx).is_file() and ctx.record("gguf").get("inputs") == fingerprint(ctx.layout.merged)
                  and ctx.record("merge").get("inputs") == _merge_inputs(ctx))
     fresh = _fresh_quants(ctx, ctx.record("quantize")) if f16_stays else {}
-    return sum(gguf_size_bytes(arch, quant) for quant in quantized if quant not in fresh)
+    # the quality report's scratch file (the F16's log-probabilities), removed when it is done
+    scratch = scratch_bytes(ctx.config.export.quality_tokens, arch.vocab_size, ctx.data_dir) if quantized else 0
+    return scratch + sum(gguf_size_bytes(arch, quant) for quant in quantized if quant not in fresh)
 
 
 # ---------------------------------------------------------------- parity, then export.json, Modelfile, card
@@ -425,7 +483,8 @@ def _parity(ctx: StageContext) -> dict[str, Any]:
     write_json_atomic(layout.export_manifest, manifest)
     names = [p.name for p in published_ggufs(layout, config)]
     modelfile = write_modelfile(layout.modelfile, names, num_ctx=config.model.max_seq_length,
-                                system=config.data.system_prompt, tekken=is_tekken(spec))
+                                system=config.data.system_prompt, tekken=is_tekken(spec),
+                                system_in_place=renders_system_in_place(spec))
     ctx.events.emit("artifact", kind="modelfile", path=str(modelfile))
     card = write_card(config, layout, config.hub_repo_id)
     ctx.events.emit("artifact", kind="card", path=str(card))
@@ -476,7 +535,8 @@ def _client_checks(ctx: StageContext, spec: str, checked: list[Path]) -> tuple[l
             vocab = stack.enter_context(GgufVocab(path))
             check(clients.gguf_chat_template(vocab))
             if path.name == modelfile_from:
-                check(clients.ollama(ollama_template(is_tekken(spec)), config.data.system_prompt, vocab,
+                check(clients.ollama(ollama_template(is_tekken(spec), renders_system_in_place(spec)),
+                                     config.data.system_prompt, vocab,
                                      artefact=f"{layout.modelfile.name} (FROM {path.name})"))
         for folder, artefact in folders:
             check(clients.transformers(folder, artefact))
@@ -509,10 +569,12 @@ STAGES: list[dict[str, Any]] = [
     },
     {
         "name": "quantize",
-        "does": "quantize the F16 GGUF to each quant type (only those missing or made from another F16)",
-        "writes": "gguf/<stem>-<QUANT>.gguf",
+        "does": "quantize the F16 GGUF to each quant type (only those missing or made from another F16), then "
+                "measure each against the F16 on rendered traces (export.quality_tokens)",
+        "writes": "gguf/<stem>-<QUANT>.gguf, gguf/quality.json",
         "fingerprint": _quantize_inputs,
-        "done": lambda ctx: all(path.is_file() for path in _quantized(ctx).values()),
+        "done": lambda ctx: (all(path.is_file() for path in _quantized(ctx).values())
+                             and (not ctx.config.export.quality_tokens or quality_path(ctx.layout).is_file())),
         "run": _quantize,
         "output_bytes": _quantize_bytes,
     },

@@ -25,6 +25,7 @@ from typing import Any
 from r1tui.errors import R1Error, redact
 from r1tui.infer.prompt import Message, special_ids
 from r1tui.infer.stream import FINISH_EOS, FINISH_LENGTH, ChatModel, GenerationStats
+from r1tui.infer.thinking import OPENING
 
 PLACEHOLDER_KEY = "no-key"  # local servers take any key
 
@@ -67,8 +68,12 @@ class EndpointChat(ChatModel):
                stop_event: threading.Event | None = None, top_p: float = 1.0,
                seed: int | None = None) -> Iterator[str]:
         """The reply in one piece (one request; ``stop_event`` is checked before it is sent)."""
-        ids = self.prompt_ids(messages)
-        stats = GenerationStats(finish_reason=FINISH_LENGTH, prompt_tokens=len(ids))
+        prefill = self.prefill_ids()  # the think opening: sent as prompt ids, part of the reply's text
+        if self.thinking.forcing:
+            raise R1Error("a think budget (infer.max_think_tokens / min_think_tokens) needs a local model: "
+                          "a server's completions API cannot force the think block; set both to 0")
+        ids = self.prompt_ids(messages) + prefill
+        stats = GenerationStats(finish_reason=FINISH_LENGTH, prompt_tokens=len(ids), think_prefilled=bool(prefill))
         self.last = stats
         if stop_event is not None and stop_event.is_set():
             stats.finish_reason = "stopped"
@@ -79,7 +84,8 @@ class EndpointChat(ChatModel):
         started = time.perf_counter()
         choice, usage = self._complete(ids, budget, temperature, top_p, seed)
         stats.elapsed_s = time.perf_counter() - started
-        text = (choice.text or "").removeprefix(" ")  # the space after [/INST], as Mistral's decoder drops it
+        text = choice.text or ""
+        text = OPENING + text if prefill else text.removeprefix(" ")  # the space after [/INST] goes, as Mistral's decoder drops it
         stats.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         stats.finish_reason = FINISH_LENGTH if choice.finish_reason == "length" else FINISH_EOS
         if text:

@@ -4,7 +4,9 @@ A folder with ``config.json`` (a merged model) loads directly; a folder with
 ``adapter_config.json`` (a peft adapter) loads its base (``base_model_name_or_path``)
 and applies the adapter. Prompts come from the training renderer, decoding is a plain
 loop over the KV cache (greedy at temperature 0, else temperature + top-p from a
-seeded generator), and text is decoded with the training tokenizer.
+seeded generator), and text is decoded with the training tokenizer, piece by piece. The
+reply loop (prefill, budget forcing) is ``r1tui.infer.thinking.generate_reply``; after
+forced text the cache is cropped to the ids that did not change.
 """
 
 from __future__ import annotations
@@ -12,21 +14,51 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from r1tui.errors import R1Error
-from r1tui.infer.prompt import Message, decode, special_ids
-from r1tui.infer.stream import (
-    FINISH_EOS,
-    FINISH_STOPPED,
-    ChatModel,
-    GenerationStats,
-    token_budget,
-)
+from r1tui.infer.prompt import Message, special_ids, token_bytes
+from r1tui.infer.stream import ChatModel, GenerationStats, token_budget
+from r1tui.infer.thinking import TokenSource, generate_reply
 
 log = logging.getLogger(__name__)
+
+
+class _HFTokens(TokenSource):
+    """A plain decoding loop over the KV cache. A new call (after forced text) crops the cache
+    to the longest prefix it shares with the new ids and feeds only the rest."""
+
+    def __init__(self, model, device: str, spec: str, temperature: float, top_p: float, generator):
+        self.model, self.device, self.generator = model, device, generator
+        self.temperature, self.top_p = temperature, top_p
+        self.piece = token_bytes(spec)
+        self._past = None
+        self._cached: list[int] = []  # the ids whose keys and values the cache holds
+
+    def tokens(self, ids: list[int]) -> Iterator[int]:
+        import torch
+
+        shared = 0
+        for cached, new in zip(self._cached, ids, strict=False):
+            if cached != new:
+                break
+            shared += 1
+        shared = min(shared, len(ids) - 1)  # at least one id is fed, for fresh logits
+        if self._past is not None and shared > 0 and hasattr(self._past, "crop"):
+            self._past.crop(shared)
+            self._cached = self._cached[:shared]
+        else:
+            self._past, self._cached, shared = None, [], 0
+        feed = ids[shared:]
+        while True:
+            output = self.model(input_ids=torch.tensor([feed], device=self.device), past_key_values=self._past,
+                                use_cache=True)
+            self._past = output.past_key_values
+            self._cached += feed
+            token = _pick(output.logits[0, -1].float().cpu(), self.temperature, self.top_p, self.generator)
+            yield token
+            feed = [token]
 
 
 class HFChat(ChatModel):
@@ -48,45 +80,19 @@ class HFChat(ChatModel):
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
                stop_event: threading.Event | None = None, top_p: float = 1.0,
                seed: int | None = None) -> Iterator[str]:
+        """Yield the reply as text chunks (``self.thinking``: prefill and budget forcing, as LlamaChat)."""
         import torch
 
         prompt = self.prompt_ids(messages)
-        budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
+        settings = self.thinking
+        budget, stats = token_budget(len(prompt) + len(self.prefill_ids()), self.n_ctx,
+                                     settings.reply_limit(max_tokens))
         self.last = stats
         generator = torch.Generator(device="cpu").manual_seed(self.seed if seed is None else seed)
-        generated: list[int] = []
-        emitted = ""
         with self._lock, torch.inference_mode():
-            started = time.perf_counter()
-            inputs = torch.tensor([prompt], device=self.device)
-            past = None
-            while True:
-                output = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
-                past = output.past_key_values
-                token = _pick(output.logits[0, -1].float().cpu(), temperature, top_p, generator)
-                now = time.perf_counter() - started
-                if stats.completion_tokens == 0:
-                    stats.first_token_s = stats.elapsed_s = now
-                if token == self.eos_id:
-                    stats.finish_reason = FINISH_EOS
-                    break
-                stats.elapsed_s = now  # the stop token is not a reply token: its step is not timed
-                generated.append(token)
-                stats.completion_tokens += 1
-                text = decode(generated, self.tokenizer_spec)
-                if not text.endswith("\ufffd") and text.startswith(emitted):
-                    chunk, emitted = text[len(emitted):], text
-                    if chunk:
-                        yield chunk
-                if stop_event is not None and stop_event.is_set():
-                    stats.finish_reason = FINISH_STOPPED
-                    break
-                if stats.completion_tokens >= budget:
-                    break
-                inputs = torch.tensor([[token]], device=self.device)
-        text = decode(generated, self.tokenizer_spec)
-        if text.startswith(emitted) and len(text) > len(emitted):
-            yield text[len(emitted):]
+            source = _HFTokens(self.model, self.device, self.tokenizer_spec, temperature, top_p, generator)
+            yield from generate_reply(source, prompt, self.tokenizer_spec, stats, budget, {self.eos_id}, settings,
+                                      lambda: stop_event is not None and stop_event.is_set())
 
     def close(self) -> None:
         self.model = None
@@ -114,7 +120,8 @@ def _dtype(name: str, device: str):
 
 
 def _load(model_dir: Path, torch_dtype):
-    from transformers import AutoModelForCausalLM
+    # AutoModelForCausalLM, or Mistral3ForConditionalGeneration for a vision checkpoint
+    from r1tui.train.base import model_class
 
     if (model_dir / "adapter_config.json").is_file():
         from peft import PeftModel
@@ -124,9 +131,9 @@ def _load(model_dir: Path, torch_dtype):
         if not base:
             raise R1Error(f"{model_dir}/adapter_config.json names no base_model_name_or_path; re-save the adapter")
         log.info("loading base %s for adapter %s", base, model_dir)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
+        model = model_class(base).from_pretrained(base, dtype=torch_dtype)
         return PeftModel.from_pretrained(model, str(model_dir))
     if (model_dir / "config.json").is_file():
-        return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype)
+        return model_class(str(model_dir)).from_pretrained(str(model_dir), dtype=torch_dtype)
     raise R1Error(f"{model_dir}: neither a model folder (config.json) nor an adapter (adapter_config.json); "
                   "pass the run's merged/ or adapter/ folder")

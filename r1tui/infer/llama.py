@@ -4,28 +4,22 @@ llama-cpp-python's chat API picks a template by itself (and silently swaps in it
 "mistral-instruct" formatter for some GGUFs), so it is not used. The conversation is
 rendered to token ids with the training tokenizer (``render_prompt_ids``), the ids
 go to ``Llama.generate``, pieces are decoded incrementally, and generation stops at
-the end-of-sequence token, at ``max_tokens``, or when ``stop_event`` is set.
+the end-of-sequence token, at ``max_tokens``, or when ``stop_event`` is set. The reply
+loop (prefill, budget forcing) is ``r1tui.infer.thinking.generate_reply``, shared with
+the transformers backend.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from r1tui.errors import R1Error
 from r1tui.infer.prompt import Message, special_ids, vocab_size
-from r1tui.infer.stream import (
-    FINISH_EOS,
-    FINISH_LENGTH,
-    FINISH_STOPPED,
-    ChatModel,
-    GenerationStats,
-    TextAssembler,
-    token_budget,
-)
+from r1tui.infer.stream import ChatModel, GenerationStats, token_budget
+from r1tui.infer.thinking import TokenSource, generate_reply
 
 log = logging.getLogger(__name__)
 
@@ -70,41 +64,21 @@ class LlamaChat(ChatModel):
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
                stop_event: threading.Event | None = None, top_p: float = 1.0,
                seed: int | None = None) -> Iterator[str]:
-        """Yield the reply as text chunks; afterwards ``self.last`` says how it ended."""
+        """Yield the reply as text chunks; afterwards ``self.last`` says how it ended.
+
+        ``self.thinking`` prefills the think opening and forces its length
+        (``r1tui.infer.thinking``); the prefilled text is part of the reply."""
         prompt = self.prompt_ids(messages)
-        budget, stats = token_budget(len(prompt), self.n_ctx, max_tokens)
+        settings = self.thinking
+        budget, stats = token_budget(len(prompt) + len(self.prefill_ids()), self.n_ctx,
+                                     settings.reply_limit(max_tokens))
         self.last = stats
-        assembler = TextAssembler()
         with self._lock:
             if seed is not None:
                 self._llama.set_seed(seed)
-            started = time.perf_counter()
-            tokens = self._llama.generate(prompt, temp=temperature, top_p=top_p, top_k=0, min_p=0.0,
-                                          repeat_penalty=1.0, reset=True)
-            try:
-                for token in tokens:
-                    now = time.perf_counter() - started
-                    if stats.completion_tokens == 0:
-                        stats.first_token_s = stats.elapsed_s = now
-                    if token in self._stop_ids:
-                        stats.finish_reason = FINISH_EOS
-                        break
-                    stats.elapsed_s = now  # the stop token is not a reply token: its step is not timed
-                    stats.completion_tokens += 1
-                    chunk = assembler.add(self._llama.detokenize([token], special=False))
-                    if chunk:
-                        yield chunk
-                    if stop_event is not None and stop_event.is_set():
-                        stats.finish_reason = FINISH_STOPPED
-                        break
-                    if stats.completion_tokens >= budget:
-                        stats.finish_reason = FINISH_LENGTH
-                        break
-            finally:
-                tokens.close()
-                tail = assembler.finish()
-        if tail:
-            yield tail
+            source = _LlamaTokens(self._llama, temperature, top_p)
+            yield from generate_reply(source, prompt, self.tokenizer_spec, stats, budget, self._stop_ids, settings,
+                                      lambda: stop_event is not None and stop_event.is_set())
         log.debug("generated %d tokens (%s) at %.1f tok/s", stats.completion_tokens, stats.finish_reason,
                   stats.tokens_per_s)
 
@@ -114,3 +88,18 @@ class LlamaChat(ChatModel):
             llama.close()
             self._llama = None
 
+
+
+class _LlamaTokens(TokenSource):
+    """Tokens from llama.cpp; a new call after forced text reuses the cache up to the first changed id
+    (``Llama.generate`` matches the longest common prefix of what it holds)."""
+
+    def __init__(self, llama, temperature: float, top_p: float):
+        self._llama = llama
+        self._sampling = {"temp": temperature, "top_p": top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+    def tokens(self, ids: list[int]) -> Iterator[int]:
+        return self._llama.generate(ids, reset=True, **self._sampling)
+
+    def piece(self, token: int) -> bytes:
+        return self._llama.detokenize([token], special=False)

@@ -73,3 +73,21 @@ def vocab_size(tokenizer_spec: str = "v3") -> int:
 
 def decode(ids: Sequence[int], tokenizer_spec: str = "v3") -> str:
     return prompt_tokenizer(tokenizer_spec).instruct_tokenizer.tokenizer.decode(list(ids))
+
+
+@lru_cache(maxsize=4)
+def token_bytes(tokenizer_spec: str = "v3"):
+    """A function giving a token's bytes (control tokens: none; "▁" as a space, byte tokens as
+    their byte), for backends that decode piece by piece like llama.cpp does."""
+    raw = prompt_tokenizer(tokenizer_spec).instruct_tokenizer.tokenizer
+    model = getattr(raw, "_model", None)
+    if model is not None and hasattr(model, "is_byte"):  # SentencePiece
+        def piece(token: int) -> bytes:
+            if model.is_control(token) or model.is_unknown(token):
+                return b""
+            text = model.id_to_piece(token)
+            if model.is_byte(token):
+                return bytes([int(text[3:-1], 16)])
+            return text.replace("\u2581", " ").encode("utf-8")
+        return piece
+    return raw.id_to_byte_piece  # Tekken: special tokens give no bytes

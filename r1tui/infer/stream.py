@@ -8,7 +8,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from r1tui.response_format import THINK_END, THINK_START
+from r1tui.infer.thinking import ThinkSettings
+from r1tui.response_format import THINK_END, THINK_START, partial_tag
 
 if TYPE_CHECKING:
     from r1tui.infer.prompt import Message
@@ -26,6 +27,12 @@ class GenerationStats:
     completion_tokens: int = 0
     elapsed_s: float = 0.0       # from the call to the last reply token (not the stop token), prompt included
     first_token_s: float = 0.0   # from the call to the first token (prompt processing)
+    # The think block (r1tui.infer.thinking): prefilled?, its tokens, closed by the cap?,
+    # continuation words added where the model tried to stop thinking too early.
+    think_prefilled: bool = False
+    think_tokens: int = 0
+    think_capped: bool = False
+    think_continuations: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -63,11 +70,21 @@ class ChatModel:
 
     tokenizer_spec: str
     last: GenerationStats | None = None
+    # What replies do with the think block (prefill, budget forcing); off unless set.
+    thinking: ThinkSettings = ThinkSettings()
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         from r1tui.infer.prompt import render_prompt_ids
 
         return render_prompt_ids(messages, self.tokenizer_spec)
+
+    def prefill_ids(self) -> list[int]:
+        """The ids the reply starts with: the think opening when prefilling, else none."""
+        if not self.thinking.prefill:
+            return []
+        from r1tui.infer.thinking import think_tokens_for
+
+        return list(think_tokens_for(self.tokenizer_spec).opening)
 
     def stream(self, messages: Sequence[Message], max_tokens: int = 512, temperature: float = 0.0,
                stop_event: threading.Event | None = None, top_p: float = 1.0,
@@ -101,9 +118,10 @@ class TextAssembler:
     decoder does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, started: bool = False) -> None:
+        """``started``: the reply is already under way (no template space to drop)."""
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._started = False
+        self._started = started
         self.text = ""
 
     def add(self, piece: bytes) -> str:
@@ -152,7 +170,7 @@ class ThinkSplitter:
                     self._held = self._held[end:]
                     self.state = "answer"
                     continue
-                keep = _partial_suffix(self._held, THINK_END)
+                keep = partial_tag(self._held, THINK_END)
                 if len(self._held) > keep:
                     parts.append(("think", self._held[: len(self._held) - keep]))
                     self._held = self._held[len(self._held) - keep:]
@@ -168,14 +186,6 @@ class ThinkSplitter:
         if not held:
             return []
         return [("think" if self.state == "think" else "answer", held)]
-
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of ``text`` that is a beginning of ``tag``."""
-    for length in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-length:]):
-            return length
-    return 0
 
 
 def _merge(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:

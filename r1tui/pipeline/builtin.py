@@ -214,7 +214,7 @@ for _stage in export_stages.STAGES:
 
 def _eval_inputs(ctx: StageContext) -> str:
     ggufs = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in ctx.layout.gguf_files())
-    return digest({"gguf": ggufs, **sections(ctx, "eval")})
+    return digest({"gguf": ggufs, **sections(ctx, "eval", "infer")})  # [infer]: prefill and think budget
 
 
 def _eval(ctx: StageContext) -> dict[str, Any]:

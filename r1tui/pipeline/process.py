@@ -15,10 +15,13 @@ the log and the run folder.
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import json
 import logging
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from r1tui.config import Config
 
 log = logging.getLogger(__name__)
+
+EXIT_CODES = {"finished": 0, "failed": 1, "cancelled": 130}  # the process's exit status, by run status
 
 
 class Heartbeat(threading.Thread):
@@ -170,6 +175,8 @@ def _run_locked(layout: RunLayout, names: list[str], *, resume: bool, dataset: s
             finished["error"] = error
         if status == "cancelled":
             finished["reason"] = cancel.reason() or "interrupted"
+        if main:
+            _record_exit(layout, EXIT_CODES[status])
         events.emit("run_finished", **finished)
         events.close()
         if not detached:
@@ -177,7 +184,7 @@ def _run_locked(layout: RunLayout, names: list[str], *, resume: bool, dataset: s
         if log_handler is not None:
             logging.getLogger().removeHandler(log_handler)
             log_handler.close()
-    return {"finished": 0, "failed": 1, "cancelled": 130}[status]
+    return EXIT_CODES[status]
 
 
 def _dataset_started_with(layout: RunLayout) -> str | None:
@@ -196,8 +203,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lock-fd", type=int, default=None, help="the run's lock, held by the launcher")
     args = parser.parse_args(argv)
     stages = [s for s in args.stages.split(",") if s]
+    # A crash in native code (SIGSEGV, SIGABRT in a CUDA kernel) leaves a traceback in pipeline.log.
+    faulthandler.enable()
     return run_pipeline(args.run_dir, stages, resume=args.resume, dataset=args.dataset, detached=True,
                         lock_fd=args.lock_fd)
+
+
+def _record_exit(layout: RunLayout, code: int) -> None:
+    """exit.json: the exit code this process ends with, for the crash diagnosis
+    (r1tui.runs.diagnosis); written before run_finished, so whoever reads that finds it.
+    A process killed by a signal (SIGKILL, the OOM killer) writes nothing: its absence,
+    with no run_finished, is the evidence."""
+    try:
+        write_text_atomic(layout.exit_record,
+                          json.dumps({"code": code, "pid": os.getpid(), "ts": time.time()}) + "\n")
+    except OSError:
+        log.warning("could not record the exit status in %s", layout.exit_record)
 
 
 def _private(layout: RunLayout) -> bool:

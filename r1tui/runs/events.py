@@ -40,7 +40,8 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "stage_finished": frozenset({"status", "duration_s", "outputs"}),
     "metric": frozenset({"step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s",
                          "samples_per_s", "elapsed_s", "eta_s", "tokens_seen", "world_size", "mean_token_accuracy",
-                         "entropy", "cuda_allocated", "cuda_reserved", "cuda_peak", "cuda_peak_reserved"}),
+                         "entropy", "cuda_allocated", "cuda_reserved", "cuda_peak", "cuda_peak_reserved",
+                         "eval_loss"}),  # eval_loss: on the held-out rows, every train.eval_steps
     "log": frozenset({"level", "message"}),
     # kind: dataset | checkpoint | merged | gguf | parity | modelfile | card | eval_results | hub
     "artifact": frozenset({"kind", "path", "bytes", "quant", "calculator_bytes", "type_counts", "step",

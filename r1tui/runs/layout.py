@@ -11,6 +11,7 @@ a run; ``RunLayout.frozen_config`` is the one place a run's own config is read.
     lock             the writers' lock (r1tui.runs.lock): who is writing this run now
     pid              the pipeline's process (what ``r1tui cancel`` signals)
     pipeline.log     the pipeline's stdout and stderr
+    exit.json        how the pipeline process last ended (exit code), written as it exits
     stages.json      what each stage last did, with the fingerprint of its inputs
     generated/       the teacher's traces (traces.jsonl) and every sample's verdict (samples.jsonl)
     data/            the rendered and masked dataset, with stats.json
@@ -77,6 +78,11 @@ class RunLayout:
     @property
     def pipeline_log(self) -> Path:
         return self.root / "pipeline.log"
+
+    @property
+    def exit_record(self) -> Path:
+        """How the pipeline process last ended: {"code", "pid", "ts"} (r1tui.runs.diagnosis)."""
+        return self.root / "exit.json"
 
     @property
     def stages_record(self) -> Path:

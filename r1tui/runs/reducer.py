@@ -112,6 +112,7 @@ class GpuState:
     memory_total: float | None = None
     utilization: float | None = None
     temperature: float | None = None
+    power: float | None = None  # watts drawn
     reason: str = ""  # why there is no GPU, when a sample says so
     ts: float = 0.0
     memory_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -128,6 +129,7 @@ class GpuState:
         self.memory_total = _number(data.get("memory_total")) or self.memory_total
         self.utilization = _number(data.get("utilization"))
         self.temperature = _number(data.get("temperature"))
+        self.power = _number(data.get("power_w"))
         if self.memory_used is not None:
             self.memory_history.append(self.memory_used)
         if self.utilization is not None:
@@ -227,6 +229,9 @@ class RunState:
         self.finished_error: str | None = None  # what its run_finished said went wrong
         self.metrics: dict[str, Series] = {}
         self.last_metric: dict[str, Any] = {}
+        # (step, "NaN" | "inf" | "NaN or inf") while the latest logged loss is not a finite
+        # number (the writer logs both as null); None once a finite loss follows (r1tui.runs.alerts)
+        self.nonfinite_loss: tuple[float | None, str] | None = None
         self.checkpoints: list[dict[str, Any]] = []
         # one state per device index: under --processes N every rank's GPU reports
         self.gpus: dict[int, GpuState] = {}
@@ -466,6 +471,8 @@ def _metric(state: RunState, event: Event) -> None:
     # numbers only (ints kept as ints for display): a NaN or a string is dropped, not drawn
     state.last_metric.update({k: v if isinstance(v, int) else n for k, v in data.items()
                               if (n := _number(v)) is not None})
+    if "loss" in data:
+        state.nonfinite_loss = None if _number(data["loss"]) is not None else (step, _nonfinite_kind(data["loss"]))
     if step is None:
         return
     for key, value in data.items():
@@ -478,6 +485,16 @@ def _metric(state: RunState, event: Event) -> None:
         if series is None:
             series = state.metrics[key] = Series()
         series.add(step, number)
+
+
+def _nonfinite_kind(value: Any) -> str:
+    """What a loss that is not a finite number was: JSON's NaN/Infinity, or null (how the
+    event writer records both)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return "NaN or inf"
 
 
 def _artifact(state: RunState, event: Event) -> None:

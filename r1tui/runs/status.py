@@ -105,14 +105,21 @@ def writer_alive(layout: RunLayout) -> tuple[bool, str | None]:
     return alive, f"pid {pid}" if alive else None
 
 
+def fold_run(layout: RunLayout, now: float | None = None) -> tuple[RunState, bool, str | None]:
+    """(the run's whole log folded, whether a writer holds it, who): what a status and a
+    crash diagnosis (``r1tui.runs.diagnosis``) are read from."""
+    state = RunState()
+    state.apply_all(read_events(layout.events))
+    alive, who = writer_alive(layout)
+    state.set_process_alive(alive, time.time() if now is None else now)
+    return state, alive, who
+
+
 def run_status(run_dir: str | Path | RunLayout, now: float | None = None) -> RunStatus:
     """What the event log and the run's lock say about a run."""
     layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(Path(run_dir))
     now = time.time() if now is None else now
-    state = RunState()
-    state.apply_all(read_events(layout.events))
-    alive, who = writer_alive(layout)
-    state.set_process_alive(alive, now)
+    state, alive, who = fold_run(layout, now)
     pid = read_pid(layout)
     info = RunStatus(run_id=layout.run_id, run_dir=str(layout.root), status="crashed", alive=alive, pid=pid,
                      last_event_at=state.last_ts, writer=who)
@@ -165,6 +172,18 @@ def is_stuck_pipeline(status: RunStatus) -> bool:
         return True
     started = process_start_time(status.pid)
     return started is not None and started <= status.started_at + 1.0
+
+
+def live_runs(runs_dir: str | Path) -> list[tuple[RunLayout, str]]:
+    """The runs under ``runs_dir`` a writer holds now (the pipeline, or an export, eval or
+    push writing into a finished run), with who: a lock probe per run, no log is read."""
+    live = []
+    for folder in run_folders(runs_dir):
+        layout = RunLayout(folder)
+        alive, who = writer_alive(layout)
+        if alive:
+            live.append((layout, who or "a writer"))
+    return live
 
 
 def list_runs(runs_dir: str | Path) -> list[RunStatus]:

@@ -11,12 +11,18 @@ unsloth are imported only when training starts.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from r1tui.config import Config
 
 BACKENDS = ("unsloth", "hf")
+# Unsloth 2026.10's FastLanguageModel hands a mistral3 checkpoint to its vision path
+# (FastModel, unsloth/models/loader.py), whose get_peft_model does not take r1tui's
+# language-model-only target list; r1tui's unsloth backend therefore trains text models only.
+UNSLOTH_VISION_FALLBACK = ("a Mistral3 (vision) checkpoint trains with the hf backend: r1tui's unsloth backend "
+                           "(FastLanguageModel) adapts text-only Mistral models")
 
 
 def unsloth_installed() -> bool:
@@ -29,15 +35,21 @@ def resolve_backend(config_or_name: Config | str, world_size: int = 1) -> str:
     """`unsloth` or `hf`. `auto` means Unsloth when a CUDA GPU and Unsloth are present and
     training runs in one process (Unsloth trains on one GPU; several processes take hf)."""
     name = config_or_name if isinstance(config_or_name, str) else config_or_name.train.backend
-    if name in BACKENDS:
-        return name
-    if name != "auto":
+    if name not in (*BACKENDS, "auto"):
         from r1tui.errors import R1Error
 
         raise R1Error(f"train.backend = {name!r}: unknown backend; use auto, unsloth or hf")
-    import torch
+    if name == "auto":
+        import torch
 
-    return "unsloth" if world_size == 1 and torch.cuda.is_available() and unsloth_installed() else "hf"
+        name = "unsloth" if world_size == 1 and torch.cuda.is_available() and unsloth_installed() else "hf"
+    if name == "unsloth" and not isinstance(config_or_name, str):
+        from r1tui.train.base import config_has_vision
+
+        if config_has_vision(config_or_name):
+            logging.getLogger(__name__).warning(UNSLOTH_VISION_FALLBACK)
+            return "hf"
+    return name
 
 
 def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, events: Any = None,

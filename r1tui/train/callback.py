@@ -2,7 +2,8 @@
 
 At every logging step it writes a ``metric`` event: step, epoch, loss, learning
 rate, grad norm, tokens/s, samples/s, elapsed and ETA, and on CUDA the allocated,
-reserved and peak memory. A sampler thread writes a ``gpu`` event every
+reserved and peak memory. After each evaluation (``train.eval_steps``) it writes one
+more, ``{"step", "max_steps", "eval_loss"}``. A sampler thread writes a ``gpu`` event every
 ``gpu_sample_seconds`` from NVML (one "no GPU" event where there is none). When the
 run is asked to stop it makes the trainer save a checkpoint after the current step
 and end training. Only the main process writes (under DDP every rank runs this).
@@ -118,6 +119,18 @@ class MetricsCallback(TrainerCallback):
             return control
         self.events.emit("metric", stage=self.stage, **self.metrics(args, state, logs))
         self.events.emit("stage_progress", stage=self.stage, completed=step, total=state.max_steps, unit="step")
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        """The loss on the held-out rows (``train.eval_steps``), as a metric event of its own
+        at the step it was measured: ``{"step", "max_steps", "eval_loss"}`` (transformers
+        prefixes its evaluation metrics with ``eval_``)."""
+        if not state.is_world_process_zero or not metrics or metrics.get("eval_loss") is None:
+            return control
+        if state.global_step <= self.skip_through_step:
+            return control
+        self.events.emit("metric", stage=self.stage, step=state.global_step, max_steps=state.max_steps,
+                         eval_loss=metrics["eval_loss"])
         return control
 
     # -- the numbers

@@ -43,17 +43,21 @@ def bitsandbytes_usable() -> bool:
     return True
 
 
-def lora_config(config: Config) -> Any:
+def lora_config(config: Config, vision: bool = False) -> Any:
     from peft import LoraConfig
 
+    from r1tui.train.base import lora_targets
+
     return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=list(config.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=lora_targets(config.lora.target_modules, vision), bias="none",
+                      task_type="CAUSAL_LM")
 
 
 def load_model(config: Config, base: str) -> tuple[Any, Any]:
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
+
+    from r1tui.train.base import MISTRAL3, VISION_MODULES, model_class
 
     on_cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = {"dtype": getattr(torch, config.train.dtype)}
@@ -68,16 +72,22 @@ def load_model(config: Config, base: str) -> tuple[Any, Any]:
             bnb_4bit_quant_type=config.model.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=config.model.bnb_4bit_use_double_quant,
             bnb_4bit_compute_dtype=getattr(torch, config.model.bnb_4bit_compute_dtype),
+            # a Mistral3 checkpoint's vision tower and projector stay unquantized (and frozen);
+            # transformers matches these from the start of the module name, which is
+            # model.vision_tower… in transformers 5 and vision_tower… in 4.x checkpoints
+            llm_int8_skip_modules=[*VISION_MODULES, *(f"model.{name}" for name in VISION_MODULES), "lm_head"],
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if on_cuda else {"": "cpu"}
-    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    cls = model_class(base)
+    vision = cls.__name__ == MISTRAL3
+    model = cls.from_pretrained(base, **kwargs)
     if quantized:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=config.train.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(model, lora_config(config))
+    model = get_peft_model(model, lora_config(config, vision))
     return model, load_tokenizer(config, base)
 
 

@@ -168,6 +168,12 @@ def training_arguments(config: Config, output_dir: Path, backend_module: Any) ->
         weight_decay=train.weight_decay,
         optim=_optimizer(config, on_cuda),
         logging_steps=train.logging_steps,
+        # the loss on the held-out rows (data.eval_rows) every train.eval_steps; loss only:
+        # keeping a 22B model's logits for the whole eval set would cost gigabytes
+        eval_strategy="steps" if train.eval_steps else "no",
+        eval_steps=train.eval_steps or None,
+        per_device_eval_batch_size=train.per_device_batch_size,
+        prediction_loss_only=True,
         save_strategy="steps",
         save_steps=train.save_steps,
         save_total_limit=SAVE_TOTAL_LIMIT,
@@ -212,6 +218,20 @@ def load_training_dataset(dataset_dir: Path) -> Any:
         raise R1Error(f"{dataset_dir}: the prepared dataset is empty; check data.source and data.num_examples")
     extra = [c for c in dataset.column_names if c not in ("input_ids", "labels")]
     return dataset.remove_columns(extra) if extra else dataset
+
+
+def load_eval_dataset(config: Config, dataset_dir: Path) -> Any | None:
+    """The held-out rows the prepare stage wrote beside the training rows, when the config
+    evaluates (``train.eval_steps``); None when it does not."""
+    from r1tui.data.prepare import EVAL_DIR
+
+    if not config.train.eval_steps:
+        return None
+    folder = dataset_dir / EVAL_DIR
+    if not folder.is_dir():
+        raise R1Error(f"{dataset_dir}: train.eval_steps = {config.train.eval_steps} but the dataset holds no "
+                      "held-out rows; set data.eval_rows and prepare it again")
+    return load_training_dataset(folder)
 
 
 def check_dataset_fits(dataset: Any, config: Config, dataset_dir: Path) -> None:
@@ -273,6 +293,9 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
         # The dataset first: a wrong or overlong one must fail in seconds, not after loading 22B.
         dataset = load_training_dataset(dataset_dir)
         check_dataset_fits(dataset, config, Path(dataset_dir))
+        eval_dataset = load_eval_dataset(config, dataset_dir)
+        if eval_dataset is not None:
+            check_dataset_fits(eval_dataset, config, dataset_dir)
         backend_module = _backend_module(backend)
         base = _ensure_base(config, run_dir)
         started = time.monotonic()
@@ -301,6 +324,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
             model=model,
             args=training_arguments(config, RunLayout(run_dir).checkpoints, backend_module),
             train_dataset=dataset,
+            eval_dataset=eval_dataset,
             data_collator=PadCollator(pad_token_id=_pad_id(tokenizer)),
             processing_class=tokenizer,
             callbacks=[callback],

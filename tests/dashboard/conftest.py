@@ -7,6 +7,8 @@ import asyncio
 import json
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,17 @@ def runs_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "runs"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def fixed_runs_dir() -> Iterator[Path]:
+    """A runs folder at the same path on every run, for SVG snapshots of screens that print
+    it (a plan's exact command line) or whose file sizes hold it (the Runs screen)."""
+    folder = Path(tempfile.gettempdir()) / "r1tui-snapshot-runs"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from r1tui.dashboard.actions import ACTIONS, ActionPlan, Launcher, plan_action
+from r1tui.dashboard.actions import (
+    ACTIONS,
+    ActionPlan,
+    Launcher,
+    guard_live,
+    plan_action,
+    resume_point,
+)
 
 RUN = Path("/runs/20261128-000000-tiny")
 CONFIG = Path("/cfg/tiny.toml")
@@ -93,3 +100,56 @@ def test_last_error_falls_back_to_the_last_line(tmp_path):
     bad.process.wait(timeout=30)
     assert [failed.returncode for failed in launcher.reap()] == [3]
     assert bad.last_error() == "killed"
+
+
+def test_every_confirming_dialog_names_what_its_buttons_do():
+    assert plan("cancel", "running").buttons == ("Cancel the run", "Keep it running")
+    assert plan("push").buttons == ("Push to the Hub", "Don't push")
+    assert plan("start").buttons == ("Start the run", "Don't start")
+    assert plan("resume").buttons == ("Resume the run", "Don't resume")
+    for action in ACTIONS:
+        do, dont = plan(action, "running").buttons
+        assert "launch" not in do.lower() and dont
+
+
+def test_the_shown_command_is_exact_from_the_dashboards_folder(tmp_path):
+    """Paths under the folder the launcher runs in are relative to it, others absolute:
+    pasting the line there runs what the dashboard runs (never `--runs-dir runs` for a
+    runs folder elsewhere)."""
+    here = tmp_path / "work"
+    elsewhere = tmp_path / "elsewhere" / "runs"
+    start = plan_action("start", run_dir=None, config_path=here / "configs" / "tiny.toml", python="python",
+                        runs_dir=elsewhere)
+    assert start.shown(here) == f"python -m r1tui run --config configs/tiny.toml --runs-dir {elsewhere}"
+    inside = plan_action("start", run_dir=None, config_path=None, python="python", runs_dir=here / "runs")
+    assert inside.shown(here) == "python -m r1tui run --runs-dir runs"
+    spaced = plan_action("export", run_dir=tmp_path / "my runs" / "r1", config_path=None, python="python")
+    assert spaced.shown(here) == f"python -m r1tui export '{tmp_path}/my runs/r1'"
+
+
+def test_a_start_while_another_run_is_live_asks_first_and_names_it():
+    live = [("20261201-010000-abcd", "pid 4242 (r1tui pipeline, since 05:00:00)")]
+    guarded = guard_live(plan("start", "none", run=None), live)
+    assert guarded.confirm and not guarded.blocked
+    assert guarded.warning.startswith("another run is live on this machine: 20261201-010000-abcd "
+                                      "(pid 4242 (r1tui pipeline, since 05:00:00)).")
+    assert guard_live(plan("start", "none", run=None), []) == plan("start", "none", run=None)
+    assert guard_live(plan("export"), live) == plan("export")  # only what starts a pipeline asks
+    two = guard_live(plan("resume", "crashed"), live + [("20261201-020000-ef01", "pid 7")])
+    assert two.warning.startswith("other runs are live on this machine: 20261201-010000-abcd") and two.confirm
+
+
+def test_the_resume_plan_names_its_checkpoint_or_step_1(tmp_path):
+    run = tmp_path / "20261201-010000-abcd"
+    assert resume_point(run, "running") == "no checkpoint was saved: training starts again from step 1"
+    for step in (10, 20):
+        (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (run / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (run / "checkpoints" / "checkpoint-30").mkdir()  # half-written: no trainer_state.json
+    assert resume_point(run, "crashed") == "training restarts from checkpoint-20 (step 21)"
+    assert resume_point(run, "finished") == "training finished: skipped unless its inputs changed"
+    assert resume_point(run, "crashed", planned=False) == ""
+    resumed = plan_action("resume", run_dir=run, config_path=None, run_status="crashed",
+                          resume_point=resume_point(run, "crashed"))
+    assert resumed.details[-1] == "training restarts from checkpoint-20 (step 21)"
+    assert "newest checkpoint" not in " ".join(resumed.details)

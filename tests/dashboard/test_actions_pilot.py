@@ -19,7 +19,7 @@ from r1tui.runs.events import EventWriter
 pytestmark = pytest.mark.anyio
 
 # action -> (panel key, action key)
-KEYS = {"start": (KEY["pipeline"], "s"), "resume": (KEY["pipeline"], "r"), "cancel": (KEY["pipeline"], "x"),
+KEYS = {"start": (KEY["overview"], "s"), "resume": (KEY["overview"], "r"), "cancel": (KEY["overview"], "x"),
         "export": (KEY["export"], "e"), "evaluate": (KEY["evaluator"], "v"), "push": (KEY["push"], "p")}
 
 
@@ -61,7 +61,7 @@ async def test_dry_run_on_shows_the_plan_and_launches_nothing(action, make_app, 
         assert text.startswith("Dry run — ")
         config = app.config.source_path
         assert list(app.last_plan.argv) == expected_argv(action, recorded_run, config, app.runs_dir)
-        shown = app.last_plan.shown(app.show_path)  # paths shortened for reading
+        shown = app.last_plan.shown()  # the exact command, pasteable in the dashboard's folder
         assert shown in text and f"runs/{recorded_run.run_id}" in shown
         assert "nothing was launched" in text
         if action == "start":
@@ -315,3 +315,113 @@ def test_attach_fails_when_the_dashboard_crashed(runs_dir, monkeypatch):
     config = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
     assert main(["attach", "--runs-dir", str(runs_dir), "--config", str(config), "--no-gpu-sampling"]) == 1
     assert seen["app"].return_code == 1
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+async def test_start_while_another_run_is_live_asks_first_and_names_it(make_app, recorded_run, new_run, launcher,
+                                                                        settle, wait_for, screen_text):
+    live = new_run(events=False, results=False, run_id="20990101-000000-live")
+    victim = start_fake_live_run(live)
+    try:
+        app = make_app(recorded_run, dry_run=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot, app)
+            await press_action(pilot, "start")
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the guard")
+            text = plan_text(app)
+            assert text.startswith("Start a run?")
+            assert f"another run is live on this machine: 20990101-000000-live (pid {victim.pid})" in text
+            buttons = [str(button.label) for button in app.screen.query("Button")]
+            assert buttons == ["Start the run (y)", "Don't start (n)"]
+            assert "y Start the run" in screen_text(app) and "n Don't start" in screen_text(app)
+            await pilot.press("n")
+            await wait_for(pilot, lambda: not isinstance(app.screen, PlanScreen), what="the dialog to close")
+            assert launcher.plans == []
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the guard again")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: launcher.plans, what="the start")
+            assert launcher.argvs == [expected_argv("start", recorded_run, app.config.source_path, app.runs_dir)]
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+async def test_start_with_no_live_run_launches_without_asking(make_app, recorded_run, launcher, settle, wait_for):
+    app = make_app(recorded_run, dry_run=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "start")
+        await wait_for(pilot, lambda: launcher.plans, what="the start")
+        assert not app.last_plan.warning
+
+
+async def test_the_cancel_dialog_says_cancel_the_run_and_keep_it_running(make_app, new_run, launcher, settle,
+                                                                        wait_for, screen_text):
+    run = new_run(events=False, results=False)
+    victim = start_fake_live_run(run)
+    try:
+        app = make_app(run, dry_run=False, clock=time.time)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot, app)
+            await wait_for(pilot, lambda: app.state.status == "running", what="the live run")
+            await press_action(pilot, "cancel")
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the confirmation")
+            assert [str(b.label) for b in app.screen.query("Button")] == ["Cancel the run (y)", "Keep it running (n)"]
+            footer = screen_text(app).splitlines()[-1]
+            assert "Cancel the run" in footer and "Keep it running" in footer and "launch" not in footer
+            await pilot.press("n")
+            await wait_for(pilot, lambda: not isinstance(app.screen, PlanScreen), what="the dialog to close")
+            assert launcher.plans == [] and victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+async def test_the_plan_shows_the_exact_command_with_the_runs_dir_in_use(make_app, recorded_run, settle, wait_for,
+                                                                        repo_root):
+    """Opened on a runs folder outside the working folder, the start plan prints that
+    folder in full (not `--runs-dir runs`), and the config relative to where it would run."""
+    import shlex
+
+    app = make_app(recorded_run, dry_run=True, config_path=repo_root / "configs" / "tiny.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await press_action(pilot, "start")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the start plan")
+        line = f"python -m r1tui run --config configs/tiny.toml --runs-dir {app.runs_dir}"
+        assert line in plan_text(app).replace("\n", "")
+        assert shlex.split(app.last_plan.shown()) == [
+            "python", "-m", "r1tui", "run", "--config", "configs/tiny.toml", "--runs-dir", str(app.runs_dir)]
+        assert not str(app.runs_dir).startswith(str(repo_root))  # pytest's tmp folder: elsewhere
+
+
+async def test_the_resume_plan_names_the_checkpoint_or_says_step_1(make_app, new_run, settle, wait_for):
+    run = new_run(events=False, results=False)
+    pid = dead_pid()
+    run.layout.pid.write_text(f"{pid}\n")
+    with EventWriter(run.layout.events) as writer:
+        writer.emit("run_started", run_id=run.run_id, pid=pid, stages=["prepare", "train"], heartbeat_s=10.0)
+        writer.emit("stage_started", stage="train")
+        writer.emit("metric", stage="train", step=3, max_steps=30, loss=9.9)
+    app = make_app(run, dry_run=True, clock=time.time)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await wait_for(pilot, lambda: app.state.status == "crashed", what="the crashed run")
+        await press_action(pilot, "resume")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the resume plan")
+        text = plan_text(app)
+        assert "no checkpoint was saved: training starts again from step 1" in text
+        assert "newest checkpoint" not in text
+        await pilot.press("escape")
+        checkpoint = run.layout.checkpoints / "checkpoint-2"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "trainer_state.json").write_text("{}")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), what="the resume plan again")
+        assert "training restarts from checkpoint-2 (step 3)" in plan_text(app)

@@ -5,7 +5,7 @@ comes from the OS lock: not held, unless a case holds it), then read twice: by
 ``r1tui.runs.status.run_status`` (what `r1tui runs` / `logs` / `cancel` show) and by the
 dashboard as its tail worker folds it. Both must say the same run status and the same
 stage states, on the screen too. A stage registered at test time shows up in the
-Pipeline panel without touching the dashboard's code.
+Overview panel without touching the dashboard's code.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def distill():
     registry.unregister(stage.name)
 
 
-async def test_a_stage_registered_at_test_time_is_in_the_pipeline_panel(distill, make_app, recorded_run, settle,
+async def test_a_stage_registered_at_test_time_is_in_the_overview_panel(distill, make_app, recorded_run, settle,
                                                                        screen_text):
     app = make_app(recorded_run)
     assert "distill" in app.plan("start").details[0]  # the start plan lists it too

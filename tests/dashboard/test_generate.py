@@ -246,15 +246,18 @@ async def test_no_generation_says_how_to_start_one(make_app, recorded_run, settl
 
 # ---- the panels' keys -------------------------------------------------------------------
 
-def test_every_panel_has_a_digit_and_attach_knows_it():
+def test_every_panel_has_a_key_and_attach_knows_it():
     from r1tui.cli.attach import PANELS as ATTACH_PANELS
 
     assert ATTACH_PANELS == PANEL_IDS
-    assert [PANEL_KEYS[panel.PANEL_ID] for panel in PANELS] == list("1234567890"[:len(PANELS)])
+    # the first ten panels take the digits in keyboard order, the rest a letter each
+    assert [PANEL_KEYS[panel.PANEL_ID] for panel in PANELS[:10]] == list("1234567890"[:len(PANELS)])
+    assert PANEL_KEYS["logs"] == "l"
+    assert len(set(PANEL_KEYS.values())) == len(PANELS)
     bindings = {b.key: b.action for b in MainScreen.BINDINGS if b.action.startswith("show_panel")}
     assert bindings == {PANEL_KEYS[p]: f"show_panel('{p}')" for p in PANEL_IDS}
     # the new panel took the free key: the panels people already know kept theirs
-    assert [PANEL_KEYS[p] for p in ("pipeline", "config", "data", "training", "push", "generate")] == \
+    assert [PANEL_KEYS[p] for p in ("overview", "config", "data", "training", "push", "generate")] == \
         ["1", "2", "3", "4", "9", "0"]
 
 

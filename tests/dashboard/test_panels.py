@@ -8,12 +8,11 @@ import types
 from collections import namedtuple
 
 import pytest
-from textual.widgets import Sparkline, TabbedContent
+from textual.widgets import TabbedContent
 from textual_plotext import PlotextPlot
 
 from r1tui.dashboard.screens.main import PANEL_KEYS as KEY
 from r1tui.dashboard.widgets.data import DataPanel
-from r1tui.dashboard.widgets.gpu import GpuPanel
 from r1tui.dashboard.widgets.push import PushPanel
 from r1tui.pipeline import registry
 from r1tui.present import format_bytes
@@ -37,10 +36,10 @@ async def test_attach_replays_the_whole_log(make_app, recorded_run, settle, scre
         header = text.splitlines()[0]
         assert recorded_run.run_id in header and "finished" in header and "hf" in header
         assert "dry run off" in header  # a run was found: dry run starts off
-        assert app.query_one(TabbedContent).active == "pipeline"
+        assert app.query_one(TabbedContent).active == "overview"
 
 
-async def test_pipeline_panel_lists_every_stage(make_app, recorded_run, settle, screen_text, wait_for):
+async def test_overview_panel_lists_every_stage(make_app, recorded_run, settle, screen_text, wait_for):
     app = make_app(recorded_run)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -95,8 +94,8 @@ async def test_dry_run_view_without_a_run(make_app, settle, screen_text, wait_fo
         assert "no run yet" in text and "DRY RUN" in text.splitlines()[0]
         await wait_for(pilot, lambda: app.masking_stats is not None, what="masking stats")
         assert app.masking_stats["dry_run"] and app.masking_stats["examples"] > 0
-        await pilot.press(KEY["pipeline"])
-        await wait_for(pilot, lambda: "No run yet" in screen_text(app), what="pipeline panel")
+        await pilot.press(KEY["overview"])
+        await wait_for(pilot, lambda: "No run yet" in screen_text(app), what="overview panel")
         assert "s starts one with configs/tiny.toml" in screen_text(app)  # the config start launches
 
 
@@ -162,14 +161,19 @@ class FakeNvmlError(Exception):
 
 @pytest.fixture
 def fake_nvml(monkeypatch):
-    """A stand-in for the ``pynvml`` module (the NVML boundary), so the GPU panel's local
-    sampling through r1tui.gpu answers the same on any machine: no driver, or one H100."""
+    """A stand-in for the ``pynvml`` module (the NVML boundary), so the Resources panel's
+    local sampling through r1tui.gpu answers the same on any machine: no driver, or one H100
+    on which this test process holds 3 GB (so the panel marks it as the run's own when the
+    run's writer is this process) and another process 1 GB."""
     from r1tui import gpu
 
     def install(with_gpu: bool) -> None:
+        import os
+
         module = types.ModuleType("pynvml")
         Memory = namedtuple("Memory", "total free used")
         Rates = namedtuple("Rates", "gpu memory")
+        Process = namedtuple("Process", "pid usedGpuMemory")
 
         def init():
             if not with_gpu:
@@ -178,12 +182,20 @@ def fake_nvml(monkeypatch):
         module.nvmlInit = init
         module.nvmlShutdown = lambda: None
         module.NVML_TEMPERATURE_GPU = 0
+        module.NVML_CLOCK_SM, module.NVML_CLOCK_MEM = 1, 2
+        module.nvmlDeviceGetCount = lambda: 1
         module.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
         module.nvmlDeviceGetName = lambda handle: "NVIDIA H100 80GB HBM3"
         module.nvmlDeviceGetMemoryInfo = lambda handle: Memory(total=80e9, free=60e9, used=20e9)
         module.nvmlDeviceGetUtilizationRates = lambda handle: Rates(gpu=97, memory=40)
         module.nvmlDeviceGetTemperature = lambda handle, sensor: 71
         module.nvmlDeviceGetPowerUsage = lambda handle: 350_500
+        module.nvmlDeviceGetEnforcedPowerLimit = lambda handle: 700_000
+        module.nvmlDeviceGetClockInfo = lambda handle, clock: {1: 1980, 2: 2619}[clock]
+        module.nvmlDeviceGetMaxClockInfo = lambda handle, clock: {1: 1980, 2: 2619}[clock]
+        module.nvmlDeviceGetComputeRunningProcesses = lambda handle: [Process(os.getpid(), 3_000_000_000),
+                                                                      Process(1, 1_000_000_000)]
+        module.nvmlDeviceGetGraphicsRunningProcesses = lambda handle: []
         monkeypatch.setitem(sys.modules, "pynvml", module)
         gpu.reset()
 
@@ -191,52 +203,39 @@ def fake_nvml(monkeypatch):
     gpu.reset()
 
 
-async def test_gpu_panel_says_clearly_there_is_no_gpu_with_nvml_faked_absent(make_app, recorded_run, settle,
-                                                                             screen_text, wait_for, fake_nvml):
+async def test_resources_panel_says_clearly_there_is_no_gpu_with_nvml_faked_absent(make_app, recorded_run, settle,
+                                                                                   screen_text, wait_for, fake_nvml):
     fake_nvml(with_gpu=False)
     app = make_app(recorded_run, sample_local_gpu=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        await pilot.press(KEY["gpu"])
-        panel = app.query_one(GpuPanel)
-        await wait_for(pilot, lambda: panel.local.available is not None, what="a local NVML sample")
+        await pilot.press(KEY["resources"])
+        await wait_for(pilot, lambda: app.monitor.latest is not None, what="a local sample")
         await wait_for(pilot, lambda: "NVML Shared Library" in screen_text(app), what="the local reason")
         text = screen_text(app)
         recorded_sample = next(e.data for e in recorded(recorded_run) if e.type == "gpu")
         assert recorded_sample["available"] is False
-        assert text.count("no GPU") == 2  # the run's log, and this machine as the fake NVML answers
+        assert "no GPU found on this machine" in text  # this machine, as the fake NVML answers
+        assert text.count("no GPU") == 2  # ... and the run's log
         assert recorded_sample["reason"] in text
+        assert "this machine" in text and "RAM" in text  # the host side is still shown
 
 
-async def test_gpu_panel_shows_this_machines_gpu_with_nvml_faked_present(make_app, recorded_run, settle,
-                                                                         screen_text, wait_for, fake_nvml):
+async def test_resources_panel_shows_this_machines_gpu_with_nvml_faked_present(make_app, recorded_run, settle,
+                                                                               screen_text, wait_for, fake_nvml):
     fake_nvml(with_gpu=True)
     app = make_app(recorded_run, sample_local_gpu=True)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)
-        await pilot.press(KEY["gpu"])
+        await pilot.press(KEY["resources"])
         await wait_for(pilot, lambda: "NVIDIA H100 80GB HBM3" in screen_text(app), what="the local GPU")
         text = screen_text(app)
         assert text.count("no GPU") == 1  # only the recorded run (a CPU run) had none
-        assert "20.0 GB / 80.0 GB (25%)" in text and "97%" in text and "71 °C" in text
-        assert app.query_one(GpuPanel).local.available is True
-
-
-async def test_gpu_panel_gauge_and_history_from_gpu_events(make_app, new_run, settle, screen_text, wait_for):
-    run = new_run()
-    with EventWriter(run.layout.events) as writer:
-        for used in (4e9, 8e9, 12e9):
-            writer.emit("gpu", stage="train", available=True, name="NVIDIA H100", memory_used=used,
-                        memory_total=80e9, utilization=93, temperature=64)
-    app = make_app(run)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        await pilot.press(KEY["gpu"])
-        await wait_for(pilot, lambda: "from the run's log" in screen_text(app), what="the gpu panel")
-        text = screen_text(app)
-        assert "NVIDIA H100" in text and "12.0 GB / 80.0 GB (15%)" in text
-        assert "93%" in text and "64 °C" in text
-        assert app.query_one("#gpu-run-history", Sparkline).data == [4e9, 8e9, 12e9]
+        assert "20.0 GB/80.0 GB" in text and "97%" in text and "71 °C" in text
+        assert "POWER 350/700 W" in text and "SM 1980/1980 MHz" in text and "MEM 2619/2619 MHz" in text
+        assert "3.0 GB" in text and "1.0 GB" in text  # both processes on the GPU
+        assert "◀ run" not in text  # the recorded run is not running: none of them is its own
+        assert app.monitor.gpus[0].utilization[-1] == 97
 
 
 async def test_export_panel_sizes_and_parity(make_app, exported_run, settle, screen_text, wait_for):
@@ -388,8 +387,8 @@ async def test_nan_and_non_numeric_metrics_are_ignored(make_app, new_run, settle
         text = screen_text(app)
         assert "step 0/10" in text and "nan" not in text.lower() and "inf" not in text
         assert app.is_running and app.return_code is None
-        await pilot.press(KEY["pipeline"])
-        await wait_for(pilot, lambda: "train" in screen_text(app), what="the pipeline panel")
+        await pilot.press(KEY["overview"])
+        await wait_for(pilot, lambda: "train" in screen_text(app), what="the overview panel")
         assert app.is_running
 
 
@@ -421,3 +420,17 @@ async def test_evaluator_table_fits_80_columns(make_app, recorded_run, settle, s
         for domain in results["domains"]:
             assert any(line.split() and line.split()[0] == domain for line in text.splitlines()), domain
         assert "…" not in "\n".join(text.splitlines()[3:-1])
+
+
+@pytest.mark.parametrize("last_key", ["1", "l"], ids=["first-tab", "last-tab"])
+async def test_every_tab_title_is_whole_at_80_columns(last_key, make_app, recorded_run, settle, screen_text):
+    """Eleven tabs in 80 columns: no title is cut or scrolled away, whichever tab is active."""
+    from r1tui.dashboard.screens.main import PANELS
+
+    app = make_app(recorded_run)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press(last_key)
+        await pilot.pause(0.2)
+        tabs = screen_text(app).splitlines()[1]
+        assert tabs.split() == [panel.TITLE for panel in PANELS], tabs

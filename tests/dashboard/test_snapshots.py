@@ -14,6 +14,12 @@ from r1tui.dashboard.widgets.data import DataPanel
 SMALL = (80, 24)
 
 
+@pytest.fixture
+def runs_dir(fixed_runs_dir):
+    """The same runs path on every run: the snapshots show it (or sizes of files holding it)."""
+    return fixed_runs_dir
+
+
 def before(settle, wait_for, screen_text, keys: str = "", marker: str | None = None, extra=None):
     async def run_before(pilot) -> None:
         app = pilot.app
@@ -31,11 +37,11 @@ def before(settle, wait_for, screen_text, keys: str = "", marker: str | None = N
 
 
 @pytest.mark.parametrize(("keys", "marker"), [
-    pytest.param("", "events · log:", id="pipeline"),
+    pytest.param("", "events · log:", id="overview"),
     pytest.param(KEY["training"], "checkpoints step", id="training"),
     pytest.param(KEY["export"], "tokenizer parity", id="export"),
     pytest.param(KEY["evaluator"], "eval: tiny", id="evaluator"),
-    pytest.param(KEY["gpu"], "no GPU", id="gpu_panel"),
+    pytest.param(KEY["resources"], "no GPU", id="resources"),
 ])
 def test_run_views(keys, marker, snap_compare, make_app, recorded_run, settle, wait_for, screen_text):
     app = make_app(recorded_run)
@@ -59,7 +65,7 @@ def test_dry_run_view_without_a_run(snap_compare, make_app, settle, wait_for, sc
 
     app = make_app(None)
     assert snap_compare(app, terminal_size=SMALL,
-                        run_before=before(settle, wait_for, screen_text, "", "Model and LoRA", masking_done))
+                        run_before=before(settle, wait_for, screen_text, "", "masked ", masking_done))
 
 
 def test_start_plan_dialog_in_dry_run(snap_compare, make_app, recorded_run, settle, wait_for, screen_text):
@@ -68,7 +74,7 @@ def test_start_plan_dialog_in_dry_run(snap_compare, make_app, recorded_run, sett
                         run_before=before(settle, wait_for, screen_text, "1s", "nothing was launched"))
 
 
-def test_pipeline_when_larger(snap_compare, make_app, recorded_run, settle, wait_for, screen_text):
+def test_overview_when_larger(snap_compare, make_app, recorded_run, settle, wait_for, screen_text):
     app = make_app(recorded_run)
     assert snap_compare(app, terminal_size=(120, 36),
                         run_before=before(settle, wait_for, screen_text, "", "events · log:"))

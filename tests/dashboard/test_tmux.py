@@ -3,6 +3,7 @@ and read the screen back with capture-pane."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -86,7 +87,7 @@ def test_dashboard_in_a_real_terminal(tmux, exported_run, runs_dir, repo_root, s
 
     tmux.keys("d")  # dry run on
     tmux.wait_for("DRY RUN")
-    tmux.keys(KEY["pipeline"], "s")  # start: only the plan
+    tmux.keys(KEY["overview"], "s")  # start: only the plan
     screen = tmux.wait_for("nothing was launched")
     assert "Dry run — Start a run" in screen
     tmux.keys("Escape")
@@ -95,6 +96,11 @@ def test_dashboard_in_a_real_terminal(tmux, exported_run, runs_dir, repo_root, s
 
     tmux.keys(KEY["repl"])  # REPL: one turn with the scripted tiny GGUF
     tmux.wait_for("tiny-mistral-random-r1-Q4_K_M.gguf")
+    # the run trained on replies that open with <think>, so "auto" prefills it; the scripted
+    # GGUF writes its own <think>, so ctrl+g turns the prefill off (the key, in a real terminal)
+    tmux.wait_for("thinking prefill <think>")
+    tmux.keys("C-g")
+    tmux.wait_for("thinking no prefill")
     tmux("send-keys", "-t", "dash", "-l", "What is 2+2?")
     tmux.keys("Enter")
     screen = tmux.wait_for("FINAL ANSWER: 4", timeout=90)
@@ -122,3 +128,41 @@ def test_sigint_quits_the_dashboard_and_restores_the_terminal(tmux, exported_run
     os.kill(dashboard, signal.SIGINT)
     screen = tmux.wait_for("EXIT=", timeout=30)
     assert "EXIT=0" in screen and "dry run off" not in screen  # quit, and the screen is the shell's again
+
+
+def test_a_live_run_that_finishes_rings_the_bell_and_sends_osc_through_tmux(tmux, runs_dir, repo_root, prepared_data,
+                                                                              runs_helpers, tmp_path):
+    """A real tiny run (train on a prepared dataset) started detached; the dashboard opened
+    with bare `r1tui --runs-dir DIR` in tmux attaches to it while it is live. When the run
+    finishes, the bytes the dashboard wrote to its terminal (tmux pipe-pane: the pane's raw
+    output, before tmux interprets it) hold OSC 9 and OSC 777 wrapped in tmux's DCS
+    passthrough, and the BEL."""
+    config = runs_helpers.write_config(tmp_path, runs_dir)
+    started = subprocess.run([sys.executable, "-m", "r1tui", "run", "--config", str(config), "--dataset",
+                              str(prepared_data), "--stages", "train", "--json"], capture_output=True, text=True,
+                             timeout=120, cwd=repo_root, env=runs_helpers.cli_env(tmp_path))
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    raw = tmp_path / "pane.raw"
+    command = shlex.join([sys.executable, "-m", "r1tui", "--runs-dir", str(runs_dir)])
+    tmux("-f", os.devnull, "new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color",
+         "-c", str(repo_root), f"{command}; echo EXIT=$?; sleep 30")
+    tmux("pipe-pane", "-o", "-t", "dash", f"cat >> {shlex.quote(str(raw))}")
+    screen = tmux.wait_for(run_id, timeout=60)
+    try:
+        assert "running" in screen.splitlines()[0], screen  # attached while live: the finish is news
+        deadline = time.monotonic() + 300
+        while b"\x1bPtmux;\x1b\x1b]777;notify;" not in (raw.read_bytes() if raw.exists() else b""):
+            assert time.monotonic() < deadline, f"no OSC 777 in the pane's output; the screen:\n{tmux.screen()}"
+            time.sleep(0.2)
+        out = raw.read_bytes()
+        osc9 = f"\x1bPtmux;\x1b\x1b]9;r1tui: run finished: run {run_id} finished in ".encode()
+        assert osc9 in out
+        osc777 = f"\x1bPtmux;\x1b\x1b]777;notify;r1tui: run finished;run {run_id} finished in ".encode()
+        assert osc777 in out
+        after = out[out.index(osc777):]
+        assert after.index(b"\x1b\\\x07") > 0  # the passthrough closed, then the bell
+        tmux.wait_for("run finished")  # the toast
+    finally:
+        tmux.keys("q")
+    assert "EXIT=0" in tmux.wait_for("EXIT=", timeout=30)

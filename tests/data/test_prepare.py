@@ -53,6 +53,49 @@ def test_prepare_writes_dataset_stats_and_events(tmp_path, tiny_config_path):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+def test_eval_rows_are_held_out_disjoint_and_deterministic(tmp_path, tiny_config_path):
+    """data.eval_rows: a seeded pick of rows written to data/eval, none of them trained on;
+    the same config picks the same rows, another seed others."""
+    from datasets import load_from_disk
+
+    from r1tui.data.prepare import EVAL_DIR, eval_row_indices
+
+    everything = tmp_path / "all"
+    prepare_dataset(tiny(tiny_config_path, num_examples=30), everything)
+    every_row = [tuple(ids) for ids in load_from_disk(str(everything))["input_ids"]]
+    assert len(set(every_row)) == 30 and not (everything / EVAL_DIR).exists()
+
+    out = tmp_path / "split"
+    stats = prepare_dataset(tiny(tiny_config_path, num_examples=30, eval_rows=6), out)
+    train, held = load_from_disk(str(out)), load_from_disk(str(out / EVAL_DIR))
+    assert (len(train), len(held)) == (24, 6) == (stats["train_examples"], stats["eval_examples"])
+    assert stats["examples"] == 30 and load_stats(out)["eval_examples"] == 6
+    train_rows, held_rows = [tuple(ids) for ids in train["input_ids"]], [tuple(ids) for ids in held["input_ids"]]
+    assert not set(train_rows) & set(held_rows)  # disjoint
+    assert sorted(train_rows + held_rows) == sorted(every_row)  # every row on exactly one side
+    picked = eval_row_indices(30, 6, 0)
+    assert held_rows == [every_row[i] for i in picked]  # the seeded pick, in row order
+    assert train_rows == [row for i, row in enumerate(every_row) if i not in picked]
+    assert held.column_names == train.column_names == ["input_ids", "labels", "domain"]
+
+    again = tmp_path / "again"
+    prepare_dataset(tiny(tiny_config_path, num_examples=30, eval_rows=6), again)
+    assert load_from_disk(str(again / EVAL_DIR))["input_ids"] == held["input_ids"]  # deterministic
+    assert eval_row_indices(30, 6, 1) != picked and eval_row_indices(30, 0, 0) == []
+
+
+def test_eval_rows_leaving_nothing_to_train_on_is_one_line(tmp_path, tiny_config_path):
+    """More held-out rows than survive the length policy: refused before anything is written."""
+    from r1tui.errors import R1Error
+
+    config = tiny(tiny_config_path, num_examples=20, eval_rows=12, max_seq_length=160)
+    with pytest.raises(R1Error) as excinfo:
+        prepare_dataset(config, tmp_path / "data")
+    message = str(excinfo.value)
+    assert "\n" not in message and message.startswith("data.eval_rows = 12: only ")
+    assert "rows are left after the length policy" in message and not (tmp_path / "data").exists()
+
+
 def test_prepare_replaces_an_existing_folder(tmp_path, tiny_config_path):
     out = tmp_path / "data"
     prepare_dataset(tiny(tiny_config_path, num_examples=12), out)

@@ -49,12 +49,13 @@ INVALID = {
     "only an assistant": conv(("assistant", "a")),
 }
 
-SPECS = ["v3", "tekken", "v2", "v7", "tekken_v7"]
+SPECS = ["v3", "tekken", "v2", "v7", "tekken_v7", "tekken-v7", "tekken_v11"]
 
 
 @pytest.fixture(params=SPECS)
 def spec(request) -> str:
-    folders = {"v2": "v2_folder", "v7": "v7_folder", "tekken_v7": "tekken_v7_folder"}
+    folders = {"v2": "v2_folder", "v7": "v7_folder", "tekken_v7": "tekken_v7_folder",
+               "tekken_v11": "tekken_v11_folder"}
     if request.param in folders:
         return str(request.getfixturevalue(folders[request.param]))
     return request.param
@@ -90,7 +91,7 @@ def test_an_empty_assistant_message_merged_into_the_next_is_judged_as_mistral_co
         assert load_renderer(spec).render(messages).input_ids == expected
 
 
-@pytest.mark.parametrize("spec_name", ["v3", "tekken"])
+@pytest.mark.parametrize("spec_name", ["v3", "tekken", "tekken-v7"])
 def test_synthetic_rows_equal_mistral_common(spec_name, ref_ids):
     renderer = load_renderer(spec_name)
     conversations = [conv(("user", row["question"]), ("assistant", format_assistant(row["reasoning"], row["answer"])))
@@ -99,7 +100,7 @@ def test_synthetic_rows_equal_mistral_common(spec_name, ref_ids):
         assert rendered.input_ids == ref_ids(spec_name, messages)
 
 
-@pytest.mark.parametrize("spec_name", ["v3", "tekken"])
+@pytest.mark.parametrize("spec_name", ["v3", "tekken", "tekken-v7"])
 def test_prompt_ids_equal_mistral_common(spec_name, ref_prompt_ids):
     renderer = load_renderer(spec_name)
     for messages in (conv(("user", " hi  thére")),
@@ -125,7 +126,7 @@ def _expected_labels(spec, messages, ref_ids, ref_prompt_ids, train_on):
     return labels
 
 
-@pytest.mark.parametrize("spec_name", ["v3", "tekken"])
+@pytest.mark.parametrize("spec_name", ["v3", "tekken", "tekken-v7"])
 @pytest.mark.parametrize("train_on", ["all", "last"])
 @pytest.mark.parametrize("case", ["multi-turn", "leading and trailing whitespace", "emoji", "code block"])
 def test_labels_cover_exactly_the_responses(spec_name, train_on, case, ref_ids, ref_prompt_ids):
@@ -134,7 +135,7 @@ def test_labels_cover_exactly_the_responses(spec_name, train_on, case, ref_ids, 
     assert rendered.labels == _expected_labels(spec_name, messages, ref_ids, ref_prompt_ids, train_on)
 
 
-@pytest.mark.parametrize("spec_name", ["v3", "tekken"])
+@pytest.mark.parametrize("spec_name", ["v3", "tekken", "tekken-v7"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_masking_invariants(spec_name, case):
     renderer = load_renderer(spec_name)
@@ -159,7 +160,7 @@ def test_masking_invariants(spec_name, case):
             assert label == IGNORE_INDEX
 
 
-@pytest.mark.parametrize("spec_name", ["v3", "tekken"])
+@pytest.mark.parametrize("spec_name", ["v3", "tekken", "tekken-v7"])
 def test_mask_think_trains_only_the_final_answer(spec_name):
     renderer = load_renderer(spec_name)
     messages = CASES["multi-turn"]
@@ -218,3 +219,57 @@ def test_hf_tokenizer_folder_renders_like_v3(v3_tokenizer_dir, ref_ids):
     messages = CASES["system prompt"]
     ids = load_renderer(folder).render(messages).input_ids
     assert ids == load_renderer("v3").render(messages).input_ids == ref_ids(folder, messages)
+
+
+def test_tekken_v7_is_the_shipped_tekken_vocabulary_in_the_v7_format(ref_ids):
+    """What r1tui derives for Mistral Small 3.x: tekken_240911.json's vocabulary and special
+    tokens unchanged, version v7; [SYSTEM_PROMPT] / [/SYSTEM_PROMPT] at 17 / 18 as in the
+    published 2501 / 2503 / 2506 tokenizers; the <s>[SYSTEM_PROMPT]…[/SYSTEM_PROMPT][INST]…
+    [/INST]…</s> template of their model cards, as mistral-common encodes it."""
+    import json
+
+    from r1tui.data.tokenizer import load_text_tokenizer, tokenizer_file
+
+    derived = json.loads(tokenizer_file("tekken-v7").read_text(encoding="utf-8"))
+    shipped = json.loads(tokenizer_file("tekken").read_text(encoding="utf-8"))
+    assert derived["config"] == {**shipped["config"], "version": "v7"}
+    assert derived["vocab"] == shipped["vocab"] and "image" not in derived
+    assert derived.get("special_tokens") == shipped.get("special_tokens")
+    text = load_text_tokenizer("tekken-v7")
+    assert (text.version, text.vocab_size) == ("v7", 131072)
+    assert [text.control_id(name) for name in ("<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]",
+                                               "[/SYSTEM_PROMPT]")] == [1, 2, 3, 4, 17, 18]
+    messages = conv(("system", "S"), ("user", "Q"), ("assistant", "A"))
+    ids = load_renderer("tekken-v7").render(messages).input_ids
+    assert ids == ref_ids("tekken-v7", messages)
+    assert ids[:2] == [1, 17] and ids[-1] == 2 and [3, 4, 18] == sorted({3, 4, 18} & set(ids))
+    # the body text is Tekken's own: identical ids to the v3-format file for the same text
+    assert text.encode("Ça coûte 3 € 🎉") == load_text_tokenizer("tekken").encode("Ça coûte 3 € 🎉")
+
+
+# The ids mistral-common gives with the *released* Mistral-Small-3.1-24B-Instruct-2503 tekken.json
+# (mistralai/mistral-common, scripts/provision_test_tokenizers.py pins it by SHA-256 as profile
+# "v7-image"; tests/data/expected/chat-sample-weather-full-released-p7i/expected.json holds the
+# ids): the first four messages of that conversation, and two answer texts further on.
+RELEASED_2503_MESSAGES = conv(("system", "Don't make assumptions about what values to plug into functions."),
+                              ("system", "Ask for clarification if a user request is ambiguous."),
+                              ("user", "What's the weather like today"),
+                              ("assistant", "Sure, can you please provide me with your location?"))
+RELEASED_2503_IDS = [1, 17, 11874, 2405, 3180, 31215, 2314, 2549, 4213, 1317, 27148, 2203, 7389, 1046, 18, 17, 83665,
+                     1394, 80697, 1693, 1261, 3330, 4546, 1395, 61103, 1046, 18, 3, 7493, 1681, 1278, 17253, 2479, 9406,
+                     4, 69957, 1044, 1710, 1636, 10678, 5234, 1639, 1454, 2143, 7285, 1063, 2]
+RELEASED_2503_TEXTS = {
+    "The current temperature in Paris, France is 22 degrees Celsius.":
+        [1784, 3519, 6138, 1294, 6993, 1044, 5498, 1395, 1032, 1050, 1050, 17633, 112399, 1046],
+    "Please tell me the number of days you want the weather forecast for.":
+        [17013, 5584, 1639, 1278, 2782, 1307, 5072, 1636, 2933, 1278, 17253, 52932, 1394, 1046],
+}
+
+
+def test_tekken_v7_gives_the_ids_of_the_released_mistral_small_3_1_tokenizer():
+    from r1tui.data.tokenizer import load_text_tokenizer
+
+    assert load_renderer("tekken-v7").render(RELEASED_2503_MESSAGES).input_ids == RELEASED_2503_IDS
+    text = load_text_tokenizer("tekken-v7")
+    for sentence, ids in RELEASED_2503_TEXTS.items():
+        assert text.encode(sentence) == ids

@@ -62,6 +62,11 @@ def test_eval_run_against_another_gguf(scripted_run, random_gguf, eval_jsonl, sc
     assert Path(results["model"]["path"]).parent == scripted_run / "gguf"
     assert results["run"] == "tiny-run" and results["complete"]
     assert all(s["response"] == scripted_reply and s["finish_reason"] == "eos" for s in results["samples"])
+    # infer.prefill_think = "auto": this run has no prepared data to say it trained on think blocks
+    thinking = results["generation"]["thinking"]
+    assert thinking["prefill"] is False and thinking["max_think_tokens"] == 0
+    assert thinking["prefill_reason"] == "auto: no prepared data in tiny-run/data"
+    assert other["generation"]["thinking"]["prefill_reason"] == "auto: no run, so no training data to read"
 
     # correctness: 4 is right for three rows ("4", "4.0 m", coding "4"), wrong for "8" and "[4]"
     assert [s["correct"] for s in results["samples"]] == [True, False, True, True, False]
@@ -161,8 +166,8 @@ def test_dry_run_writes_nothing(scripted_run, random_gguf, capsys, monkeypatch):
 
 def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["eval"]) == 1
-    assert capsys.readouterr().err.strip().startswith("error: nothing to evaluate")
+    assert main(["eval"]) == 1  # no model named: the newest run's, and there is none
+    assert capsys.readouterr().err.strip().startswith("error: no runs in ")
     (tmp_path / "runs" / "bare").mkdir(parents=True)
     assert main(["eval", str(tmp_path / "runs" / "bare")]) == 1
     assert "bare is a folder but not a run" in capsys.readouterr().err

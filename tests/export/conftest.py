@@ -116,13 +116,13 @@ def converter_dir() -> Path:
     return find_converter()
 
 
-VOCAB_SIZES = {"v3": 32768, "tekken": 131072}
+VOCAB_SIZES = {"v3": 32768, "tekken": 131072, "tekken-v7": 131072}
 
 
 def published_model_folder(folder: Path, spec: str) -> Path:
     """What merge leaves in merged/ minus the weights: config.json (a Mistral model with the
     tokenizer's vocabulary) and the published tokenizer of ``spec`` (v3, or Tekken from
-    mistral-common's own tekken file)."""
+    mistral-common's own tekken file, in its v3 or the derived v7 format)."""
     from transformers import MistralConfig
 
     from r1tui.data.tokenizer import write_published_tokenizer
@@ -138,7 +138,7 @@ def published_model_folder(folder: Path, spec: str) -> Path:
 
 @pytest.fixture(scope="session")
 def published_folders(tmp_path_factory) -> dict[str, Path]:
-    """spec -> a merged-like folder (config.json + published tokenizer), for v3 and Tekken."""
+    """spec -> a merged-like folder (config.json + published tokenizer), for v3 and both Tekkens."""
     root = tmp_path_factory.mktemp("published")
     return {spec: published_model_folder(root / spec, spec) for spec in VOCAB_SIZES}
 

@@ -17,6 +17,9 @@ def front_matter(card: str) -> dict:
     ("mistral-small-2409", "mistralai/Mistral-Small-Instruct-2409",
      {"license": "other", "license_name": "mrl", "license_link": "https://mistral.ai/licenses/MRL-0.1.md"}),
     ("mistral-small-24b", "mistralai/Mistral-Small-24B-Instruct-2501", {"license": "apache-2.0"}),
+    ("mistral-small-3.1", "mistralai/Mistral-Small-3.1-24B-Instruct-2503", {"license": "apache-2.0"}),
+    ("mistral-small-3.2", "mistralai/Mistral-Small-3.2-24B-Instruct-2506", {"license": "apache-2.0"}),
+    ("magistral-small", "mistralai/Magistral-Small-2506", {"license": "apache-2.0"}),
 ])
 def test_card_carries_the_base_models_licence(exported_run, architecture, name, expected):
     from r1tui.config import parse_config
@@ -146,3 +149,24 @@ def test_export_command_reports_sizes_next_to_the_calculator(exported_run, tmp_p
     result = json.loads(capsys.readouterr().out)
     assert result["skipped"] == ["merge", "gguf", "quantize", "parity"]
     assert result["gguf"]["Q4_K_M"]["calculator_bytes"] == result["gguf"]["Q4_K_M"]["tensor_bytes"]
+
+
+def test_v7_modelfile_template_and_card_line_speak_the_system_prompt_tokens():
+    """Tekken v7 (Mistral Small 3.x): each branch of the Ollama template, filled in, gives the
+    text of the training ids; the card names the [SYSTEM_PROMPT] format."""
+    import re
+
+    from r1tui.data.render import load_renderer
+    from r1tui.export.card import prompt_format_line
+    from r1tui.export.modelfile import ollama_template
+
+    renderer = load_renderer("tekken-v7")
+    template = ollama_template(tekken=True, system_in_place=True)
+    branch = {role: re.search(rf'eq \.Role "{role}" \}}\}}(.*?)\n', template).group(1)
+              for role in ("system", "user", "assistant")}
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
+                {"role": "assistant", "content": "Yo"}]
+    text = "<s>" + "".join(branch[m["role"]].replace("{{ .Content }}", m["content"]) for m in messages)
+    assert text == "".join(renderer.piece(i) for i in renderer.render(messages).input_ids)
+    assert "[SYSTEM_PROMPT]" in prompt_format_line("tekken-v7")
+    assert "[SYSTEM_PROMPT]" not in prompt_format_line("tekken")

@@ -1,6 +1,6 @@
-"""Parity per client: every published artefact through the client that loads it, for v3
-and Tekken (a folder built from mistral-common's own Tekken file), on prompts ending with
-a user turn and on whole conversations."""
+"""Parity per client: every published artefact through the client that loads it, for v3,
+Tekken (a folder built from mistral-common's own Tekken file) and Tekken v7 (Mistral Small
+3.x: system prompts in place), on prompts ending with a user turn and on whole conversations."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def adapter_like(folder, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", ["v3", "tekken"])
+@pytest.mark.parametrize("spec", ["v3", "tekken", "tekken-v7"])
 def test_every_client_gives_the_training_ids(spec, published_folders, published_ggufs, tmp_path):
+    from r1tui.data.render import renders_system_in_place
     from r1tui.export import clients
     from r1tui.export.modelfile import ollama_template
     from r1tui.export.parity import GgufVocab, check_client, client_cases, describe_client_failure
@@ -33,9 +34,9 @@ def test_every_client_gives_the_training_ids(spec, published_folders, published_
             clients.gguf_chat_template(vocab),
             clients.transformers(folder, "merged/"),
             clients.transformers(adapter_like(folder, tmp_path), "adapter/"),
-            clients.ollama(ollama_template(spec == "tekken"), "", vocab),
+            clients.ollama(ollama_template(spec != "v3", renders_system_in_place(spec)), "", vocab),
         ]
-        if spec == "tekken":  # kept because it is exact; the v3 folder has none
+        if spec != "v3":  # kept because it is exact; the v3 folder has none
             checked.append(clients.tokenizer_json(folder / "tokenizer.json", spec, "merged/"))
         reports = [check_client(client, spec) for client in checked]
     for report in reports:
@@ -91,16 +92,17 @@ def test_go_template_renders_as_go_does():
             render(bad, data)
 
 
-@pytest.mark.parametrize("spec", ["v3", "tekken"])
+@pytest.mark.parametrize("spec", ["v3", "tekken", "tekken-v7"])
 def test_modelfile_template_renders_the_training_text(spec):
     """Ollama's rendering of the Modelfile's template, with BOS in front, is the text of the
     training ids on every case Go can express (mistral-common drops an answer's trailing
     spaces; Go templates cannot)."""
+    from r1tui.data.render import renders_system_in_place
     from r1tui.export.gotemplate import ollama_render
     from r1tui.export.modelfile import ollama_template
     from r1tui.export.parity import client_cases, training_encoding
 
-    template = ollama_template(spec == "tekken")
+    template = ollama_template(spec != "v3", renders_system_in_place(spec))
     differing = [name for name, messages in client_cases()
                  if "<s>" + ollama_render(template, messages) != training_encoding(messages, spec)[1]]
     assert differing == ["leading and repeated spaces (whole)"]
@@ -138,9 +140,42 @@ def test_a_modelfile_template_unlike_training_fails_the_export(exported_run, tmp
     shutil.copytree(exported_run[0], run_dir, ignore=shutil.ignore_patterns("base"))
     for gguf in (run_dir / "gguf").glob("*.gguf"):  # rewritten since: parity runs again
         os.utime(gguf, ns=(gguf.stat().st_atime_ns, gguf.stat().st_mtime_ns + 1_000_000_000))
-    monkeypatch.setattr(stages, "ollama_template", lambda tekken=False: "[INST] {{ range .Messages }}{{ .Content }}"
-                                                                        "{{ end }}[/INST]")
+    monkeypatch.setattr(stages, "ollama_template", lambda tekken=False, system_in_place=False:
+                        "[INST] {{ range .Messages }}{{ .Content }}{{ end }}[/INST]")
     with pytest.raises(R1Error) as error:
         run_export(run_dir)
     assert "Modelfile (FROM tiny-mistral-random-r1-Q4_K_M.gguf) through Ollama" in str(error.value)
     assert "fix: fix r1tui.export.modelfile.ollama_template" in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_mistral_small_3_2_v11_tekken_folder_gives_the_training_ids_through_every_client(tmp_path, converter_dir,
+                                                                                         tekken_v11_folder):
+    """Mistral Small 3.2 ships Tekken v11 (with its special tokens listed): a model folder with
+    such a tekken.json, published and converted as export does, through every client."""
+    from transformers import MistralConfig
+
+    from r1tui.data.tokenizer import write_published_tokenizer
+    from r1tui.export import clients
+    from r1tui.export.gguf import convert_to_gguf
+    from r1tui.export.merge import converter_input
+    from r1tui.export.modelfile import ollama_template
+    from r1tui.export.parity import GgufVocab, check_client, describe_client_failure
+
+    spec = str(tekken_v11_folder)
+    folder = tmp_path / "merged"  # what merge leaves, minus the weights
+    config = MistralConfig(vocab_size=131072, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=1, bos_token_id=1, eos_token_id=2)
+    config.architectures = ["MistralForCausalLM"]
+    config.save_pretrained(folder)
+    write_published_tokenizer(spec, folder)
+    with converter_input(folder) as source:
+        gguf = convert_to_gguf(source, tmp_path / "v11.gguf", converter_dir, model_name="v11", vocab_only=True)
+    with GgufVocab(gguf) as vocab:
+        checked = [clients.gguf_tokenizer(vocab, spec), clients.gguf_chat_template(vocab),
+                   clients.transformers(folder, "merged/"), clients.ollama(ollama_template(True, True), "", vocab),
+                   clients.tokenizer_json(folder / "tokenizer.json", spec, "merged/")]
+        reports = [check_client(client, spec) for client in checked]
+    for report in reports:
+        assert report["ok"], describe_client_failure(report)
+        assert report["matched"] == report["total"] >= 17

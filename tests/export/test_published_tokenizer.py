@@ -28,7 +28,7 @@ def serving_ids(spec: str, messages) -> list[int]:
     return reference.encode_chat_completion(ChatCompletionRequest(messages=messages)).tokens
 
 
-@pytest.mark.parametrize("spec", ["v3", "tekken"])
+@pytest.mark.parametrize("spec", ["v3", "tekken", "tekken-v7"])
 @pytest.mark.parametrize("with_config", [True, False], ids=["merged", "adapter"])
 def test_autotokenizer_loads_the_published_tokenizer_as_mistral_common(spec, with_config, published_folders,
                                                                        tmp_path):
@@ -72,10 +72,14 @@ def test_published_files_per_family():
     assert config["tokenizer_class"] == "MistralCommonBackend" and config["add_prefix_space"] is False
     tekken = published_tokenizer("tekken")
     assert sorted(tekken) == ["chat_template.jinja", "tekken.json", "tokenizer.json", "tokenizer_config.json"]
+    v7 = published_tokenizer("tekken-v7")
+    assert v7["tekken.json"] == tokenizer_file("tekken-v7") and sorted(v7) == sorted(tekken)
+    template = v7["chat_template.jinja"].decode("utf-8")  # mistral-common's own v7 template
+    assert "[SYSTEM_PROMPT]" in template and "[SYSTEM_PROMPT]" not in tekken["chat_template.jinja"].decode("utf-8")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", ["v3", "tekken"])
+@pytest.mark.parametrize("spec", ["v3", "tekken", "tekken-v7"])
 def test_the_converter_builds_an_exact_gguf_from_the_published_folder(spec, published_ggufs, converter_dir):
     from r1tui.export.gguf import read_gguf
     from r1tui.export.parity import check_parity, describe_failure
@@ -83,7 +87,7 @@ def test_the_converter_builds_an_exact_gguf_from_the_published_folder(spec, publ
     info = read_gguf(published_ggufs[spec], converter_dir)
     meta = info["metadata"]
     assert meta["add_bos_token"] is True and meta["has_chat_template"] and not meta["scores_all_default"]
-    assert meta["tokenizer_model"] == ("gpt2" if spec == "tekken" else "llama")
+    assert meta["tokenizer_model"] == ("llama" if spec == "v3" else "gpt2")
     if spec == "v3":
         assert meta["add_space_prefix"] is False
     report = check_parity(published_ggufs[spec], spec, gguf_info=info)

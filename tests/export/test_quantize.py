@@ -114,3 +114,25 @@ def test_a_full_disk_during_quantization_says_so(f16, small_disk):
 
     assert f"needs less than its F16 source, {format_bytes(f16.stat().st_size)}" in message and "\n" not in message
     assert list(small_disk.iterdir()) == []  # nothing half-written left behind
+
+
+def test_parity_checks_every_quant_written_including_one_added_later(exported_run, tmp_path, run_export):
+    """Each GGUF the export writes is checked for tokenizer parity: the F16 and every quant, and a
+    quant added by a later `--quant` (only it is quantized; parity runs again over all of them)."""
+    import json
+    import shutil
+
+    source = exported_run[0]
+    run_dir = tmp_path / source.name
+    shutil.copytree(source, run_dir)  # mtimes kept: the earlier stages stay up to date
+    first = json.loads((source / "gguf" / "parity.json").read_text())
+    assert sorted(first["files"]) == sorted(f"{STEM}-{quant}.gguf" for quant in ("F16", "Q4_K_M"))
+
+    result = run_export(run_dir, quant_types=["Q4_K_M", "Q5_K_M"])
+    assert result.skipped == ["merge", "gguf"]
+    parity = json.loads((run_dir / "gguf" / "parity.json").read_text())
+    written = sorted(p.name for p in (run_dir / "gguf").glob("*.gguf"))
+    assert written == sorted(f"{STEM}-{quant}.gguf" for quant in ("F16", "Q4_K_M", "Q5_K_M"))
+    assert sorted(parity["files"]) == written and parity["ok"]
+    assert all(check["ok"] and check["tokens_compared"] > 0 for check in parity["files"].values())
+    assert {report["artefact"] for report in parity["clients"]} >= set(written)  # each through its chat template

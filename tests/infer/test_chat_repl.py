@@ -53,3 +53,35 @@ def test_repl_quits_on_end_of_input(scripted_gguf):
     with LlamaChat(scripted_gguf, n_ctx=512) as chat:
         repl(chat, out, SETTINGS, read=end)
     assert "r1tui chat" in out.export_text()
+
+
+def test_think_commands_prefill_and_cap_the_next_replies(scripted_gguf):
+    """/prefill on: the reply starts with the think opening (the scripted chain then says
+    "FINAL ANSWER: 4" inside it); /think 4 closes the block at 4 tokens and forces the answer
+    line; the stats line says how much was thought and that the budget cut it."""
+    lines = iter(["/prefill on", "What is 2 + 2?", "/think 4", "What is 2 + 2?", "/think lots", "/think off",
+                  "/prefill off", "/exit"])
+    out = Console(record=True, width=200)
+    with Recorder(scripted_gguf, n_ctx=512) as chat:
+        chat.seen = []
+        repl(chat, out, SETTINGS, read=lambda prompt: next(lines))
+        assert chat.thinking.max_think_tokens == 0 and not chat.thinking.prefill
+    text = out.export_text()
+    assert "prefill <think>: on" in text and "<think>\nFINAL ANSWER: 4\n" in text
+    assert "thinking: at most 4 tokens, then the answer" in text
+    assert "<think>\nFINAL ANSW\n</think>\n\nFINAL ANSWER:" in text
+    assert "thought 4 tokens (cut by the budget)" in text
+    assert "usage: /think N" in text and "thinking: no cap" in text and "prefill <think>: off" in text
+    # the kept history holds the whole reply, prefill included, as the next prompt renders it
+    assert chat.seen[1][1]["content"].startswith("<think>\nFINAL ANSWER: 4")
+
+
+def test_chat_options_are_checked_and_shown_in_the_plan(scripted_gguf, capsys, monkeypatch):
+    from r1tui.cli import main
+
+    monkeypatch.setenv("DRY_RUN", "1")
+    assert main(["chat", "--gguf", str(scripted_gguf), "--prefill-think", "true", "--max-think-tokens", "32"]) == 0
+    assert "prefill <think>, think ≤ 32 tokens, then answer in ≤ 64" in " ".join(capsys.readouterr().out.split())
+    assert main(["chat", "--gguf", str(scripted_gguf), "--min-think-tokens", "40", "--max-think-tokens", "32"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == "error: --min-think-tokens 40 is above the cap of 32 think tokens; lower it or raise the cap"

@@ -34,10 +34,10 @@ def test_decode_speed_times_reply_tokens_only(scripted_chat, monkeypatch):
     so decode speed is exactly 1 token per tick; the stop token's step must not count."""
     import itertools
 
-    import r1tui.infer.llama as llama_module
+    import r1tui.infer.thinking as loop_module  # the reply loop every local backend shares
 
     ticks = itertools.count()
-    monkeypatch.setattr(llama_module.time, "perf_counter", lambda: float(next(ticks)))
+    monkeypatch.setattr(loop_module.time, "perf_counter", lambda: float(next(ticks)))
     "".join(scripted_chat.stream(QUESTION, max_tokens=200))
     stats = scripted_chat.last
     assert stats.finish_reason == "eos" and stats.completion_tokens == 37

@@ -162,6 +162,8 @@ def test_events_read_as_one_line_each():
                      stage="prepare")
     assert format_event(finished).endswith("skipped in 0.0s: up to date")
     assert "run failed: boom" in format_event(Event("run_finished", {"status": "failed", "error": "boom"}))
+    evaluated = format_event(Event("metric", {"step": 20, "max_steps": 30, "eval_loss": 7.25}, stage="train"))
+    assert "step 20/30" in evaluated and "eval loss 7.2500" in evaluated and "loss -" not in evaluated
 
 
 @pytest.mark.parametrize("command", ["export", "push", "eval", "parity"])

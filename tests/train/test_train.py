@@ -212,3 +212,66 @@ def test_a_checkpoint_cut_short_by_a_full_disk_never_appears_under_its_name(tmp_
     with EventWriter(run_dir / "events.jsonl") as events:
         train_adapter(config, prepared_dataset, run_dir, events, resume=True)
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2", "checkpoint-4"]
+
+
+def test_eval_steps_logs_the_loss_on_the_held_out_rows(tmp_path, runs_helpers):
+    """train.eval_steps with data.eval_rows, for real: the prepare stage holds rows out, the
+    trainer evaluates on them every eval_steps, and the callback writes eval_loss as a
+    metric event the reducer keeps as a series. The last eval_loss equals the loss of the
+    saved adapter on those rows, computed here by hand."""
+    import math
+
+    import torch
+    from datasets import load_from_disk
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from r1tui.data.prepare import EVAL_DIR, prepare_dataset
+    from r1tui.runs.reducer import reduce
+    from r1tui.train import train_adapter
+
+    config = load_config(runs_helpers.write_config(
+        tmp_path, tmp_path / "runs", model={"max_seq_length": 256},
+        train={"max_steps": 4, "save_steps": 100, "backend": "hf", "eval_steps": 2, "per_device_batch_size": 4},
+        data={"num_examples": 24, "eval_rows": 6}))
+    run_dir = tmp_path / "runs" / "r"
+    prepare_dataset(config, run_dir / "data")
+    held_out = load_from_disk(str(run_dir / "data" / EVAL_DIR))
+    assert len(held_out) == 6 and len(load_from_disk(str(run_dir / "data"))) == 18
+    with EventWriter(run_dir / "events.jsonl") as events:
+        adapter = train_adapter(config, run_dir / "data", run_dir, events)
+    written = [e for e in read_events(run_dir / "events.jsonl") if e.type == "metric"]
+    assert [(e.data["step"], "eval_loss" in e.data) for e in written] == [
+        (1, False), (2, False), (2, True), (3, False), (4, False), (4, True)]  # each after its step's loss
+    evals = [e.data for e in written if "eval_loss" in e.data]
+    assert all(set(e) == {"step", "max_steps", "eval_loss"} and e["max_steps"] == 4 for e in evals)
+    assert all(math.isfinite(e["eval_loss"]) and 0 < e["eval_loss"] < 20 for e in evals)
+    state = reduce(read_events(run_dir / "events.jsonl"))
+    assert list(state.series("eval_loss").xs) == [2, 4] and list(state.series("loss").xs) == [1, 2, 3, 4]
+
+    # the adapter saved at step 4 scores the held-out rows as the trainer did (batches of 4, averaged per row)
+    base = AutoModelForCausalLM.from_pretrained(str(run_dir / "base"), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(adapter)).eval()
+    rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in held_out]
+    losses, weights = [], []
+    with torch.no_grad():
+        for start in range(0, len(rows), 4):
+            batch = PadCollator(pad_token_id=2)(rows[start:start + 4])
+            losses.append(model(**batch).loss.item())
+            weights.append(len(rows[start:start + 4]))
+    by_hand = sum(loss * weight for loss, weight in zip(losses, weights, strict=True)) / sum(weights)
+    assert evals[-1]["eval_loss"] == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_eval_steps_on_a_dataset_without_held_out_rows_is_one_line(tmp_path, prepared_dataset, runs_helpers):
+    from r1tui.errors import R1Error
+    from r1tui.train import train_adapter
+
+    config = load_config(runs_helpers.write_config(
+        tmp_path, tmp_path / "runs", model={"max_seq_length": 128},
+        train={"max_steps": 2, "backend": "hf", "eval_steps": 1}, data={"eval_rows": 4}))
+    with pytest.raises(R1Error) as excinfo:
+        train_adapter(config, prepared_dataset, tmp_path / "runs" / "r")
+    message = str(excinfo.value)
+    assert "\n" not in message and "train.eval_steps = 1 but the dataset holds no held-out rows" in message
+    assert "set data.eval_rows and prepare it again" in message

@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 
 class PlanScreen(ModalScreen[bool]):
-    """Shows what an action would launch. Dry run: a report only. Otherwise: confirm."""
+    """Shows what an action would launch. Dry run: a report only. Otherwise: confirm.
+
+    Its buttons (and the footer's y / n) say what they do: "Cancel the run (y)" and
+    "Keep it running (n)", never a bare "Launch". The command shown is the exact one the
+    launcher runs, pasteable in the dashboard's folder."""
 
     BINDINGS = [
         Binding("y", "confirm", "launch"),
@@ -37,6 +41,15 @@ class PlanScreen(ModalScreen[bool]):
         self.dry_run = dry_run
         self.extra = extra
         self.show_path = show_path
+        self._label_keys()
+
+    def _label_keys(self) -> None:
+        """The footer's y and n name the plan's own buttons."""
+        do, dont = self.plan.buttons
+        dont = "close" if self.dry_run or self.plan.blocked else dont
+        for key, action, description in (("y", "confirm", do), ("n", "dismiss_plan", dont),
+                                         ("escape", "dismiss_plan", dont)):
+            self._bindings.key_to_bindings[key] = [Binding(key, action, description, show=key != "escape")]
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -46,9 +59,11 @@ class PlanScreen(ModalScreen[bool]):
             body = Text()
             if plan.blocked:
                 body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
+            if plan.warning:
+                body.append(f"{plan.warning}\n", style="bold yellow")
             body.append("would launch:\n" if self.dry_run or plan.blocked
                         else "will launch (detached; quitting the dashboard does not stop it):\n", style="bold")
-            body.append(f"  {plan.shown(self.show_path)}\n", style="cyan")
+            body.append(f"  {plan.shown()}\n", style="cyan")
             for line in plan.details:
                 body.append(f"• {line}\n")
             if self.extra:
@@ -57,10 +72,13 @@ class PlanScreen(ModalScreen[bool]):
                 body.append("dry run is on: nothing was launched, written or uploaded (d turns it off)",
                             style="bold yellow")
             yield Static(body, id="plan-body")
+            do, dont = plan.buttons
             with Horizontal(id="plan-buttons"):
                 if not self.dry_run and not plan.blocked:
-                    yield Button("Launch (y)", variant="warning" if plan.confirm else "primary", id="launch")
-                yield Button("Close (esc)", id="close")
+                    yield Button(f"{do} (y)", variant="warning" if plan.confirm else "primary", id="launch")
+                    yield Button(f"{dont} (n)", id="close")
+                else:
+                    yield Button("Close (esc)", id="close")
         yield Footer(compact=True, show_command_palette=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -72,6 +90,7 @@ class PlanScreen(ModalScreen[bool]):
         """The app's toggle, from inside the dialog: the plan is shown again under the new setting."""
         app = cast("DashboardApp", self.app)
         app.dry_run = self.dry_run = not app.dry_run
+        self._label_keys()
         self.refresh(recompose=True)
         self.refresh_bindings()
 

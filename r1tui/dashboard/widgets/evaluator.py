@@ -1,6 +1,9 @@
 """Evaluator: the per-domain tables (pass@1 ± SE, pass@k, maj@k, outcomes; depth, steps, think
 length, format compliance) from the run's eval results (``RunLayout.eval_results``), and tuned vs
-base when the run was evaluated against a second model (the results' ``comparison``)."""
+base when the run was evaluated against a second model (the results' ``comparison``), and
+accuracy and compliance against the thinking budget when it was evaluated with
+``--think-budget`` (the results' ``think_budget``, in report.py's table). Enter
+opens the samples themselves (``screens/samples.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,12 @@ from r1tui.runs.layout import RunLayout
 
 
 def results_renderables(results: dict[str, Any]) -> list[Any]:
-    from r1tui.eval.report import comparison_table, reasoning_table, results_table
+    from r1tui.eval.report import (
+        comparison_table,
+        reasoning_table,
+        results_table,
+        think_budget_table,
+    )
 
     parts: list[Any] = []
     try:
@@ -31,6 +39,10 @@ def results_renderables(results: dict[str, Any]) -> list[Any]:
             comparison = comparison_table(results["comparison"])
             comparison.pad_edge = False
             parts.append(comparison)
+        if isinstance(results.get("think_budget"), list) and results["think_budget"]:
+            curve = think_budget_table(results)  # `r1tui eval --think-budget`: the CLI's own table
+            curve.pad_edge = False
+            parts.append(curve)
     except (KeyError, TypeError, ValueError) as exc:
         parts.append(Text(f"the eval results have an unexpected shape ({exc}); re-run r1tui eval", style="red"))
     if results.get("complete") is False:
@@ -66,7 +78,24 @@ class EvaluatorPanel(Panel):
         results = read_json(run.eval_results) if run is not None else None
         if isinstance(results, dict):
             parts += results_renderables(results)
+            if isinstance(results.get("samples"), list) and results["samples"]:
+                parts.append(Text(f"enter: the {len(results['samples']):,} samples (question, response, verdict)",
+                                  style="dim"))
         else:
             parts.append(Text("no results yet: v evaluates the run's GGUF in a detached process" if run
                               else "no run yet", style="dim"))
         self.query_one("#eval-body", Static).update(Group(*parts))
+
+    def open_samples(self) -> None:
+        """The samples of the run's results, one by one (or one line saying why there are none)."""
+        from r1tui.dashboard.screens.samples import SamplesScreen
+
+        run = self.dashboard.run_ref
+        results = read_json(run.layout.eval_results) if run is not None else None
+        samples = results.get("samples") if isinstance(results, dict) else None
+        if not isinstance(samples, list) or not samples:
+            self.notify("no eval samples yet: v evaluates the run's GGUF" if run else "no run yet",
+                        severity="warning")
+            return
+        model = results.get("model") if isinstance(results.get("model"), dict) else {}
+        self.app.push_screen(SamplesScreen([s for s in samples if isinstance(s, dict)], str(model.get("name") or "")))

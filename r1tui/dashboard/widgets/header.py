@@ -1,4 +1,6 @@
-"""The one-line header: run id, model, backend, status, elapsed time, dry-run badge."""
+"""The one-line header: run id, model, backend, status, elapsed time, dry-run badge.
+
+Clicking the badge toggles dry run (as ``d`` does)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.widgets import Static
 
 from r1tui.dashboard.format import status_text
@@ -17,6 +20,14 @@ if TYPE_CHECKING:
 
 class RunHeader(Static):
     """Redrawn on each batch of events and once a second while a run is live."""
+
+    badge_width = 0  # the badge's cells at the right end, as last drawn
+
+    def on_click(self, event: events.Click) -> None:
+        if self.badge_width and event.x >= self.size.width - self.badge_width:
+            event.stop()
+            app = cast("DashboardApp", self.app)
+            app.dry_run = not app.dry_run
 
     def refresh_view(self) -> None:
         app = cast("DashboardApp", self.app)
@@ -41,4 +52,5 @@ class RunHeader(Static):
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
         grid.add_row(left, badge)
+        self.badge_width = badge.cell_len
         self.update(grid, layout=False)  # one fixed line: no relayout, no flicker
