@@ -126,6 +126,11 @@ class RunLock:
                     raise
                 if time.monotonic() >= deadline:
                     who = _read_holder(fd)
+                    for _ in range(10):  # a holder that has just won has not yet written who it is
+                        if who.pid is not None:
+                            break
+                        time.sleep(0.02)
+                        who = _read_holder(fd)
                     os.close(fd)
                     raise busy(self.layout, who.describe()) from None
                 time.sleep(0.02)
@@ -140,10 +145,12 @@ class RunLock:
         """Write who holds the lock (the pipeline's pid once it has taken over)."""
         if self.fd is None:
             return
-        payload = json.dumps({"pid": pid, "what": self.what, "since": self.since}).encode()
+        payload = json.dumps({"pid": pid, "what": self.what, "since": self.since}).encode() + b"\n"
         with contextlib.suppress(OSError):
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, payload + b"\n", 0)
+            # written over the old record, then cut to length: the file is never empty, so a
+            # refused writer reading it at that instant still finds a pid (or retries a torn one)
+            os.pwrite(self.fd, payload, 0)
+            os.ftruncate(self.fd, len(payload))
 
     def hand_over(self) -> int:
         """The descriptor to pass to a child process that keeps the lock after we let go
