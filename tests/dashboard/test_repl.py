@@ -60,18 +60,22 @@ async def test_one_turn_streams_think_apart_from_the_answer(make_app, exported_r
         assert panel.messages == []
 
 
+LONG_REPLY = 30000
+
+
 def long_replies(run) -> None:
-    """The run's frozen config lets the random GGUF talk for 3,000 tokens (time to act mid-reply)."""
+    """The run's frozen config lets the random GGUF talk for 30,000 tokens (time to act
+    mid-reply even where it decodes 2,000 tokens a second)."""
     from r1tui.config import dump_toml
 
     frozen = run.layout.frozen_config()
-    frozen.eval.max_new_tokens = 3000
-    frozen.eval.n_ctx = 4096
+    frozen.eval.max_new_tokens = LONG_REPLY
+    frozen.eval.n_ctx = 32768
     run.layout.config.write_text(dump_toml(frozen))
 
 
 async def first_tokens_of_a_long_reply(pilot, app, settle, wait_for) -> ReplPanel:
-    """Ask the random model (which talks for 3,000 tokens) and wait for its first tokens."""
+    """Ask the random model (which talks for LONG_REPLY tokens) and wait for its first tokens."""
     await settle(pilot, app)
     panel = app.query_one(ReplPanel)
     await ask(pilot, app, "Say something.")
@@ -90,7 +94,7 @@ async def test_stop_a_generation_that_would_not_end(make_app, new_run, settle, w
         await wait_for(pilot, lambda: not panel.generating, timeout=30, what="the stop")
         turn = panel.query_one(Turn)
         assert "stopped" in str(turn.query_one(".turn-note").content)
-        assert panel._chat.last.completion_tokens < 3000
+        assert panel._chat.last.completion_tokens < LONG_REPLY
 
 
 async def test_switch_gguf(make_app, exported_run, settle, wait_for, screen_text, random_gguf):

@@ -148,7 +148,7 @@ def test_a_live_run_that_finishes_rings_the_bell_and_sends_osc_through_tmux(tmux
     tmux("-f", os.devnull, "new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color",
          "-c", str(repo_root), f"{command}; echo EXIT=$?; sleep 30")
     tmux("pipe-pane", "-o", "-t", "dash", f"cat >> {shlex.quote(str(raw))}")
-    screen = tmux.wait_for(run_id, timeout=60)
+    screen = tmux.wait_for(f"{run_id} │", timeout=60)  # in the header (the log path below has it first)
     try:
         assert "running" in screen.splitlines()[0], screen  # attached while live: the finish is news
         deadline = time.monotonic() + 300
