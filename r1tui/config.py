@@ -105,6 +105,12 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = True
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     gpu_sample_seconds: Annotated[float, Field(ge=0.1, le=3600.0)] = 5.0
+    # With several processes (--processes, --nodes): "ddp" keeps a whole model on every
+    # rank; "fsdp" shards the base, the LoRA weights, gradients and optimizer state across
+    # the ranks (FSDP2 through accelerate, backend hf). One process ignores it.
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    # Under fsdp: keep the sharded parameters and optimizer state in CPU RAM between uses.
+    fsdp_offload: bool = False
 
     @field_validator("max_steps")
     @classmethod
@@ -143,6 +149,13 @@ class ExportConfig(_Section):
     llama_cpp_dir: Path | None = None
     # Tokens of rendered traces each quant is measured on against the F16 (gguf/quality.json); 0: off.
     quality_tokens: Annotated[int, Field(ge=0, le=2**20)] = 2048
+    # Also write each k-quant with an importance matrix computed by llama-imatrix on the run's
+    # own training rows (imatrix/, gguf/<stem>-imatrix-<QUANT>.gguf); `r1tui export --imatrix`.
+    imatrix: bool = False
+    imatrix_tokens: Annotated[int, Field(ge=32, le=2**24)] = 65536  # calibration tokens (whole rows)
+    imatrix_chunk: Annotated[int, Field(ge=16, le=32768)] = 512  # llama-imatrix's -c: tokens per chunk
+    # Which of two twins push publishes: the imatrix quant, the plain one, or both.
+    imatrix_publish: Literal["imatrix", "plain", "both"] = "imatrix"
 
     @field_validator("quant_types")
     @classmethod

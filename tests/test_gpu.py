@@ -1,14 +1,13 @@
 """NVML sampling: "no GPU" on this machine, N/A per failed query, never an exception.
 
 A machine with a GPU cannot exist here, so the GPU path is exercised through
-FakeNvml, a stand-in for the ``pynvml`` module at the NVML boundary.
+FakeNvml (tests/fake_nvml.py), a stand-in for the ``pynvml`` module at the NVML boundary.
 """
 
 from __future__ import annotations
 
 import sys
 import types
-from collections import namedtuple
 
 import pytest
 
@@ -16,6 +15,7 @@ from r1tui import gpu
 from r1tui.present import format_bytes
 from r1tui.runs.events import EventWriter, read_events
 from r1tui.train.callback import GpuSampler
+from tests.fake_nvml import NVML_CLOCK_MEM, NVML_CLOCK_SM, FakeNvmlError, Process, fake_nvml
 
 
 @pytest.fixture(autouse=True)
@@ -33,44 +33,20 @@ def test_no_gpu_here_is_a_sample_not_an_error():
     assert gpu.format_sample(samples[0]).startswith("no GPU (")
 
 
-class NVMLError(Exception):
-    pass
+def two_h100s(**changes) -> types.ModuleType:
+    """FakeNvml as these tests know it: two H100s of 80 GiB, their name naming the handle,
+    with the power limit, clocks and processes the Resources panel shows (the same pid
+    twice, compute and graphics, is one process; None: NVML cannot tell its memory)."""
+    return fake_nvml(**{"count": 2, "name": lambda handle: f"NVIDIA H100 ({handle})",
+                        "memory_total": 80 * 2**30, "memory_used": 20 * 2**30,
+                        "clocks": {NVML_CLOCK_SM: 1755, NVML_CLOCK_MEM: 2619},
+                        "max_clocks": {NVML_CLOCK_SM: 1980, NVML_CLOCK_MEM: 2619},
+                        "compute": [Process(4242, 3 * 2**30), Process(77, None), Process(99, 5 * 2**30)],
+                        "graphics": [Process(4242, 2**30)], **changes})
 
 
-def fake_nvml(fail: set[str] = frozenset(), init_error: Exception | None = None) -> types.ModuleType:
-    """FakeNvml: two GPUs; any query named in ``fail`` raises like a flaky driver would."""
-    module = types.ModuleType("pynvml")
-    Memory = namedtuple("Memory", "total free used")
-    Rates = namedtuple("Rates", "gpu memory")
-    module.NVML_TEMPERATURE_GPU = 0
-    module.shutdowns = 0
-
-    def query(name, value):
-        def call(*args):
-            if name in fail:
-                raise NVMLError(f"{name} not supported")
-            return value(*args) if callable(value) else value
-        return call
-
-    def init():
-        if init_error is not None:
-            raise init_error
-
-    module.nvmlInit = init
-    module.nvmlShutdown = lambda: setattr(module, "shutdowns", module.shutdowns + 1)
-    module.nvmlDeviceGetCount = query("count", 2)
-    module.nvmlSystemGetDriverVersion = query("driver", b"580.65")
-    module.nvmlDeviceGetHandleByIndex = query("handle", lambda i: f"gpu{i}")
-    module.nvmlDeviceGetName = query("name", lambda h: f"NVIDIA H100 ({h})")
-    module.nvmlDeviceGetMemoryInfo = query("memory", Memory(total=80 * 2**30, free=60 * 2**30, used=20 * 2**30))
-    module.nvmlDeviceGetUtilizationRates = query("rates", Rates(gpu=97, memory=40))
-    module.nvmlDeviceGetTemperature = query("temperature", 71)
-    module.nvmlDeviceGetPowerUsage = query("power", 350_500)
-    return module
-
-
-def test_samples_from_nvml(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+def test_samples_from_a_fake_nvml(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", two_h100s())
     samples = gpu.sample_all()
     assert [s["index"] for s in samples] == [0, 1]
     first = samples[0]
@@ -82,8 +58,8 @@ def test_samples_from_nvml(monkeypatch):
         f"GPU 0 NVIDIA H100 (gpu0): {format_bytes(20 * 2**30)}/{format_bytes(80 * 2**30)}, util 97%, 71°C, 350.5 W"
 
 
-def test_a_failing_query_is_na_not_an_exception(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(fail={"temperature", "power", "rates", "name"}))
+def test_a_failing_query_of_a_fake_nvml_is_na_not_an_exception(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", two_h100s(fail={"temperature", "power", "rates", "name"}))
     sample = gpu.sample(1)
     assert sample["available"] is True and sample["memory_used"] == 20 * 2**30
     assert sample["temperature"] is None and sample["power_w"] is None and sample["utilization"] is None
@@ -91,8 +67,8 @@ def test_a_failing_query_is_na_not_an_exception(monkeypatch):
         f"GPU 1 N/A: {format_bytes(20 * 2**30)}/{format_bytes(80 * 2**30)}, util N/A, N/A, N/A"
 
 
-def test_init_failure_is_remembered_once(monkeypatch):
-    module = fake_nvml(init_error=NVMLError("Driver Not Loaded"))
+def test_init_failure_of_a_fake_nvml_is_remembered_once(monkeypatch):
+    module = two_h100s(init_error=FakeNvmlError("Driver Not Loaded"))
     calls = []
     original = module.nvmlInit
     module.nvmlInit = lambda: (calls.append(1), original())
@@ -112,8 +88,8 @@ def test_sampler_writes_one_no_gpu_event_then_stops(tmp_path):
     assert [(e.type, e.stage, e.data["available"]) for e in written] == [("gpu", "train", False)]
 
 
-def test_sampler_keeps_sampling_a_gpu(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+def test_sampler_keeps_sampling_a_fake_nvml_gpu(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", two_h100s())
     with EventWriter(tmp_path / "events.jsonl") as events:
         sampler = GpuSampler(events, interval=0.01)
         sampler.start()
@@ -129,17 +105,17 @@ def test_sampler_keeps_sampling_a_gpu(tmp_path, monkeypatch):
     assert {e.data["index"] for e in written} == {0, 1}
 
 
-def test_sampler_outlives_a_gpu_that_does_not_answer_once(tmp_path, monkeypatch):
+def test_sampler_outlives_a_fake_nvml_gpu_that_does_not_answer_once(tmp_path, monkeypatch):
     """FakeNvml at the driver boundary: GPU handles fail for the first poll only; sampling
     must go on (a transient driver hiccup must not end GPU events for the whole run)."""
-    module = fake_nvml()
+    module = two_h100s()
     answers = module.nvmlDeviceGetHandleByIndex
     polls = []
 
     def flaky_handle(index):
         polls.append(index)
         if len(polls) <= 2:  # both GPUs of the first poll
-            raise NVMLError("GPU is lost")
+            raise FakeNvmlError("GPU is lost")
         return answers(index)
 
     module.nvmlDeviceGetHandleByIndex = flaky_handle
@@ -158,30 +134,8 @@ def test_sampler_outlives_a_gpu_that_does_not_answer_once(tmp_path, monkeypatch)
     assert written[:2] == [False, False] and written.count(True) >= 2
 
 
-def with_details(module: types.ModuleType, fail: set[str] = frozenset()) -> types.ModuleType:
-    """FakeNvml's power limit, clocks and processes (what the Resources panel shows)."""
-    Process = namedtuple("Process", "pid usedGpuMemory")
-
-    def query(name, value):
-        def call(*args):
-            if name in fail:
-                raise NVMLError(f"{name} not supported")
-            return value(*args) if callable(value) else value
-        return call
-
-    module.NVML_CLOCK_SM, module.NVML_CLOCK_MEM = 1, 2
-    module.nvmlDeviceGetEnforcedPowerLimit = query("limit", 700_000)
-    module.nvmlDeviceGetClockInfo = query("clock", lambda handle, clock: {1: 1755, 2: 2619}[clock])
-    module.nvmlDeviceGetMaxClockInfo = query("max_clock", lambda handle, clock: {1: 1980, 2: 2619}[clock])
-    # the same pid twice (compute and graphics) is one process; None: NVML cannot tell its memory
-    module.nvmlDeviceGetComputeRunningProcesses = query(
-        "compute", [Process(4242, 3 * 2**30), Process(77, None), Process(99, 5 * 2**30)])
-    module.nvmlDeviceGetGraphicsRunningProcesses = query("graphics", [Process(4242, 2**30)])
-    return module
-
-
 def test_details_with_a_fake_nvml(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", with_details(fake_nvml()))
+    monkeypatch.setitem(sys.modules, "pynvml", two_h100s())
     assert gpu.details(0) == {
         "power_limit_w": 700.0, "clock_sm_mhz": 1755, "clock_sm_max_mhz": 1980, "clock_mem_mhz": 2619,
         "clock_mem_max_mhz": 2619,
@@ -192,7 +146,7 @@ def test_details_with_a_fake_nvml(monkeypatch):
 def test_detailed_samples_add_details_and_events_keep_their_schema_with_a_fake_nvml(monkeypatch):
     from r1tui.runs.events import EVENT_SCHEMA
 
-    monkeypatch.setitem(sys.modules, "pynvml", with_details(fake_nvml()))
+    monkeypatch.setitem(sys.modules, "pynvml", two_h100s())
     short, detailed = gpu.sample_all(), gpu.sample_all(detailed=True)
     assert all(set(s) <= EVENT_SCHEMA["gpu"] for s in short)  # what the training callback emits
     assert [{k: v for k, v in d.items() if k in s} for d, s in zip(detailed, short, strict=True)] == short
@@ -200,7 +154,7 @@ def test_detailed_samples_add_details_and_events_keep_their_schema_with_a_fake_n
 
 
 def test_details_are_na_where_the_driver_or_binding_says_nothing_with_a_fake_nvml(monkeypatch):
-    module = with_details(fake_nvml(), fail={"limit", "clock", "compute", "graphics"})
+    module = two_h100s(fail={"limit", "clock", "compute", "graphics"})
     del module.nvmlDeviceGetMaxClockInfo  # an older binding without the query
     monkeypatch.setitem(sys.modules, "pynvml", module)
     assert gpu.details(0) == {"power_limit_w": None, "clock_sm_mhz": None, "clock_sm_max_mhz": None,

@@ -35,6 +35,7 @@ is used when it has one.
 Examples:
   r1tui export latest
   r1tui export runs/20261127-tiny --quant Q4_K_M Q8_0
+  r1tui export latest --imatrix        # plain and imatrix Q4_K_M side by side in the quality table
   DRY_RUN=1 r1tui export latest        # what would run, sizes, disk: nothing written
 """
 
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="run id, id prefix, run folder, or 'latest'")
     parser.add_argument("--quant", nargs="+", action="extend", choices=QUANT_TYPES, metavar="TYPE",
                         help=f"quant types to write (default: export.quant_types); one or more of {', '.join(QUANT_TYPES)}")
+    parser.add_argument("--imatrix", action="store_true",
+                        help="also write each k-quant with an importance matrix computed by llama-imatrix on the "
+                             "run's own training rows (export.imatrix; the quality report puts both side by side)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (steps, sizes, disk) and write nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_argument(parser)
@@ -64,14 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
     layout, config = run_and_config(args, "export it")
     out = console()
-    ctx = orchestrator.context(config, layout, options={"quant_types": args.quant})
+    ctx = orchestrator.context(config, layout, options={"quant_types": args.quant, "imatrix": args.imatrix})
     export_stages.preflight(ctx)  # an unknown quant type, no adapter, no converter: one line, nothing written
     if args.dry_run or dry_run_requested():
         return _print_plan(out, ctx, args.json)
 
     with RunLock(layout, "r1tui export"), EventWriter(layout.events) as writer, progress() as bar:
         skipped = orchestrator.run_named(config, layout, ["export"], events=EventProgress(writer, bar),
-                                         quant_types=args.quant, what="r1tui export")
+                                         quant_types=args.quant, imatrix=args.imatrix, what="r1tui export")
     result = export_stages.export_result(layout, skipped)
     if args.json:
         print_json(result.to_dict())

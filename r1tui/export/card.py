@@ -21,7 +21,7 @@ from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.export.quality import markdown as quality_markdown
 from r1tui.export.quality import read_quality
 from r1tui.present import format_bytes
-from r1tui.quants import quant_of
+from r1tui.quants import IMATRIX_PREFIX, label_of, quant_of
 from r1tui.runs.files import fingerprint, read_json, read_json_object, write_text_atomic
 from r1tui.runs.layout import RunLayout
 
@@ -46,12 +46,23 @@ def checked_ggufs(run_dir: Path | RunLayout, parity: dict[str, Any]) -> list[Pat
 
 
 def published_ggufs(run_dir: Path | RunLayout, config: Config, parity: dict[str, Any] | None = None) -> list[Path]:
-    """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type.
-    A GGUF left over from an earlier export, or copied in, is never one of them."""
+    """The GGUFs that push uploads: the checked ones, F16 only when it is a configured type,
+    of two imatrix twins the one(s) ``export.imatrix_publish`` names. A GGUF left over from
+    an earlier export, or copied in, is never one of them."""
     checked = checked_ggufs(run_dir, read_parity(run_dir) if parity is None else parity)
     files = [p for p in checked if p.is_file()]
     keep_f16 = "F16" in config.export.quant_types
-    return [p for p in files if keep_f16 or quant_of(p) != "F16"] or files
+    files = [p for p in files if keep_f16 or quant_of(p) != "F16"] or files
+    # Of a plain quant and its imatrix twin, the one export.imatrix_publish names (or both).
+    labels = {label_of(p) for p in files}
+    twins = {quant for quant in labels if quant and IMATRIX_PREFIX + quant in labels}
+    publish = config.export.imatrix_publish
+    if publish == "imatrix":
+        return [p for p in files if label_of(p) not in twins]
+    if publish == "plain":
+        return [p for p in files if (label_of(p) or "").removeprefix(IMATRIX_PREFIX) not in twins
+                or label_of(p) in twins]
+    return files
 
 
 def parity_is_current(run_dir: Path | RunLayout, parity: dict[str, Any]) -> bool:

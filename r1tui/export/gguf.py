@@ -190,8 +190,9 @@ _TARGET_TYPE = re.compile(r"converting to (\w+)")
 
 
 def quantize_gguf(source: Path, target: Path, quant: str, *, on_progress: ProgressFn | None = None,
-                  nthread: int = 0) -> Path:
-    """Quantize `source` (an F16 GGUF) to `target` with llama.cpp's rules for `quant`.
+                  nthread: int = 0, imatrix: Path | None = None, converter: Path | None = None) -> Path:
+    """Quantize `source` (an F16 GGUF) to `target` with llama.cpp's rules for `quant`, steered
+    by the importance matrix in `imatrix` when given (read with `converter`'s gguf-py).
 
     Progress is one call per tensor. The file appears under `target` only when llama.cpp
     reported success (the quantize stage then reads it back with `read_gguf`); on any
@@ -206,6 +207,8 @@ def quantize_gguf(source: Path, target: Path, quant: str, *, on_progress: Progre
     tmp = temp_sibling(target)
     command = [sys.executable, "-m", "r1tui.export._quantize_worker", str(source), str(tmp),
                str(QUANT_FTYPES[quant]), str(nthread)]
+    if imatrix is not None:
+        command += [str(imatrix), str(converter or find_converter())]
     errors: list[str] = []
     rc = None
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

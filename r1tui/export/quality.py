@@ -80,6 +80,7 @@ class Sample:
     source: str  # "held-out" or "training"
     description: str  # one line: where the rows come from
     rows_available: int
+    indices: tuple[int, ...] = ()  # the rows' positions in the dataset they came from
 
     @property
     def tokens(self) -> int:
@@ -134,6 +135,7 @@ def _cut(rows, order: Sequence[int], budget: int, source: str, description: str)
 
     sequences: list[list[int]] = []
     labels: list[list[int]] = []
+    indices: list[int] = []
     left = budget
     lengths = pc.list_value_length(rows.with_format("arrow")["input_ids"]).to_pylist()  # without reading the rows
     for index in order:
@@ -143,13 +145,15 @@ def _cut(rows, order: Sequence[int], budget: int, source: str, description: str)
             row = rows[int(index)]
             sequences.append([int(t) for t in row["input_ids"]])
             labels.append([int(t) for t in row["labels"]])
+            indices.append(int(index))
             left -= len(sequences[-1])
     if not sequences and order and budget >= 2:
         row = rows[int(order[0])]
         sequences.append([int(t) for t in row["input_ids"]][:budget])
         labels.append([int(t) for t in row["labels"]][:budget])
+        indices.append(int(order[0]))
     return Sample(sequences=sequences, labels=labels, source=source, description=description,
-                  rows_available=len(rows))
+                  rows_available=len(rows), indices=tuple(indices))
 
 
 # ---------------------------------------------------------------- llama.cpp's logits

@@ -55,6 +55,14 @@ from r1tui.export.gguf import (
     quantize_gguf,
     read_gguf,
 )
+from r1tui.export.imatrix import (
+    DATASET_NAME,
+    calibration_text,
+    compute_imatrix,
+    find_tool,
+    imatrix_path,
+    select_calibration,
+)
 from r1tui.export.merge import (
     base_architecture,
     converter_input,
@@ -71,12 +79,24 @@ from r1tui.export.parity import (
     describe_failure,
     template_differences,
 )
-from r1tui.export.quality import quality_path, read_quality, scratch_bytes, update_report
-from r1tui.quants import QUANT_TYPES, quant_of
+from r1tui.export.quality import (
+    quality_path,
+    read_quality,
+    scratch_bytes,
+    select_sample,
+    update_report,
+)
+from r1tui.quants import IMATRIX_PREFIX, IMATRIX_QUANTS, QUANT_TYPES, label_of, quant_of
 from r1tui.runs.context import StageContext
 from r1tui.runs.disk import free_bytes
 from r1tui.runs.events import EventSink, stage
-from r1tui.runs.files import fingerprint, read_json_object, remove_stale_temps, write_json_atomic
+from r1tui.runs.files import (
+    fingerprint,
+    folder_bytes,
+    read_json_object,
+    remove_stale_temps,
+    write_json_atomic,
+)
 from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -178,6 +198,8 @@ def preflight(ctx: StageContext) -> Path:
     """Raise, in one line and before any work, what would stop the export: an unknown quant
     type, no trained adapter, no converter. Returns the converter's folder."""
     requested_quants(ctx)
+    if imatrix_on(ctx):
+        find_tool()  # export.imatrix without llama-imatrix built: say so before merging anything
     if not (ctx.layout.adapter / "adapter_config.json").is_file():
         raise R1Error(f"{ctx.layout.root}: no trained adapter in {ctx.layout.adapter.name}/; train first "
                       "(`r1tui train`) or pick another run")
@@ -202,10 +224,23 @@ def _f16(ctx: StageContext) -> Path:
     return ctx.layout.gguf(gguf_stem(ctx.config), "F16")
 
 
+def imatrix_on(ctx: StageContext) -> bool:
+    """``r1tui export --imatrix`` (ctx.options) or export.imatrix."""
+    return bool(ctx.options.get("imatrix") or ctx.config.export.imatrix)
+
+
 def _quantized(ctx: StageContext) -> dict[str, Path]:
-    """quant type -> the file quantize writes (F16 is gguf's own output)."""
+    """label -> the file quantize writes (F16 is gguf's own output): each quant type, and with
+    an importance matrix its ``imatrix-`` twin first (``quants.label_of`` reads a label back)."""
     stem = gguf_stem(ctx.config)
-    return {quant: ctx.layout.gguf(stem, quant) for quant in requested_quants(ctx) if quant != "F16"}
+    files: dict[str, Path] = {}
+    for quant in requested_quants(ctx):
+        if quant == "F16":
+            continue
+        if imatrix_on(ctx) and quant in IMATRIX_QUANTS:
+            files[IMATRIX_PREFIX + quant] = ctx.layout.gguf(stem, IMATRIX_PREFIX + quant)
+        files[quant] = ctx.layout.gguf(stem, quant)
+    return files
 
 
 def _checked(ctx: StageContext) -> list[Path]:
@@ -233,10 +268,6 @@ def _progress(events: EventSink, stage_name: str, unit: str, offset: int = 0,
         events.emit("stage_progress", stage=stage_name, completed=offset + completed,
                     total=grand_total or total, unit=unit, message=message)
     return report
-
-
-def _dir_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def _read_back(path: Path, converter: Path, arch, quant: str) -> GgufReport:
@@ -274,7 +305,7 @@ def _merge(ctx: StageContext) -> dict[str, Any]:
     with stage(ctx.events, "merge", adapter=str(layout.adapter), base=base, dtype=dtype) as out:
         merge_adapter(layout.adapter, layout.merged, base=base, dtype=dtype, tokenizer_spec=tokenizer_spec(ctx.config),
                       on_step=_progress(ctx.events, "merge", "step"))
-        out.update(path=str(layout.merged), bytes=_dir_bytes(layout.merged))
+        out.update(path=str(layout.merged), bytes=folder_bytes(layout.merged))
         ctx.events.emit("artifact", stage="merge", kind="merged", path=str(layout.merged), bytes=out["bytes"])
     return {"path": str(layout.merged), "bytes": out["bytes"], "base": base, "dtype": dtype}
 
@@ -329,7 +360,55 @@ def _mmproj(ctx: StageContext, converter: Path) -> Path | None:
 def _quantize_inputs(ctx: StageContext) -> str:
     budget = ctx.config.export.quality_tokens
     quality = {"tokens": budget, "data": fingerprint(ctx.data_dir), "seed": ctx.config.data.seed} if budget else None
-    return fingerprint(_f16(ctx), extra={"quant_types": list(_quantized(ctx)), "quality": quality})
+    return fingerprint(_f16(ctx), extra={"quant_types": list(_quantized(ctx)), "quality": quality,
+                                         "imatrix": _imatrix_settings(ctx)})
+
+
+def _imatrix_settings(ctx: StageContext) -> dict[str, Any] | None:
+    """What the importance matrix depends on besides the F16 (None when it is off)."""
+    if not imatrix_on(ctx):
+        return None
+    export = ctx.config.export
+    return {"tokens": export.imatrix_tokens, "chunk": export.imatrix_chunk, "seed": ctx.config.data.seed,
+            "data": fingerprint(ctx.data_dir), "quality_tokens": export.quality_tokens}
+
+
+def _importance_matrix(ctx: StageContext, f16: Path) -> tuple[Path, dict[str, Any]]:
+    """The run's importance matrix (imatrix/<stem>-imatrix.gguf) computed on the F16 from its
+    own training rows, or the one an earlier export computed from the same inputs."""
+    layout, config = ctx.layout, ctx.config
+    path = imatrix_path(layout.root, gguf_stem(config))
+    inputs = _matrix_inputs(ctx)
+    earlier = (ctx.previous.get("outputs") or {}).get("imatrix") or {}
+    if earlier.get("inputs") == inputs and path.is_file():
+        return path, earlier
+    remove_stale_temps(path.parent)
+    exclude: frozenset[int] = frozenset()
+    if config.export.quality_tokens:  # never calibrate on the rows the quality report measures
+        sample = select_sample(ctx.data_dir, config.export.quality_tokens, config.data.seed)
+        if not isinstance(sample, str) and sample.source == "training":
+            exclude = frozenset(sample.indices)
+    calibration = select_calibration(ctx.data_dir, config.export.imatrix_tokens, config.data.seed, exclude)
+    chunk = config.export.imatrix_chunk
+    if calibration.tokens < 2 * chunk:
+        raise R1Error(f"export.imatrix: {calibration.tokens} calibration tokens ({calibration.description}) are "
+                      f"fewer than two chunks of export.imatrix_chunk = {chunk}; lower imatrix_chunk or raise "
+                      "export.imatrix_tokens (or prepare more rows)")
+    text = calibration_text(calibration, tokenizer_spec(config), f16)
+    ctx.events.emit("log", stage="quantize", level="info",
+                    message=f"importance matrix: {calibration.tokens} tokens of {calibration.description}, "
+                            f"chunks of {chunk}")
+    measured = compute_imatrix(f16, path, text, chunk_tokens=chunk,
+                               on_progress=_progress(ctx.events, "quantize", "chunk"),
+                               log_path=layout.root / "logs" / "imatrix.log")
+    record = {"inputs": inputs, "path": str(path), "bytes": path.stat().st_size, "dataset": DATASET_NAME,
+              "calibration": {"rows": calibration.rows, "rows_available": calibration.rows_available,
+                              "tokens": calibration.tokens, "description": calibration.description,
+                              "identity": calibration.identity, "excluded_quality_rows": len(exclude)},
+              **measured}
+    ctx.events.emit("artifact", stage="quantize", kind="imatrix", path=str(path), bytes=record["bytes"],
+                    chunks=measured["chunks"], seconds=measured["seconds"])
+    return path, record
 
 
 def _quality(ctx: StageContext, f16: Path, quantized: dict[str, Path]) -> bool:
@@ -356,9 +435,15 @@ def _quality(ctx: StageContext, f16: Path, quantized: dict[str, Path]) -> bool:
     return measured
 
 
-def _made_from(f16_inputs: str, quant: str) -> str:
-    """A quant's own fingerprint: the F16 it was made from, and its type."""
-    return f"{f16_inputs}:{quant}"
+def _made_from(ctx: StageContext, f16_inputs: str, label: str) -> str:
+    """A quant's own fingerprint: the F16 it was made from, its label, and for an imatrix twin
+    what the matrix was computed from."""
+    matrix = _matrix_inputs(ctx) if label.startswith(IMATRIX_PREFIX) else None
+    return f"{f16_inputs}:{label}" + (f":{matrix}" if matrix else "")
+
+
+def _matrix_inputs(ctx: StageContext) -> str:
+    return fingerprint(_f16(ctx), extra=_imatrix_settings(ctx))
 
 
 def _fresh_quants(ctx: StageContext, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -369,7 +454,7 @@ def _fresh_quants(ctx: StageContext, record: dict[str, Any]) -> dict[str, dict[s
     f16_inputs = fingerprint(_f16(ctx))
     stem = gguf_stem(ctx.config)
     return {quant: entry for quant, entry in known.items()
-            if isinstance(entry, dict) and entry.get("inputs") == _made_from(f16_inputs, quant)
+            if isinstance(entry, dict) and entry.get("inputs") == _made_from(ctx, f16_inputs, quant)
             and ctx.layout.gguf(stem, quant).is_file()}
 
 
@@ -386,16 +471,25 @@ def _quantize(ctx: StageContext) -> dict[str, Any]:
     fresh = _fresh_quants(ctx, ctx.previous)
     f16_inputs = fingerprint(f16)
     entries: dict[str, dict[str, Any]] = {}
+    matrix: tuple[Path, dict[str, Any]] | None = None
     with stage(ctx.events, "quantize", source=str(f16), quant_types=list(quantized)) as out:
         todo = [quant for quant in quantized if quant not in fresh]
+        if any(label.startswith(IMATRIX_PREFIX) for label in quantized):
+            earlier = (ctx.previous.get("outputs") or {}).get("imatrix") or {}
+            if any(label.startswith(IMATRIX_PREFIX) for label in todo) or earlier.get("inputs") != _matrix_inputs(ctx):
+                matrix = _importance_matrix(ctx, f16)
+            else:
+                matrix = (Path(earlier["path"]), earlier)
         tensors = _tensor_count(ctx, f16, converter) if todo else 0
         for quant, path in quantized.items():
             if quant in todo:
                 offset = todo.index(quant) * tensors
-                quantize_gguf(f16, path, quant, on_progress=_progress(
-                    ctx.events, "quantize", "tensor", offset=offset, grand_total=tensors * len(todo)))
-                entries[quant] = {"inputs": _made_from(f16_inputs, quant),
-                                  "report": _read_back(path, converter, arch, quant)}
+                with_matrix = matrix[0] if quant.startswith(IMATRIX_PREFIX) and matrix else None
+                quantize_gguf(f16, path, quant_of(path) or quant, imatrix=with_matrix, converter=converter,
+                              on_progress=_progress(ctx.events, "quantize", "tensor", offset=offset,
+                                                    grand_total=tensors * len(todo)))
+                entries[quant] = {"inputs": _made_from(ctx, f16_inputs, quant),
+                                  "report": _read_back(path, converter, arch, quant_of(path) or quant)}
             else:
                 entries[quant] = fresh[quant]
             report = entries[quant]["report"]
@@ -411,7 +505,10 @@ def _quantize(ctx: StageContext) -> dict[str, Any]:
         out.update(files={quant: entry["report"]["file_bytes"] for quant, entry in entries.items()})
     # Quants of other runs of export (another --quant) stay known while their file and F16 do.
     earlier = {quant: entry for quant, entry in fresh.items() if quant not in entries}
-    return {"source": str(f16), "quant_types": list(quantized), "quants": entries, "earlier": earlier}
+    outputs = {"source": str(f16), "quant_types": list(quantized), "quants": entries, "earlier": earlier}
+    if matrix is not None:
+        outputs["imatrix"] = matrix[1]
+    return outputs
 
 
 def _quantize_bytes(ctx: StageContext) -> int:
@@ -423,7 +520,11 @@ def _quantize_bytes(ctx: StageContext) -> int:
     fresh = _fresh_quants(ctx, ctx.record("quantize")) if f16_stays else {}
     # the quality report's scratch file (the F16's log-probabilities), removed when it is done
     scratch = scratch_bytes(ctx.config.export.quality_tokens, arch.vocab_size, ctx.data_dir) if quantized else 0
-    return scratch + sum(gguf_size_bytes(arch, quant) for quant in quantized if quant not in fresh)
+    matrix = 0
+    if imatrix_on(ctx):  # a float32 per input column of each matrix (q k v o gate up: hidden; down: intermediate)
+        matrix = 4 * (arch.num_hidden_layers * (6 * arch.hidden_size + arch.intermediate_size) + arch.hidden_size)
+    return matrix + scratch + sum(gguf_size_bytes(arch, quant_of(path) or quant)
+                                  for quant, path in quantized.items() if quant not in fresh)
 
 
 # ---------------------------------------------------------------- parity, then export.json, Modelfile, card
@@ -449,7 +550,7 @@ def _parity(ctx: StageContext) -> dict[str, Any]:
     with stage(ctx.events, "parity", tokenizer=spec, files=[p.name for p in checked]) as out:
         checks = []
         for index, path in enumerate(checked, start=1):
-            check = check_parity(path, spec, gguf_info=reports.get(quant_of(path) or ""))
+            check = check_parity(path, spec, gguf_info=reports.get(label_of(path) or ""))
             check["gguf"] = path.name  # parity.json is published: no local paths in it
             checks.append(check)
             ctx.events.emit("stage_progress", stage="parity", completed=index, total=len(checked),

@@ -45,7 +45,7 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     "log": frozenset({"level", "message"}),
     # kind: dataset | checkpoint | merged | gguf | parity | modelfile | card | eval_results | hub
     "artifact": frozenset({"kind", "path", "bytes", "quant", "calculator_bytes", "type_counts", "step",
-                           "accuracy", "repo_id", "examples", "tokens"}),
+                           "accuracy", "repo_id", "examples", "tokens", "chunks", "seconds"}),
     "error": frozenset({"message", "kind"}),
     "heartbeat": frozenset(),
     # the generate stage's running totals (r1tui.generate): samples done of total, accepted,

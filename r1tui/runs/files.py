@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 
@@ -73,6 +74,41 @@ def remove_stale_temps(folder: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def folder_size(path: str | Path) -> tuple[int, int]:
+    """(bytes, files) under ``path``: the sum of every file's own size, and their count.
+
+    Links are not followed: a link counts as one file of its own (small) size, so a folder
+    of links to a 44 GB base model is not 44 GB, and a link to a folder is not walked. A
+    file or folder removed while the walk runs (a live run deleting a checkpoint) is left
+    out rather than raising. ``path`` itself may be a file or a link (its own size, 1 file);
+    a missing path is (0, 0). The one folder-size function: the runs table, the delete
+    dialog and the stages' ``bytes`` in artifact events all count alike.
+    """
+    path = os.fspath(path)
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return 0, 0
+    if not S_ISDIR(top.st_mode):
+        return top.st_size, 1
+    total = files = 0
+    for root, dirs, names in os.walk(path):  # followlinks=False; unreadable folders are skipped
+        for name in names + dirs:
+            try:
+                entry = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # removed while we walked
+            if not S_ISDIR(entry.st_mode):  # a file, or a link (os.walk lists a link to a folder as a folder)
+                total += entry.st_size
+                files += 1
+    return total, files
+
+
+def folder_bytes(path: str | Path) -> int:
+    """The bytes of :func:`folder_size` alone (what an artifact event records)."""
+    return folder_size(path)[0]
 
 
 def read_json(path: str | Path) -> Any | None:

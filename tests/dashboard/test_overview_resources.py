@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import types
-from collections import namedtuple
 
 import pytest
 
@@ -37,6 +35,7 @@ from r1tui.present import format_bytes, format_duration, format_number
 from r1tui.runs.disk import DISK_SLACK_BYTES, disk_outlook
 from r1tui.runs.events import EVENT_SCHEMA, Event, EventWriter
 from r1tui.runs.reducer import RunState, Series, reduce
+from tests.fake_nvml import NVML_CLOCK_MEM, NVML_CLOCK_SM, fake_nvml
 
 SMALL, LARGE = (80, 24), (120, 40)
 T0 = 1_800_000_000.0
@@ -240,20 +239,13 @@ async def test_overview_of_a_live_run_fits(size, make_app, training_run, settle,
 
 @pytest.mark.anyio
 async def test_overview_shows_the_gpu_with_a_fake_nvml(make_app, training_run, settle, screen_text, wait_for,
-                                                        monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
-    from r1tui import gpu
-
-    gpu.reset()
-    try:
-        run, events, report = training_run()
-        app = make_app(run, sample_local_gpu=True, clock=lambda: events[-1].ts + 1)
-        async with app.run_test(size=SMALL) as pilot:
-            await settle(pilot, app)
-            await wait_for(pilot, lambda: "410/450 W" in screen_text(app), what="the local GPU")
-            assert "GPU 97% 71 °C 410/450 W" in screen_text(app)
-    finally:
-        gpu.reset()
+                                                        fake_rtx_4090):
+    run, events, report = training_run()
+    app = make_app(run, sample_local_gpu=True, clock=lambda: events[-1].ts + 1)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app)
+        await wait_for(pilot, lambda: "410/450 W" in screen_text(app), what="the local GPU")
+        assert "GPU 97% 71 °C 410/450 W" in screen_text(app)
 
 
 @pytest.mark.anyio
@@ -283,68 +275,45 @@ async def test_a_crashed_run_shows_its_diagnosis(make_app, training_run, settle,
         assert rows == list(registry.stage_names())  # still every stage
 
 
-def fake_pynvml(with_gpu: bool = True) -> types.ModuleType:
-    """A stand-in for ``pynvml`` (the NVML boundary): one RTX 4090 on which this test
-    process holds 3 GB (the run's own, as its writer) and pid 1 holds 1 GB."""
-    module = types.ModuleType("pynvml")
-    Memory = namedtuple("Memory", "total free used")
-    Rates = namedtuple("Rates", "gpu memory")
-    Process = namedtuple("Process", "pid usedGpuMemory")
+@pytest.fixture
+def fake_rtx_4090(monkeypatch):
+    """FakeNvml (tests/fake_nvml.py) in place of ``pynvml``: one RTX 4090 on which this test
+    process holds 3 GB (the run's own, as its writer) and pid 1 holds 1 GB (the fake's
+    default processes). r1tui.gpu forgets it afterwards."""
+    from r1tui import gpu
 
-    def init():
-        if not with_gpu:
-            raise RuntimeError("NVML Shared Library Not Found")
-
-    module.nvmlInit = init
-    module.nvmlShutdown = lambda: None
-    module.NVML_TEMPERATURE_GPU, module.NVML_CLOCK_SM, module.NVML_CLOCK_MEM = 0, 1, 2
-    module.nvmlDeviceGetCount = lambda: 1
-    module.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
-    module.nvmlDeviceGetName = lambda handle: GPU_NAME
-    module.nvmlDeviceGetMemoryInfo = lambda handle: Memory(total=CARD, free=CARD - 20_000_000_000, used=20_000_000_000)
-    module.nvmlDeviceGetUtilizationRates = lambda handle: Rates(gpu=97, memory=40)
-    module.nvmlDeviceGetTemperature = lambda handle, sensor: 71
-    module.nvmlDeviceGetPowerUsage = lambda handle: 410_200
-    module.nvmlDeviceGetEnforcedPowerLimit = lambda handle: 450_000
-    module.nvmlDeviceGetClockInfo = lambda handle, clock: {1: 2520, 2: 10501}[clock]
-    module.nvmlDeviceGetMaxClockInfo = lambda handle, clock: {1: 3105, 2: 10501}[clock]
-    module.nvmlDeviceGetComputeRunningProcesses = lambda handle: [Process(os.getpid(), 3_000_000_000),
-                                                                  Process(1, 1_000_000_000)]
-    module.nvmlDeviceGetGraphicsRunningProcesses = lambda handle: []
-    return module
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(
+        name=GPU_NAME, memory_total=CARD, memory_used=20_000_000_000, power_mw=410_200, power_limit_mw=450_000,
+        clocks={NVML_CLOCK_SM: 2520, NVML_CLOCK_MEM: 10501}, max_clocks={NVML_CLOCK_SM: 3105, NVML_CLOCK_MEM: 10501}))
+    gpu.reset()
+    yield
+    gpu.reset()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
 async def test_resources_marks_the_runs_own_gpu_process_with_a_fake_nvml(size, make_app, training_run, settle,
-                                                                          screen_text, wait_for, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
-    from r1tui import gpu
-
-    gpu.reset()
-    try:
-        run, events, report = training_run()
-        app = make_app(run, sample_local_gpu=True, clock=lambda: events[-1].ts + 1)
-        async with app.run_test(size=size) as pilot:
-            await settle(pilot, app)
-            await pilot.press(KEY["resources"])
-            await wait_for(pilot, lambda: "◀ run" in screen_text(app), what="the run's own GPU process")
-            await wait_for(pilot, lambda: len(app.monitor.gpus[0].utilization) >= 2, what="a second sample")
-            text = screen_text(app)
-            mine = next(line for line in text.splitlines() if "◀ run" in line)
-            assert str(os.getpid()) in mine and "3.0 GB" in mine
-            other = next(line for line in text.splitlines() if re.match(r"\s*0\s+1\s", line))
-            assert "1.0 GB" in other and "◀ run" not in other
-            assert f"GPU 0 {GPU_NAME}" in text and "20.0 GB/24.0 GB" in text and "97%" in text
-            assert "POWER 410/450 W" in text and "SM 2520/3105 MHz" in text and "MEM 10501/10501 MHz" in text
-            tree = app.monitor.latest.tree
-            assert f"(pid {os.getpid()})" in text and f"RSS {format_bytes(tree.rss)}" in text
-            assert "this machine" in text and "CPUs" in text
-            if size == LARGE:  # room for the history and the run's own samples below
-                assert "▁" in text or "█" in text
-                assert "from the run's log" in text and GPU_NAME in text
-    finally:
-        gpu.reset()
+                                                                          screen_text, wait_for, fake_rtx_4090):
+    run, events, report = training_run()
+    app = make_app(run, sample_local_gpu=True, clock=lambda: events[-1].ts + 1)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        await pilot.press(KEY["resources"])
+        await wait_for(pilot, lambda: "◀ run" in screen_text(app), what="the run's own GPU process")
+        await wait_for(pilot, lambda: len(app.monitor.gpus[0].utilization) >= 2, what="a second sample")
+        text = screen_text(app)
+        mine = next(line for line in text.splitlines() if "◀ run" in line)
+        assert str(os.getpid()) in mine and "3.0 GB" in mine
+        other = next(line for line in text.splitlines() if re.match(r"\s*0\s+1\s", line))
+        assert "1.0 GB" in other and "◀ run" not in other
+        assert f"GPU 0 {GPU_NAME}" in text and "20.0 GB/24.0 GB" in text and "97%" in text
+        assert "POWER 410/450 W" in text and "SM 2520/3105 MHz" in text and "MEM 10501/10501 MHz" in text
+        tree = app.monitor.latest.tree
+        assert f"(pid {os.getpid()})" in text and f"RSS {format_bytes(tree.rss)}" in text
+        assert "this machine" in text and "CPUs" in text
+        if size == LARGE:  # room for the history and the run's own samples below
+            assert "▁" in text or "█" in text
+            assert "from the run's log" in text and GPU_NAME in text
 
 
 @pytest.mark.anyio

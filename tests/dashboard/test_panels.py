@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
-from collections import namedtuple
 
 import pytest
 from textual.widgets import TabbedContent
@@ -18,6 +16,7 @@ from r1tui.pipeline import registry
 from r1tui.present import format_bytes
 from r1tui.quants import quant_of
 from r1tui.runs.events import EventWriter, read_events
+from tests.fake_nvml import FakeNvmlError, fake_nvml
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
@@ -155,48 +154,17 @@ async def test_training_panel_plots_the_recorded_metrics(make_app, recorded_run,
             assert "⠀" in plot.plt.build() or any(ch in plot.plt.build() for ch in "⡀⣀⠉⠒⠤")
 
 
-class FakeNvmlError(Exception):
-    pass
-
-
 @pytest.fixture
-def fake_nvml(monkeypatch):
-    """A stand-in for the ``pynvml`` module (the NVML boundary), so the Resources panel's
-    local sampling through r1tui.gpu answers the same on any machine: no driver, or one H100
-    on which this test process holds 3 GB (so the panel marks it as the run's own when the
-    run's writer is this process) and another process 1 GB."""
+def fake_nvml_installed(monkeypatch):
+    """FakeNvml (tests/fake_nvml.py) in place of ``pynvml``, so the Resources panel's local
+    sampling through r1tui.gpu answers the same on any machine: no driver, or one H100 on
+    which this test process holds 3 GB (so the panel marks it as the run's own when the
+    run's writer is this process) and another process 1 GB (the fake's defaults)."""
     from r1tui import gpu
 
     def install(with_gpu: bool) -> None:
-        import os
-
-        module = types.ModuleType("pynvml")
-        Memory = namedtuple("Memory", "total free used")
-        Rates = namedtuple("Rates", "gpu memory")
-        Process = namedtuple("Process", "pid usedGpuMemory")
-
-        def init():
-            if not with_gpu:
-                raise FakeNvmlError("NVML Shared Library Not Found")
-
-        module.nvmlInit = init
-        module.nvmlShutdown = lambda: None
-        module.NVML_TEMPERATURE_GPU = 0
-        module.NVML_CLOCK_SM, module.NVML_CLOCK_MEM = 1, 2
-        module.nvmlDeviceGetCount = lambda: 1
-        module.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
-        module.nvmlDeviceGetName = lambda handle: "NVIDIA H100 80GB HBM3"
-        module.nvmlDeviceGetMemoryInfo = lambda handle: Memory(total=80e9, free=60e9, used=20e9)
-        module.nvmlDeviceGetUtilizationRates = lambda handle: Rates(gpu=97, memory=40)
-        module.nvmlDeviceGetTemperature = lambda handle, sensor: 71
-        module.nvmlDeviceGetPowerUsage = lambda handle: 350_500
-        module.nvmlDeviceGetEnforcedPowerLimit = lambda handle: 700_000
-        module.nvmlDeviceGetClockInfo = lambda handle, clock: {1: 1980, 2: 2619}[clock]
-        module.nvmlDeviceGetMaxClockInfo = lambda handle, clock: {1: 1980, 2: 2619}[clock]
-        module.nvmlDeviceGetComputeRunningProcesses = lambda handle: [Process(os.getpid(), 3_000_000_000),
-                                                                      Process(1, 1_000_000_000)]
-        module.nvmlDeviceGetGraphicsRunningProcesses = lambda handle: []
-        monkeypatch.setitem(sys.modules, "pynvml", module)
+        monkeypatch.setitem(sys.modules, "pynvml", fake_nvml() if with_gpu else
+                            fake_nvml(init_error=FakeNvmlError("NVML Shared Library Not Found")))
         gpu.reset()
 
     yield install
@@ -204,8 +172,8 @@ def fake_nvml(monkeypatch):
 
 
 async def test_resources_panel_says_clearly_there_is_no_gpu_with_nvml_faked_absent(make_app, recorded_run, settle,
-                                                                                   screen_text, wait_for, fake_nvml):
-    fake_nvml(with_gpu=False)
+                                                                                   screen_text, wait_for, fake_nvml_installed):
+    fake_nvml_installed(with_gpu=False)
     app = make_app(recorded_run, sample_local_gpu=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -222,8 +190,8 @@ async def test_resources_panel_says_clearly_there_is_no_gpu_with_nvml_faked_abse
 
 
 async def test_resources_panel_shows_this_machines_gpu_with_nvml_faked_present(make_app, recorded_run, settle,
-                                                                               screen_text, wait_for, fake_nvml):
-    fake_nvml(with_gpu=True)
+                                                                               screen_text, wait_for, fake_nvml_installed):
+    fake_nvml_installed(with_gpu=True)
     app = make_app(recorded_run, sample_local_gpu=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app)

@@ -10,8 +10,10 @@
 - ``tmpfs``: a small real file system (``mount -t tmpfs``), the full disk of the disk drills.
 - ``tmux``: a real terminal for the dashboard.
 
-What the drills need from other areas' conftests is written here again, small; only the Hub
-stand-in is reused as it is (test_secrets.py loads it by path from tests/export/conftest.py).
+What the drills need from other areas' conftests is written here again, small; the Hub
+stand-in is reused as it is (test_secrets.py loads it by path from tests/export/conftest.py),
+and so is ``wait_for``, from tests/conftest.py (pytest has imported it as ``tests.conftest``
+before this file).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import shutil
 import string
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from tests.conftest import wait_for  # every drill passes its own timeout
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -103,16 +106,6 @@ def write_drill_config(folder: Path, runs_dir: Path, **sections: dict) -> Path:
 def r1tui(*args: str, env: dict | None = None, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "r1tui", *args], capture_output=True, text=True,
                           env=env or drill_env(), cwd=cwd, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float = 300, poll: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def metrics(run_dir: Path) -> list[dict]:

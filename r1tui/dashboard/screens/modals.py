@@ -10,80 +10,83 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from r1tui.dashboard.actions import ActionPlan
+from r1tui.dashboard.screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     from r1tui.dashboard.app import DashboardApp
 
 
-class PlanScreen(ModalScreen[bool]):
+class PlanScreen(ConfirmScreen):
     """Shows what an action would launch. Dry run: a report only. Otherwise: confirm.
 
     Its buttons (and the footer's y / n) say what they do: "Cancel the run (y)" and
     "Keep it running (n)", never a bare "Launch". The command shown is the exact one the
-    launcher runs, pasteable in the dashboard's folder."""
+    launcher runs, pasteable in the dashboard's folder. Dry run or a plan that cannot run
+    now: one button, Close (y is off). Its look is in dashboard.tcss (#plan-*)."""
 
-    BINDINGS = [
-        Binding("y", "confirm", "launch"),
-        Binding("d", "toggle_dry_run", "dry run"),
-        Binding("escape,n", "dismiss_plan", "close"),
-    ]
+    BINDINGS = [Binding("d", "toggle_dry_run", "dry run")]  # y, n and Esc: ConfirmScreen's, named below
+
+    PREFIX = "plan"
+    BUTTON_IDS = ("launch", "close")
 
     def __init__(self, plan: ActionPlan, dry_run: bool, extra: str = "",
                  show_path: Callable[[str], str] = str) -> None:
-        super().__init__()
+        do, dont = plan.buttons
+        super().__init__(f"{plan.title}?", do, dont, variant="warning" if plan.confirm else "primary")
         self.plan = plan
         self.dry_run = dry_run
         self.extra = extra
         self.show_path = show_path
         self._label_keys()
 
+    @property
+    def answerable(self) -> bool:
+        """Yes is on offer: not a dry run, and nothing blocks the plan."""
+        return not self.dry_run and not self.plan.blocked
+
     def _label_keys(self) -> None:
-        """The footer's y and n name the plan's own buttons."""
-        do, dont = self.plan.buttons
-        dont = "close" if self.dry_run or self.plan.blocked else dont
-        for key, action, description in (("y", "confirm", do), ("n", "dismiss_plan", dont),
-                                         ("escape", "dismiss_plan", dont)):
-            self._bindings.key_to_bindings[key] = [Binding(key, action, description, show=key != "escape")]
+        """The footer's y and n name the plan's own buttons (n: "close" when y is off)."""
+        self.label_keys(self.do, self.dont if self.answerable else "close", show_escape=False)
 
     def compose(self) -> ComposeResult:
         plan = self.plan
-        with Vertical(id="plan-dialog"):
-            heading = f"Dry run — {plan.title}" if self.dry_run else f"{plan.title}?"
-            yield Label(heading, id="plan-title")
-            body = Text()
-            if plan.blocked:
-                body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
-            if plan.warning:
-                body.append(f"{plan.warning}\n", style="bold yellow")
-            body.append("would launch:\n" if self.dry_run or plan.blocked
-                        else "will launch (detached; quitting the dashboard does not stop it):\n", style="bold")
-            body.append(f"  {plan.shown()}\n", style="cyan")
-            for line in plan.details:
-                body.append(f"• {line}\n")
-            if self.extra:
-                body.append(f"{self.extra}\n", style="dim")
-            if self.dry_run:
-                body.append("dry run is on: nothing was launched, written or uploaded (d turns it off)",
-                            style="bold yellow")
-            yield Static(body, id="plan-body")
-            do, dont = plan.buttons
-            with Horizontal(id="plan-buttons"):
-                if not self.dry_run and not plan.blocked:
-                    yield Button(f"{do} (y)", variant="warning" if plan.confirm else "primary", id="launch")
-                    yield Button(f"{dont} (n)", id="close")
-                else:
-                    yield Button("Close (esc)", id="close")
-        yield Footer(compact=True, show_command_palette=False)
+        self.question = f"Dry run — {plan.title}" if self.dry_run else f"{plan.title}?"
+        yield from super().compose()
+
+    def compose_body(self) -> ComposeResult:
+        plan = self.plan
+        body = Text()
+        if plan.blocked:
+            body.append(f"cannot run now: {plan.blocked}\n", style="bold red")
+        if plan.warning:
+            body.append(f"{plan.warning}\n", style="bold yellow")
+        body.append("would launch:\n" if self.dry_run or plan.blocked
+                    else "will launch (detached; quitting the dashboard does not stop it):\n", style="bold")
+        body.append(f"  {plan.shown()}\n", style="cyan")
+        for line in plan.details:
+            body.append(f"• {line}\n")
+        if self.extra:
+            body.append(f"{self.extra}\n", style="dim")
+        if self.dry_run:
+            body.append("dry run is on: nothing was launched, written or uploaded (d turns it off)",
+                        style="bold yellow")
+        yield Static(body, id="plan-body")
+
+    def compose_buttons(self) -> ComposeResult:
+        if self.answerable:
+            yield from super().compose_buttons()
+        else:
+            yield Button("Close (esc)", id="close")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm":
-            return not self.dry_run and not self.plan.blocked
+            return self.answerable
         return True
 
     def action_toggle_dry_run(self) -> None:
@@ -93,20 +96,6 @@ class PlanScreen(ModalScreen[bool]):
         self._label_keys()
         self.refresh(recompose=True)
         self.refresh_bindings()
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_dismiss_plan(self) -> None:
-        self.dismiss(False)
-
-    @on(Button.Pressed, "#launch")
-    def _launch(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#close")
-    def _close(self) -> None:
-        self.dismiss(False)
 
 
 class GgufPicker(ModalScreen[Path | None]):

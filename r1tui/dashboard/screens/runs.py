@@ -25,14 +25,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Label, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 
 from r1tui.dashboard.actions import guard_live, plan_action, resume_point
 from r1tui.dashboard.format import status_text
+from r1tui.dashboard.screens.confirm import ConfirmScreen
 from r1tui.dashboard.source import RunRef
 from r1tui.present import format_bytes, format_duration, format_number
+from r1tui.runs.files import folder_bytes, folder_size
 from r1tui.runs.layout import CONFIG_FILE, EVENTS_FILE, RunLayout
 from r1tui.runs.status import RunStatus, list_runs, live_runs, writer_alive
 
@@ -60,21 +61,8 @@ class RunRow:
         return Path(self.status.run_dir)
 
 
-def folder_size(path: Path) -> tuple[int, int]:
-    """(bytes, files) under ``path``: the files' sizes, links not followed."""
-    total = files = 0
-    for root, _, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-                files += 1
-            except OSError:
-                pass  # removed while we walked
-    return total, files
-
-
 def read_rows(runs_dir: Path) -> list[RunRow]:
-    return [RunRow(status, folder_size(Path(status.run_dir))[0]) for status in list_runs(runs_dir)]
+    return [RunRow(status, folder_bytes(status.run_dir)) for status in list_runs(runs_dir)]
 
 
 def delete_summary(run_dir: Path) -> list[str]:
@@ -83,7 +71,7 @@ def delete_summary(run_dir: Path) -> list[str]:
     lines = [f"{run_dir}: {files} files, {format_bytes(total)}"]
     entries = []
     for entry in run_dir.iterdir():
-        size, count = folder_size(entry) if entry.is_dir() and not entry.is_symlink() else (entry.lstat().st_size, 1)
+        size, count = folder_size(entry)  # a file or a link: its own size, 1
         entries.append((size, entry.name + ("/" if entry.is_dir() else ""), count))
     for size, name, count in sorted(entries, key=lambda e: (-e[0], e[1])):
         lines.append(f"{name:<24} {format_bytes(size):>9}" + (f"  ({count} files)" if name.endswith("/") else ""))
@@ -310,44 +298,19 @@ class RunsScreen(Screen):
         self._fill()
 
 
-class DeleteRunScreen(ModalScreen[bool]):
+class DeleteRunScreen(ConfirmScreen):
     """What deleting a run removes; y deletes, n / Esc keeps it."""
 
     DEFAULT_CSS = """
-    DeleteRunScreen { align: center middle; }
-    #delete-dialog { width: 90%; max-width: 90; height: auto; max-height: 90%;
-                     border: thick $error; background: $surface; padding: 0 1; }
-    #delete-body { height: auto; max-height: 16; }
-    #delete-buttons { height: auto; }
+    #delete-dialog { max-width: 90; border: thick $error; }
+    #delete-body { max-height: 16; }
     """
-
-    BINDINGS = [Binding("y", "delete", "delete it"), Binding("escape,n", "keep", "keep it")]
+    PREFIX = "delete"
+    BUTTON_IDS = ("delete", "keep")
 
     def __init__(self, run_id: str, summary: list[str]) -> None:
-        super().__init__()
+        super().__init__(Text(f"Delete run {run_id}? This cannot be undone.", style="bold"),
+                         "Delete the run", "Keep it", body=Text("\n".join(summary)), keys=("delete it", "keep it"),
+                         variant="error")
         self.run_id = run_id
         self.summary = summary
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="delete-dialog"):
-            yield Label(Text(f"Delete run {self.run_id}? This cannot be undone.", style="bold"), id="delete-title")
-            with VerticalScroll(id="delete-body"):
-                yield Static(Text("\n".join(self.summary)), id="delete-summary")
-            with Horizontal(id="delete-buttons"):
-                yield Button("Delete the run (y)", variant="error", id="delete")
-                yield Button("Keep it (n)", id="keep")
-        yield Footer(compact=True, show_command_palette=False)
-
-    def action_delete(self) -> None:
-        self.dismiss(True)
-
-    def action_keep(self) -> None:
-        self.dismiss(False)
-
-    @on(Button.Pressed, "#delete")
-    def _delete(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#keep")
-    def _keep(self) -> None:
-        self.dismiss(False)

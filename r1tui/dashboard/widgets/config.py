@@ -27,7 +27,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
+from textual.widgets import Footer, Input, Label, Select, Static, Switch
 
 from r1tui.dashboard.config_form import (
     FIELDS,
@@ -39,6 +39,7 @@ from r1tui.dashboard.config_form import (
     save_as_path,
 )
 from r1tui.dashboard.format import display_path
+from r1tui.dashboard.screens.confirm import ConfirmScreen
 from r1tui.dashboard.widgets.base import Panel
 from r1tui.errors import ConfigError
 from r1tui.present import format_bytes, format_duration
@@ -417,47 +418,23 @@ def _widget_for(spec: FieldSpec) -> Any:
     return widget
 
 
-class DiffScreen(ModalScreen[bool]):
+class DiffScreen(ConfirmScreen):
     """What saving would change, as a unified diff; y writes it, n / Esc does not."""
 
     DEFAULT_CSS = """
-    DiffScreen { align: center middle; }
-    #diff-dialog { width: 90%; max-width: 110; height: auto; max-height: 90%;
-                   border: thick $accent; background: $surface; padding: 0 1; }
-    #diff-body { height: auto; max-height: 30; }
-    #diff-buttons { height: auto; }
+    #diff-dialog { max-width: 110; }
+    #diff-body { max-height: 30; }
     """
-
-    BINDINGS = [Binding("y", "write", "write"), Binding("escape,n", "close", "don't write")]
+    PREFIX = "diff"
+    BUTTON_IDS = ("write", "close")
 
     def __init__(self, text: str, name: str, new: bool) -> None:
-        super().__init__()
+        super().__init__(f"Write {name}?" + (" (a new file; the diff is against the config it came from)"
+                                             if new else ""),
+                         f"Write {Path(name).name}", "Don't write",
+                         body=Syntax(text or "(no difference)", "diff", theme="ansi_dark", word_wrap=True),
+                         keys=("write", "don't write"))
         self.text, self.file_name, self.new = text, name, new
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="diff-dialog"):
-            yield Label(f"Write {self.file_name}?" + (" (a new file; the diff is against the config it came from)"
-                                                  if self.new else ""), id="diff-title")
-            with VerticalScroll(id="diff-body"):
-                yield Static(Syntax(self.text or "(no difference)", "diff", theme="ansi_dark", word_wrap=True))
-            with Horizontal(id="diff-buttons"):
-                yield Button(f"Write {Path(self.file_name).name} (y)", variant="warning", id="write")
-                yield Button("Don't write (n)", id="close")
-        yield Footer(compact=True, show_command_palette=False)
-
-    def action_write(self) -> None:
-        self.dismiss(True)
-
-    def action_close(self) -> None:
-        self.dismiss(False)
-
-    @on(Button.Pressed, "#write")
-    def _write(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#close")
-    def _close(self) -> None:
-        self.dismiss(False)
 
 
 class SaveAsScreen(ModalScreen[str | None]):
