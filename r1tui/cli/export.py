@@ -23,9 +23,12 @@ to each configured type (default Q4_K_M) with per-tensor progress, read every fi
 against the F16 on rendered traces of the run's own data (KL divergence, top-1
 agreement, perplexity ratio, also on the answer tokens after </think>: gguf/quality.json,
 export.quality_tokens), check that each GGUF tokenizes the training format exactly like
-the training tokenizer (gguf/parity.json), and write an Ollama Modelfile and a model card. These are the pipeline's stages merge, gguf,
-quantize and parity: a stage whose outputs exist and whose inputs did not change since
-it last finished (stages.json) is skipped, so running it again after a failure resumes.
+the training tokenizer (gguf/parity.json), and write an Ollama Modelfile and a model
+card. With --imatrix (export.imatrix) each k-quant is also written with an importance
+matrix that llama-imatrix computed on the run's own training rows, and measured beside
+the plain one. These are the pipeline's stages merge, gguf, quantize and parity: a stage
+whose outputs exist and whose inputs did not change since it last finished (stages.json)
+is skipped, so running it again after a failure resumes.
 Only quant types whose file is missing or whose F16 changed are quantized again. Events
 go to the run's events.jsonl; the run is locked while it is written.
 

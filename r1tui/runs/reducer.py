@@ -445,6 +445,8 @@ def _stage_progress(state: RunState, event: Event) -> None:
 
 def _quant_progress(state: RunState, data: dict[str, Any], progress: Progress) -> None:
     quant = data.get("quant")
+    if not quant and progress.unit not in ("tensor", ""):  # the importance matrix's chunks, the report's tokens
+        return
     if not quant:
         match = _QUANT_IN_TEXT.search(progress.message)
         quant = match.group(1) if match else None

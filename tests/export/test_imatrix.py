@@ -214,3 +214,52 @@ def test_a_cancel_while_the_matrix_is_computed_leaves_no_file(imatrix_export, tm
     with pytest.raises(StageCancelled):
         compute_imatrix(f16, out, text, chunk_tokens=64, on_progress=cancel)
     assert not out.parent.exists() or os.listdir(out.parent) == []
+
+
+def test_the_export_panel_shows_both_twins_the_matrix_and_the_quality_table(imatrix_export, tmp_path):
+    """The dashboard's Export panel (Textual Pilot) on the exported run: a row per twin with
+    its size, the matrix's chunks and rows, and quality.json's figures per quant."""
+    import asyncio
+
+    from r1tui.dashboard.app import DashboardApp
+    from r1tui.dashboard.screens.main import PANEL_KEYS
+    from r1tui.dashboard.source import RunRef
+    from r1tui.export.quality import quality_path
+    from r1tui.present import format_bytes
+    from r1tui.runs.layout import RunLayout
+
+    run_dir, _, _ = imatrix_export
+    layout = RunLayout(run_dir)
+    report = json.loads(quality_path(layout).read_text())
+    stored = json.loads(layout.stages_record.read_text())["quantize"]["outputs"]["imatrix"]
+
+    def text(app) -> str:
+        strips = app.screen._compositor.render_strips()
+        return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+    async def scenario() -> str:
+        app = DashboardApp(run=RunRef.at(run_dir), runs_dir=run_dir.parent, sample_local_gpu=False,
+                           python="python")
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(200):
+                if app.caught_up:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press(PANEL_KEYS["export"])
+            for _ in range(100):
+                if "tokenizer parity" in text(app):
+                    break
+                await pilot.pause(0.05)
+            return text(app)
+
+    screen = re.sub(" +", " ", asyncio.run(scenario()))
+    twin_bytes = format_bytes(layout.gguf(STEM, "imatrix-Q4_K_M").stat().st_size)
+    assert re.search(rf"imatrix-Q4_K_M .*100%.* {re.escape(twin_bytes)}", screen), screen
+    assert f"importance matrix {stored['chunks']} chunks × 256 tokens of {stored['calibration']['rows']} " \
+           "training rows" in screen
+    assert f"quality against F16 · {report['data']['tokens']} tokens, held-out" in screen
+    for label in ("imatrix-Q4_K_M", "Q4_K_M"):
+        figures = report["quants"][label]
+        assert (f"{label} {figures['all']['kld_mean']:.3g} {figures['answer']['kld_mean']:.3g} "
+                f"{figures['all']['top1_agreement']:.1%}") in screen, screen
+    assert "✓ GGUF tokenizes exactly like training" in screen
