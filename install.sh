@@ -44,11 +44,13 @@ else
 fi
 "${PIP[@]}" "$SDIST"
 
-# 2b. llama.cpp's llama-imatrix (export.imatrix: an importance matrix from the run's own traces),
-#     built from the same sources, offline: only that target, static, into share/r1tui/bin/.
-#     About 4 min on 2 cores (another compile of ggml + llama); R1TUI_LLAMA_TOOLS=0 skips it.
+# 2b. Two of llama.cpp's programs, built from the same sources, offline, static, into
+#     share/r1tui/bin/: llama-imatrix (export.imatrix: an importance matrix from the run's own
+#     traces) and llama-mtmd-cli (reads images through a Mistral Small 3.x run's mmproj/).
+#     Only those targets; about 5 min on 2 cores (another compile of ggml + llama, and mtmd).
+#     R1TUI_LLAMA_TOOLS=0 skips it.
 if [ "${R1TUI_LLAMA_TOOLS:-1}" != 0 ]; then
-  echo "building llama.cpp's llama-imatrix from $SDIST (R1TUI_LLAMA_TOOLS=0 skips it)"
+  echo "building llama.cpp's llama-imatrix and llama-mtmd-cli from $SDIST (R1TUI_LLAMA_TOOLS=0 skips it)"
   TOOLS_SRC="$(mktemp -d)"
   tar -xzf "$SDIST" -C "$TOOLS_SRC" --strip-components=3 "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
   GPU_ARGS=()
@@ -57,10 +59,10 @@ if [ "${R1TUI_LLAMA_TOOLS:-1}" != 0 ]; then
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF "${GPU_ARGS[@]}" > "$TOOLS_SRC/configure.log" 2>&1 \
     || { tail -n 30 "$TOOLS_SRC/configure.log"; exit 1; }
-  cmake --build "$TOOLS_SRC/build" --target llama-imatrix -j "$(nproc)" > "$TOOLS_SRC/build.log" 2>&1 \
+  cmake --build "$TOOLS_SRC/build" --target llama-imatrix llama-mtmd-cli -j "$(nproc)" > "$TOOLS_SRC/build.log" 2>&1 \
     || { tail -n 30 "$TOOLS_SRC/build.log"; exit 1; }
   mkdir -p "$VENV/share/r1tui/bin"
-  install -m 755 "$TOOLS_SRC/build/bin/llama-imatrix" "$VENV/share/r1tui/bin/llama-imatrix"
+  install -m 755 "$TOOLS_SRC/build/bin/llama-imatrix" "$TOOLS_SRC/build/bin/llama-mtmd-cli" "$VENV/share/r1tui/bin/"
   rm -rf "$TOOLS_SRC"
 fi
 

@@ -292,9 +292,13 @@ def gguf_size_bytes(arch: Architecture, quant: str) -> int:
 
 def mmproj_size_bytes(arch: Architecture) -> int:
     """Tensor data bytes of the F16 mmproj GGUF llama.cpp's converter writes for the vision
-    part (``--mmproj``): matrices and the patch convolution in F16, norms and biases in F32.
-    0 for a text model."""
-    return sum(math.prod(shape) * (2 if len(shape) > 1 else 4) for shape in _vision_shapes(arch))
+    part (``--mmproj``): matrices and the patch convolution in F16, norms and biases in F32,
+    and the language model's ``[IMG_BREAK]`` embedding row (F32), which llama.cpp inserts
+    between rows of image patches. 0 for a text model."""
+    if arch.vision is None:
+        return 0
+    image_break = 4 * arch.hidden_size
+    return image_break + sum(math.prod(shape) * (2 if len(shape) > 1 else 4) for shape in _vision_shapes(arch))
 
 
 # ---------------------------------------------------------------- training VRAM (estimate)
@@ -342,12 +346,20 @@ class VramEstimate:
     logits: int
     overhead: int
     gpu_bytes: int
+    # Several GPUs (``strategy`` "ddp" or "fsdp" over ``world_size`` ranks): every figure
+    # above is per GPU. Under FSDP ``gathered`` is the unsharded copy of the units being
+    # computed (the root module and two decoder layers), and ``cpu_offloaded`` what
+    # train.fsdp_offload keeps in each rank's CPU RAM instead of on its GPU.
+    gathered: int = 0
+    cpu_offloaded: int = 0
+    world_size: int = 1
+    strategy: str = "single"
 
     @property
     def allocated(self) -> int:
-        """What torch.cuda.max_memory_allocated would report at the peak."""
+        """What torch.cuda.max_memory_allocated would report at the peak (per GPU)."""
         return (self.weights + self.lora_weights + self.lora_gradients + self.optimizer_states
-                + self.activations + self.logits)
+                + self.activations + self.logits + self.gathered)
 
     @property
     def total(self) -> int:
@@ -359,8 +371,14 @@ class VramEstimate:
         return self.total <= self.gpu_bytes
 
     def parts(self) -> dict[str, int]:
+        """The named parts of the per-GPU peak (``fsdp gathered`` only under FSDP)."""
         d = asdict(self)
-        d.pop("gpu_bytes")
+        for key in ("gpu_bytes", "cpu_offloaded", "world_size", "strategy"):
+            d.pop(key)
+        gathered = d.pop("gathered")
+        if self.strategy == "fsdp":  # shown before the overhead it adds to
+            overhead = d.pop("overhead")
+            d.update(fsdp_gathered=gathered, overhead=overhead)
         return d
 
 
@@ -377,8 +395,11 @@ def estimate_training_vram(
     backend: str = "unsloth",
     gradient_checkpointing: bool = True,
     double_quant: bool = True,
+    world_size: int = 1,
+    strategy: str = "ddp",
+    offload: bool = False,
 ) -> VramEstimate:
-    """Peak training memory, by part. Assumes bf16 compute and flash/SDPA attention (no s^2).
+    """Peak training memory per GPU, by part. Assumes bf16 compute and flash/SDPA attention (no s^2).
 
     - weights: decoder linears in NF4 (4.127 bits with double quant, 4.5 without; or bf16),
       embeddings, lm_head and norms in bf16 (fp32 on the hf path with a 4-bit base).
@@ -389,6 +410,12 @@ def estimate_training_vram(
     - logits: ``LOGIT_BYTES`` per token and vocabulary entry.
     - overhead: allocator slack on top of the allocated peak, plus the CUDA context.
     The per-backend constants were measured (see above); everything else is arithmetic.
+
+    Several GPUs (``world_size`` > 1): under ``strategy = "ddp"`` every GPU holds all of the
+    above (the figures of one GPU). Under ``"fsdp"`` (``sharded_parts``) the base weights, the
+    LoRA weights, their gradients and the optimizer state are split over the ranks, each GPU
+    also holds the unsharded units it is computing, and activations and logits stay per GPU;
+    with ``offload`` the sharded parameters, gradients and optimizer state live in CPU RAM.
     """
     backend = backend if backend in LOGIT_BYTES else "hf"
     params = count_parameters(arch)
@@ -400,6 +427,7 @@ def estimate_training_vram(
     else:
         weights = params.decoder_linear * bf16
     unquantized_bytes = 4 if backend == "hf" and load_in_4bit else bf16
+    decoder_weights = weights
     # A Mistral3 checkpoint's vision tower and projector are loaded too, never quantized
     # (r1tui skips them in 4-bit loading), frozen like the embeddings.
     weights += (params.embedding + params.lm_head + params.norms + count_vision_parameters(arch)) * unquantized_bytes
@@ -424,9 +452,48 @@ def estimate_training_vram(
         activations=activations,
         logits=int(tokens * arch.vocab_size * LOGIT_BYTES[backend]),
     )
+    extra: dict = {}
+    if world_size > 1 and strategy == "fsdp":
+        parts, extra = sharded_parts(arch, parts, world_size=world_size, offload=offload,
+                                     decoder_weight_bytes=decoder_weights,
+                                     root_weight_bytes=weights - decoder_weights,
+                                     lora_layer_bytes=lora // arch.num_hidden_layers * weight_bytes)
+    elif world_size > 1:
+        extra = {"world_size": world_size, "strategy": "ddp"}
     allocated = sum(parts.values())
     return VramEstimate(**parts, overhead=int(allocated * ALLOCATOR_SLACK + CUDA_CONTEXT_BYTES),
-                        gpu_bytes=int(gpu_memory_gb * GB))
+                        gpu_bytes=int(gpu_memory_gb * GB), **extra)
+
+
+# Decoder layers FSDP holds unsharded at once: the one computing and the one prefetched.
+FSDP_GATHERED_LAYERS = 2
+STRATEGIES = ("ddp", "fsdp")
+
+
+def sharded_parts(arch: Architecture, parts: dict[str, int], *, world_size: int, offload: bool,
+                  decoder_weight_bytes: int, root_weight_bytes: int, lora_layer_bytes: int) -> tuple[dict, dict]:
+    """One GPU's parts under FSDP over ``world_size`` ranks (FULL_SHARD, one unit per decoder
+    layer, the embeddings, final norm and lm_head in the root unit).
+
+    - weights, LoRA weights, LoRA gradients, optimizer state: each rank keeps 1/N of them
+      (rounded up: a shard is a ceil-split of every flat parameter).
+    - gathered: while a unit computes, its parameters are all-gathered whole: the root unit
+      (FSDP2 keeps the root unsharded through the step) plus ``FSDP_GATHERED_LAYERS`` decoder
+      layers (the current one and the prefetched next), with their LoRA weights.
+    - activations and logits are each rank's own batch: unchanged.
+    - ``offload``: the sharded weights, LoRA weights, gradients and optimizer state are kept
+      in CPU RAM (``cpu_offloaded``) and only the gathered units come to the GPU.
+    """
+    shard = {key: -(-parts[key] // world_size) for key in ("weights", "lora_weights", "lora_gradients",
+                                                           "optimizer_states")}
+    layer_bytes = -(-decoder_weight_bytes // arch.num_hidden_layers) + lora_layer_bytes
+    gathered = root_weight_bytes + FSDP_GATHERED_LAYERS * layer_bytes
+    cpu = 0
+    if offload:
+        cpu = sum(shard.values())
+        shard = dict.fromkeys(shard, 0)
+    new_parts = {**parts, **shard, "gathered": gathered}
+    return new_parts, {"cpu_offloaded": cpu, "world_size": world_size, "strategy": "fsdp"}
 
 
 def fit_vram_constants(measurements: list[dict], target_modules: list[str] | tuple[str, ...],
@@ -471,12 +538,18 @@ def max_fitting_seq_len(arch: Architecture, upper: int = 131072, **kwargs) -> in
 
 
 def training_vram_settings(config: Config, *, backend: str | None = None,
-                           gpu_memory_bytes: float | None = None) -> dict:
+                           gpu_memory_bytes: float | None = None, world_size: int = 1) -> dict:
     """``estimate_training_vram``'s keyword arguments (all but ``seq_len``) from a config.
     ``backend``: the one a run actually used (else the config's; ``auto`` is Unsloth, as on
-    the GPU box); ``gpu_memory_bytes``: the card a run measured (else hardware.gpu_memory_gb)."""
+    the GPU box); ``gpu_memory_bytes``: the card a run measured (else hardware.gpu_memory_gb);
+    ``world_size``: the GPUs a run trains on (train.distributed and train.fsdp_offload say how)."""
     backend = backend or config.train.backend
+    several = {} if world_size <= 1 else dict(world_size=world_size, strategy=config.train.distributed,
+                                              offload=config.train.fsdp_offload)
+    if world_size > 1 and backend in ("auto", "unsloth"):
+        backend = "hf"  # several processes always train with hf (Unsloth trains on one GPU)
     return dict(
+        **several,
         rank=config.lora.r,
         target_modules=config.lora.target_modules,
         batch_size=config.train.per_device_batch_size,
@@ -490,12 +563,12 @@ def training_vram_settings(config: Config, *, backend: str | None = None,
 
 
 def largest_fitting_seq_len(config: Config, *, backend: str | None = None,
-                            gpu_memory_bytes: float | None = None) -> int:
+                            gpu_memory_bytes: float | None = None, world_size: int = 1) -> int:
     """The largest ``model.max_seq_length`` (a multiple of 256) whose training estimate fits
-    the GPU, everything else as configured; 0 when none does (what a CUDA out-of-memory
+    each GPU, everything else as configured; 0 when none does (what a CUDA out-of-memory
     diagnosis suggests)."""
     arch = resolve_architecture(config.model.architecture)
-    return max_fitting_seq_len(arch, **training_vram_settings(config, backend=backend,
+    return max_fitting_seq_len(arch, **training_vram_settings(config, backend=backend, world_size=world_size,
                                                                gpu_memory_bytes=gpu_memory_bytes))
 
 

@@ -8,7 +8,7 @@ dashboard. No torch, no network, no files written.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from r1tui import calculator
@@ -50,6 +50,18 @@ class ParameterCounts:
 
 
 @dataclass(frozen=True)
+class StrategyEstimate:
+    """One way of training on ``world_size`` GPUs, per GPU: DDP, FSDP, FSDP with CPU offload."""
+
+    strategy: str  # "ddp" or "fsdp"
+    offload: bool
+    total: int  # bytes each GPU must hold
+    fits: bool
+    max_seq_len_that_fits: int
+    cpu_offloaded: int  # bytes each rank keeps in CPU RAM instead (offload only)
+
+
+@dataclass(frozen=True)
 class VramEstimate:
     gpu: str
     gpu_bytes: int
@@ -59,6 +71,12 @@ class VramEstimate:
     total: int
     fits: bool
     max_seq_len_that_fits: int
+    # Several GPUs: every figure above is per GPU, for train.distributed (and fsdp_offload);
+    # ``per_gpu`` compares the strategies on the same GPUs.
+    world_size: int = 1
+    strategy: str = "single"
+    cpu_offloaded: int = 0
+    per_gpu: list[StrategyEstimate] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,13 +127,15 @@ class DryRunReport:
         return asdict(self)
 
 
-def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
+def build_report(config: Config, *, with_masking: bool = True, world_size: int = 1) -> DryRunReport:
+    """``world_size``: the GPUs the run trains on (--processes, --nodes x --gpus-per-node);
+    the VRAM figures are then per GPU, for train.distributed."""
     started = time.perf_counter()
     check_backend_settings(config)
     arch = calculator.resolve_architecture(config.model.architecture)
     params = calculator.count_parameters(arch)
     lora = calculator.count_lora(arch, config.lora.r, config.lora.target_modules)
-    backend = _effective_backend(config)
+    backend = _effective_backend(config) if world_size <= 1 else "hf"  # several processes train with hf
     vram_kwargs = dict(
         rank=config.lora.r,
         target_modules=config.lora.target_modules,
@@ -127,6 +147,10 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
         gradient_checkpointing=config.train.gradient_checkpointing,
         double_quant=config.model.bnb_4bit_use_double_quant,
     )
+    per_gpu = _per_gpu(arch, config, vram_kwargs, world_size) if world_size > 1 else []
+    if world_size > 1:
+        vram_kwargs.update(world_size=world_size, strategy=config.train.distributed,
+                           offload=config.train.fsdp_offload)
     vram = calculator.estimate_training_vram(arch, seq_len=config.model.max_seq_length, **vram_kwargs)
     masking = _masking_stats(config) if with_masking else None
     return DryRunReport(
@@ -166,6 +190,10 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
             total=vram.total,
             fits=vram.fits,
             max_seq_len_that_fits=calculator.max_fitting_seq_len(arch, **vram_kwargs),
+            world_size=world_size,
+            strategy=vram.strategy,
+            cpu_offloaded=vram.cpu_offloaded,
+            per_gpu=per_gpu,
         ),
         gguf=[
             GgufEstimate(
@@ -181,6 +209,18 @@ def build_report(config: Config, *, with_masking: bool = True) -> DryRunReport:
         epoch=epoch_estimate(config, masking, backend, arch) if masking else None,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _per_gpu(arch: calculator.Architecture, config: Config, vram_kwargs: dict, world_size: int) -> list:
+    """DDP, FSDP and FSDP with CPU offload on ``world_size`` of the configured GPU, per GPU."""
+    rows = []
+    for strategy, offload in (("ddp", False), ("fsdp", False), ("fsdp", True)):
+        kwargs = dict(vram_kwargs, world_size=world_size, strategy=strategy, offload=offload)
+        estimate = calculator.estimate_training_vram(arch, seq_len=config.model.max_seq_length, **kwargs)
+        rows.append(StrategyEstimate(strategy=strategy, offload=offload, total=estimate.total, fits=estimate.fits,
+                                     max_seq_len_that_fits=calculator.max_fitting_seq_len(arch, **kwargs),
+                                     cpu_offloaded=estimate.cpu_offloaded))
+    return rows
 
 
 def _effective_backend(config: Config) -> str:
@@ -290,8 +330,11 @@ def report_renderables(report: DryRunReport) -> list[Any]:
     model.add_row("LoRA trainable (exact)", f"{params.lora_trainable:,}")
     model.add_row("share of base / of all", f"{params.lora_share_of_base:.2%} / {params.lora_share_of_all:.2%}")
 
+    several = "" if vram.world_size <= 1 else \
+        f", per GPU of {vram.world_size} ({vram.strategy}{' + CPU offload' if vram.cpu_offloaded else ''})"
     memory = Table(title=f"Training VRAM estimate on {vram.gpu} ({_gb(vram.gpu_bytes)}), "
-                         f"seq {vram.seq_len}, batch {vram.batch_size}, backend {cfg.backend_for_estimate}",
+                         f"seq {vram.seq_len}, batch {vram.batch_size}, backend "
+                         f"{'hf' if vram.world_size > 1 else cfg.backend_for_estimate}{several}",
                    title_justify="left")
     memory.add_column("part")
     memory.add_column("estimate", justify="right")
@@ -301,6 +344,8 @@ def report_renderables(report: DryRunReport) -> list[Any]:
     memory.add_row(Text("total", style="bold"), Text(_gb(vram.total), style="bold"))
     memory.add_row("verdict", verdict)
     memory.add_row("largest seq that fits", f"{vram.max_seq_len_that_fits:,}")
+    if vram.cpu_offloaded:
+        memory.add_row("CPU RAM per rank (offloaded)", _gb(vram.cpu_offloaded))
 
     gguf = Table(title="GGUF size (llama.cpp tensor types) and inference memory", title_justify="left")
     gguf.add_column("quant")
@@ -309,7 +354,10 @@ def report_renderables(report: DryRunReport) -> list[Any]:
     for row in report.gguf:
         name = f"{row.quant} *" if row.configured else row.quant
         gguf.add_row(name, _gb(row.bytes), f"{_gb(row.inference_bytes_at_n_ctx)} @ {row.n_ctx} ctx")
-    renderables: list[Any] = [model, memory, gguf]
+    renderables: list[Any] = [model, memory]
+    if vram.per_gpu:
+        renderables.append(strategies_table(vram))
+    renderables.append(gguf)
     masking = report.masking
     if masking:
         from r1tui.data.stats import stats_table
@@ -318,6 +366,24 @@ def report_renderables(report: DryRunReport) -> list[Any]:
     if report.epoch is not None:
         renderables.append(epoch_table(report.epoch))
     return renderables
+
+
+def strategies_table(vram: VramEstimate) -> Any:
+    """Per GPU on ``world_size`` GPUs: DDP, FSDP, FSDP + CPU offload, each with its verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"Per GPU on {vram.world_size} x {vram.gpu} ({_gb(vram.gpu_bytes)} each), seq {vram.seq_len} "
+                        "(ESTIMATE)", title_justify="left")
+    for name, justify in (("strategy", "left"), ("per GPU", "right"), ("verdict", "left"),
+                          ("largest seq that fits", "right"), ("CPU RAM per rank", "right")):
+        table.add_column(name, justify=justify)
+    for row in vram.per_gpu:
+        name = "FSDP + CPU offload" if row.offload else row.strategy.upper()
+        verdict = Text("fits", style="bold green") if row.fits else Text("does not fit", style="bold red")
+        table.add_row(name, _gb(row.total), verdict, f"{row.max_seq_len_that_fits:,}",
+                      _gb(row.cpu_offloaded) if row.offload else "-")
+    return table
 
 
 def epoch_table(epoch: EpochEstimate) -> Any:

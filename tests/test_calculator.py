@@ -265,7 +265,8 @@ def test_mmproj_size_against_the_published_f16_file():
 
     for preset in ("mistral-small-3.1", "mistral-small-3.2"):
         size = mmproj_size_bytes(PRESETS[preset])
-        assert size == 2 * 438_958_080 + 2 * (2 * 24 + 2) * 1024  # F16 everywhere, but 50 norms in F32
+        # F16 everywhere, but 50 norms in F32, and the language model's [IMG_BREAK] row (5120) in F32
+        assert size == 2 * 438_958_080 + 2 * (2 * 24 + 2) * 1024 + 4 * 5120
         assert abs(size / 2**20 - 847) / 847 < 0.02
     assert mmproj_size_bytes(PRESETS["magistral-small"]) == mmproj_size_bytes(PRESETS["mistral-small-24b"]) == 0
 
@@ -279,3 +280,81 @@ def test_training_vram_counts_the_frozen_vision_part():
         difference = (estimate_training_vram(vision, backend=backend, **kwargs).weights
                       - estimate_training_vram(text, backend=backend, **kwargs).weights)
         assert difference == count_vision_parameters(vision) * bytes_per
+
+
+# ---------------------------------------------------------------- several GPUs (DDP vs FSDP)
+
+TINY_KW = dict(rank=16, target_modules=ALL, seq_len=128, batch_size=4, gpu_memory_gb=24, load_in_4bit=False,
+               optimizer="adamw_torch", backend="hf", gradient_checkpointing=False)
+
+
+def test_fsdp_shards_weights_lora_and_optimizer_by_hand():
+    """The tiny shape worked by hand (hidden 256, intermediate 768, 2 layers, 4 heads, 2 KV
+    heads, head_dim 64, vocab 32768; bf16 base, LoRA r=16 on all seven projections, fp32
+    adapter, AdamW 8 B per parameter):
+    - decoder linears per layer 65,536 + 2 x 32,768 + 65,536 + 3 x 196,608 = 786,432; x 2 layers
+      x 2 B = 3,145,728 B. Root unit: embeddings + lm_head 2 x 8,388,608 + norms 1,280 =
+      16,778,496 parameters x 2 B = 33,556,992 B. Weights 36,702,720 B.
+    - LoRA per layer 16 x (512 + 384 + 384 + 512 + 3 x 1,024) = 77,824; 155,648 in all:
+      weights and gradients 622,592 B each, AdamW 1,245,184 B.
+    FSDP over 2: each of those halves (18,351,360; 311,296; 311,296; 622,592) and each GPU also
+    holds the root unit plus two whole decoder layers with their LoRA:
+    33,556,992 + 2 x (1,572,864 + 311,296) = 37,325,312 B."""
+    arch = PRESETS["tiny"]
+    single = calculator.estimate_training_vram(arch, **TINY_KW)
+    assert (single.weights, single.lora_weights, single.lora_gradients, single.optimizer_states) == \
+        (36_702_720, 622_592, 622_592, 1_245_184)
+    fsdp = calculator.estimate_training_vram(arch, world_size=2, strategy="fsdp", **TINY_KW)
+    assert (fsdp.weights, fsdp.lora_weights, fsdp.lora_gradients, fsdp.optimizer_states) == \
+        (18_351_360, 311_296, 311_296, 622_592)
+    assert fsdp.gathered == 37_325_312
+    assert (fsdp.activations, fsdp.logits) == (single.activations, single.logits)  # each rank's own batch
+    assert fsdp.allocated == single.allocated - 18_351_360 - 311_296 - 311_296 - 622_592 + 37_325_312
+    assert list(fsdp.parts())[-2:] == ["fsdp_gathered", "overhead"] and "fsdp_gathered" not in single.parts()
+
+    offload = calculator.estimate_training_vram(arch, world_size=2, strategy="fsdp", offload=True, **TINY_KW)
+    assert (offload.weights, offload.lora_weights, offload.lora_gradients, offload.optimizer_states) == (0, 0, 0, 0)
+    assert offload.cpu_offloaded == 18_351_360 + 311_296 + 311_296 + 622_592
+    assert offload.gathered == fsdp.gathered
+
+    ddp = calculator.estimate_training_vram(arch, world_size=2, strategy="ddp", **TINY_KW)
+    assert ddp.parts() == single.parts() and (ddp.world_size, ddp.strategy) == (2, "ddp")
+
+
+def test_per_gpu_verdicts_for_2409_on_4090s_and_a100s():
+    """Mistral-Small-2409 QLoRA r=64 at 8192 on the hf path (the only one with several ranks)."""
+    arch = PRESETS["mistral-small-2409"]
+    base = dict(rank=64, target_modules=ALL, batch_size=1, backend="hf")
+
+    def per_gpu(gpus, gb, strategy, offload=False):
+        kwargs = dict(base, gpu_memory_gb=gb, world_size=gpus, strategy=strategy, offload=offload)
+        return calculator.estimate_training_vram(arch, seq_len=8192, **kwargs), \
+            calculator.max_fitting_seq_len(arch, **kwargs)
+
+    one, one_seq = per_gpu(1, 24, "ddp")
+    for gpus in (2, 4):  # DDP: every card holds everything, more cards do not help
+        ddp, ddp_seq = per_gpu(gpus, 24, "ddp")
+        assert (ddp.total, ddp.fits, ddp_seq) == (one.total, False, one_seq)
+    two, two_seq = per_gpu(2, 24, "fsdp")
+    four, four_seq = per_gpu(4, 24, "fsdp")
+    assert one.total > two.total > four.total and not two.fits and four.fits
+    assert one_seq < two_seq < four_seq and four_seq >= 8192
+    # each extra rank removes exactly its share of the sharded parts
+    sharded = one.weights + one.lora_weights + one.lora_gradients + one.optimizer_states
+    assert two.allocated - four.allocated == pytest.approx(sharded / 2 - sharded / 4, abs=8)
+    offload, offload_seq = per_gpu(2, 24, "fsdp", offload=True)
+    assert offload.fits and offload_seq > two_seq and offload.cpu_offloaded == pytest.approx(sharded / 2, abs=8)
+    for strategy in ("ddp", "fsdp"):
+        a100, a100_seq = per_gpu(8, 80, strategy)
+        assert a100.fits and a100_seq > 8192
+
+
+def test_config_settings_carry_the_strategy(tmp_path):
+    from r1tui.config import parse_config
+
+    config = parse_config({"train": {"distributed": "fsdp", "fsdp_offload": True, "backend": "auto"}})
+    one = calculator.training_vram_settings(config)
+    assert "world_size" not in one and one["backend"] == "unsloth"
+    four = calculator.training_vram_settings(config, world_size=4)
+    assert (four["world_size"], four["strategy"], four["offload"], four["backend"]) == (4, "fsdp", True, "hf")
+    assert calculator.largest_fitting_seq_len(config, world_size=4) > calculator.largest_fitting_seq_len(config, backend="hf")

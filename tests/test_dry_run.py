@@ -129,3 +129,30 @@ def test_a_mistral3_checkpoint_shows_the_whole_checkpoint_and_what_is_trained():
     for fragment in ("whole checkpoint (exact)", "24,011,361,280", "vision tower + projector (frozen)",
                      "878.0 MB", "backend hf"):
         assert fragment in text
+
+
+def test_several_gpus_report_per_gpu_figures_and_compare_strategies():
+    from r1tui import calculator
+
+    config = load_config(REPO / "config.toml")  # 2409, r=64, seq 8192 on an RTX 4090
+    config.train.distributed = "fsdp"
+    report = build_report(config, with_masking=False, world_size=4).to_json()
+    vram = report["vram"]
+    assert (vram["world_size"], vram["strategy"]) == (4, "fsdp")
+    assert [(row["strategy"], row["offload"]) for row in vram["per_gpu"]] == [("ddp", False), ("fsdp", False),
+                                                                              ("fsdp", True)]
+    arch = calculator.resolve_architecture(config.model.architecture)
+    for row in vram["per_gpu"]:
+        kwargs = dict(calculator.training_vram_settings(config, world_size=4), strategy=row["strategy"],
+                      offload=row["offload"])
+        want = calculator.estimate_training_vram(arch, seq_len=8192, **kwargs)
+        assert (row["total"], row["fits"]) == (want.total, want.fits)
+        assert row["max_seq_len_that_fits"] == calculator.max_fitting_seq_len(arch, **kwargs)
+    assert vram["total"] == vram["per_gpu"][1]["total"]  # the configured strategy's figure
+    assert "fsdp_gathered" in vram["parts"]
+    assert [r["fits"] for r in vram["per_gpu"]] == [False, True, True]
+    titles = [getattr(r, "title", "") for r in report_renderables(build_report(config, with_masking=False,
+                                                                               world_size=4))]
+    assert any(str(t).startswith("Per GPU on 4 x RTX 4090") for t in titles)
+    one = build_report(config, with_masking=False).to_json()["vram"]
+    assert one["per_gpu"] == [] and one["world_size"] == 1 and "fsdp_gathered" not in one["parts"]

@@ -25,13 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON (schema in README)")
     parser.add_argument("--no-masking", action="store_true", help="skip tokenizing the data for masking stats")
+    parser.add_argument("--gpus", metavar="N", type=int, default=1,
+                        help="the VRAM estimate per GPU on N GPUs (train.distributed; DDP vs FSDP compared)")
 
 
 def run(args: argparse.Namespace) -> int:
     from r1tui.dryrun import build_report, report_renderables
 
     config = load_cli_config(args)
-    report = build_report(config, with_masking=not args.no_masking)
+    if args.gpus < 1:
+        from r1tui.errors import R1Error
+
+        raise R1Error(f"--gpus {args.gpus}: needs at least 1")
+    report = build_report(config, with_masking=not args.no_masking, world_size=args.gpus)
     if args.json:
         print_json(report.to_json())
         return 0

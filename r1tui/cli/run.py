@@ -29,8 +29,10 @@ Follow it with `r1tui logs RUN -f` or the dashboard (`r1tui`); stop it with
 exist and whose config did not change are skipped, and training continues from its
 latest checkpoint (step count, optimizer and scheduler state included).
 
---processes N trains with N processes under `accelerate launch` (DDP, backend hf):
-N GPUs on a GPU box, N CPU processes (gloo) without one.
+--processes N trains with N processes under `accelerate launch` (backend hf): N GPUs
+on a GPU box, N CPU processes (gloo) without one. --distributed ddp (a whole model on
+every rank) or fsdp (FSDP2: base, LoRA, gradients and optimizer state sharded over the
+ranks; train.fsdp_offload keeps them in CPU RAM); default train.distributed.
 
 DRY_RUN=1 prints the plan and the dry-run report and starts nothing.
 
@@ -51,6 +53,22 @@ def add_start_arguments(parser: argparse.ArgumentParser, *, stages_option: bool)
                         help="train on this already prepared dataset (from `r1tui prepare --out DIR`); skips prepare")
     parser.add_argument("--processes", metavar="N", type=int, default=1,
                         help="train with N processes under accelerate launch (DDP, backend hf); default 1")
+    parser.add_argument("--nodes", metavar="N", type=int, default=1,
+                        help="train on N machines: make the run and print each node's torchrun command "
+                             "(the run folder must be on a filesystem every node sees); starts nothing")
+    parser.add_argument("--gpus-per-node", metavar="G", type=int, default=1,
+                        help="with --nodes: processes (GPUs) on each machine; default 1")
+    parser.add_argument("--main-address", metavar="HOST", default=None,
+                        help="with --nodes: the first node's address, where the others meet it (not with --sbatch)")
+    parser.add_argument("--main-port", metavar="PORT", type=int, default=29500,
+                        help="with --nodes: the rendezvous port on the first node; default 29500")
+    parser.add_argument("--sbatch", metavar="FILE", default=None,
+                        help="with --nodes: write a Slurm batch script for the launch to FILE")
+    parser.add_argument("--submit", action="store_true",
+                        help="with --sbatch: submit the script with sbatch")
+    parser.add_argument("--distributed", choices=("ddp", "fsdp"), default=None,
+                        help="with several processes: ddp (a whole model per rank) or fsdp (the model, LoRA and "
+                             "optimizer state sharded over the ranks); default: train.distributed")
     add_runs_dir_argument(parser)
     if stages_option:
         from r1tui.pipeline import registry
@@ -77,13 +95,26 @@ def start(args: argparse.Namespace, stages: list[str], resume: RunLayout | None 
     stages = registry.expand(stages)
     if args.processes < 1:
         raise R1Error(f"--processes {args.processes}: needs at least 1")
+    _check_node_flags(args)
     if args.resume and resume is None:
         resume = resolve_cli_run(args, args.resume)
     config = resume.frozen_config() if resume else load_cli_config(args)
+    distributed = getattr(args, "distributed", None)
+    if distributed and resume and distributed != config.train.distributed:
+        raise R1Error(f"--distributed {distributed}: run {resume.run_id} was started with train.distributed = "
+                      f"{config.train.distributed!r} and resumes with it (its checkpoints are laid out for it); "
+                      "drop the flag")
+    if distributed:
+        config.train.distributed = distributed
     check_backend_settings(config)
+    if (args.processes > 1 or getattr(args, "nodes", 1) > 1) and config.train.backend == "unsloth":
+        raise R1Error(f"train.backend = \"unsloth\" trains on one GPU; several processes "
+                      f"({config.train.distributed}) need train.backend = \"hf\" (or \"auto\")")
     if dry_run_requested():
         _print_plan(config, stages, args, resume)
         return 0
+    if getattr(args, "nodes", 1) > 1 or getattr(args, "sbatch", None):
+        return _start_on_nodes(args, config, stages, resume)
     out = console()
     if args.foreground and not args.json:
         out.print(f"[bold]starting[/] stages {', '.join(registry.steps_of(stages))} in the foreground "
@@ -108,6 +139,83 @@ def start(args: argparse.Namespace, stages: list[str], resume: RunLayout | None 
     verb = "resumed" if resume else "started"
     out.print(f"{run_id}")
     out.print(f"[dim]{escape(follow_hints(layout, verb, registry.steps_of(stages), pid))}[/]", highlight=False)
+    return 0
+
+
+def _check_node_flags(args: argparse.Namespace) -> None:
+    from r1tui.errors import R1Error
+
+    if not hasattr(args, "nodes"):
+        return  # a command without the node flags
+    nodes, gpus = args.nodes, args.gpus_per_node
+    if nodes < 1 or gpus < 1:
+        raise R1Error(f"--nodes {nodes} --gpus-per-node {gpus}: both need at least 1")
+    if nodes == 1 and not getattr(args, "sbatch", None):
+        if gpus > 1:
+            raise R1Error(f"--gpus-per-node {gpus} without --nodes: on one machine use --processes {gpus}")
+        if args.submit or args.main_address:
+            raise R1Error("--main-address and --submit go with --nodes N (several machines)")
+        return
+    if args.processes > 1:
+        raise R1Error("--processes is for one machine; with --nodes give --gpus-per-node instead")
+    if args.foreground:
+        raise R1Error("--nodes starts nothing here (each node runs its own command); drop --foreground")
+    if not (1 <= args.main_port <= 65535):
+        raise R1Error(f"--main-port {args.main_port}: not a port; use 1-65535")
+    if args.sbatch is None and args.submit:
+        raise R1Error("--submit submits the --sbatch script; add --sbatch FILE")
+    if args.sbatch is None and not args.main_address:
+        raise R1Error("--nodes needs --main-address HOST (the first node's address the others can reach), "
+                      "or --sbatch FILE (Slurm finds it)")
+
+
+def _start_on_nodes(args: argparse.Namespace, config: Config, stages: list[str], resume: RunLayout | None) -> int:
+    """--nodes N: make the run (or take the one to resume), print each node's command, write
+    (and with --submit submit) the sbatch script. Nothing runs here."""
+    import shlex
+    import shutil
+    import subprocess
+
+    from r1tui.errors import R1Error
+    from r1tui.pipeline.launch import node_commands, prepare_nodes_run, sbatch_script
+
+    dataset = Path(args.dataset).resolve() if args.dataset else None
+    if dataset is not None and not dataset.is_dir():
+        raise R1Error(f"--dataset {args.dataset}: no such folder; pass a folder written by `r1tui prepare`")
+    if args.submit and shutil.which("sbatch") is None:
+        raise R1Error("--submit: no `sbatch` on this machine; submit the script from a Slurm login node")
+    layout, names = prepare_nodes_run(config, stages, resume_run=resume, dataset=dataset)
+    flags = dict(nodes=args.nodes, gpus_per_node=args.gpus_per_node, main_port=args.main_port,
+                 resume=resume is not None, dataset=dataset)
+    commands = node_commands(layout, names, main_address=args.main_address, **flags) if args.main_address else []
+    script, job = None, None
+    if args.sbatch:
+        script = Path(args.sbatch).expanduser().resolve()
+        script.write_text(sbatch_script(layout, names, **flags), encoding="utf-8")
+        script.chmod(0o755)
+        if args.submit:
+            done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, check=False)  # noqa: S603
+            if done.returncode != 0:
+                raise R1Error(f"sbatch {script} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+            job = done.stdout.strip()
+    if args.json:
+        print_json({"run_id": layout.run_id, "run_dir": str(layout.root), "world_size": args.nodes * args.gpus_per_node,
+                    "commands": commands, "sbatch": str(script) if script else None, "submitted": job})
+        return 0
+    out = console()
+    world = args.nodes * args.gpus_per_node
+    out.print(layout.run_id)
+    out.print(f"[dim]{'resume' if resume else 'new run'} in {layout.root}: {args.nodes} node(s) x "
+              f"{args.gpus_per_node} process(es) = {world} ranks, train.distributed = {config.train.distributed}. "
+              "The run folder must be on a filesystem every node sees.[/]", highlight=False)
+    for rank, line in enumerate(commands):
+        out.print(f"[bold]# node {rank}[/]" + (" (rank 0: takes the lock, writes events.jsonl)" if rank == 0 else ""))
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if script:
+        out.print(f"sbatch script: {script}" + (f" — {job}" if job else f" (submit: sbatch {shlex.quote(str(script))})"),
+                  highlight=False)
+    out.print(f"[dim]Follow: r1tui logs {layout.run_id} -f · stop: r1tui cancel {layout.run_id} (on node 0, "
+              "where rank 0 runs; every rank checkpoints and stops)[/]", highlight=False)
     return 0
 
 
@@ -154,7 +262,8 @@ def _print_plan(config: Config, stages: list[str], args: argparse.Namespace, res
             does += " (skipped when up to date)"
         plan.add_row(stage.name, does, writes)
     out.print(plan)
-    for renderable in report_renderables(build_report(config)):
+    world_size = max(args.processes, getattr(args, "nodes", 1) * getattr(args, "gpus_per_node", 1))
+    for renderable in report_renderables(build_report(config, world_size=world_size)):
         out.print(renderable)
 
 

@@ -22,6 +22,9 @@ Examples:
   r1tui train --resume latest
   r1tui train --config configs/tiny.toml --dataset data/prepared --foreground
   r1tui train --config configs/tiny.toml --processes 2     # DDP under accelerate launch
+  r1tui train --config config.toml --processes 4 --distributed fsdp          # sharded (FSDP2)
+  r1tui train --config config.toml --nodes 2 --gpus-per-node 4 --main-address node0
+                                       # prints each node's torchrun line (docs/multigpu.md)
 """
 
 

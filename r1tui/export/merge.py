@@ -143,7 +143,7 @@ def merge_adapter(adapter_dir: Path | None, out_dir: Path, *, base: str, dtype: 
 
 
 @contextmanager
-def converter_input(merged: Path) -> Iterator[Path]:
+def converter_input(merged: Path, mmproj: bool = False) -> Iterator[Path]:
     """The folder llama.cpp's converter reads for ``merged``.
 
     A SentencePiece folder is read as it is (the converter takes tokenizer.model and
@@ -152,9 +152,16 @@ def converter_input(merged: Path) -> Iterator[Path]:
     ``MistralCommonBackend`` (no ``.vocab``: conversion fails), so it reads a sibling
     folder of links to merged/'s files without tekken.json and with the tokenizer.json
     class named in tokenizer_config.json.
+
+    ``mmproj`` (the vision part of a Mistral3 checkpoint): the pinned converter takes the
+    ``[IMG_BREAK]`` row of the language model's embedding into the mmproj
+    (``v.token_embd.img_break``, without which llama.cpp refuses the file), but drops every
+    tensor named ``language_model.*`` before it gets there, which is how transformers saves
+    a Mistral3. The view then also holds ``model-img-break.safetensors``: that embedding's
+    first rows up to the token, under the name the converter looks for.
     """
     merged = Path(merged)
-    if not (merged / "tekken.json").is_file():
+    if not (merged / "tekken.json").is_file() and not mmproj:
         yield merged
         return
     view = temp_sibling(merged, ".convert")
@@ -162,11 +169,44 @@ def converter_input(merged: Path) -> Iterator[Path]:
     view.mkdir()
     try:
         for path in merged.iterdir():
-            if path.name not in ("tekken.json", "tokenizer_config.json"):
+            if path.name not in ("tekken.json", "tokenizer_config.json", SAFETENSORS_INDEX):
                 (view / path.name).symlink_to(path.resolve())
         config = json.loads((merged / "tokenizer_config.json").read_text(encoding="utf-8"))
-        config["tokenizer_class"] = "TokenizersBackend"
+        if (merged / "tekken.json").is_file():
+            config["tokenizer_class"] = "TokenizersBackend"
         (view / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        index = json.loads((merged / SAFETENSORS_INDEX).read_text(encoding="utf-8")) \
+            if (merged / SAFETENSORS_INDEX).is_file() else None
+        if mmproj:
+            name = _image_break_rows(merged, view / "model-img-break.safetensors")
+            if index is not None and name:
+                index["weight_map"][name] = "model-img-break.safetensors"
+        if index is not None:
+            (view / SAFETENSORS_INDEX).write_text(json.dumps(index), encoding="utf-8")
         yield view
     finally:
         shutil.rmtree(view, ignore_errors=True)
+
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+def _image_break_rows(merged: Path, target: Path) -> str | None:
+    """Write the language model's embedding rows 0..[IMG_BREAK] to ``target`` as
+    ``embed_tokens.weight``; returns that name (None when the tokenizer has no such token)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    added = json.loads((merged / "tokenizer.json").read_text(encoding="utf-8")).get("added_tokens") or []
+    token = next((int(t["id"]) for t in added if t.get("content") == "[IMG_BREAK]"), None)
+    if token is None:
+        return None
+    for shard in sorted(merged.glob("*.safetensors")):
+        with safe_open(str(shard), framework="pt") as tensors:
+            key = next((k for k in tensors.keys() if k.endswith("embed_tokens.weight")), None)
+            if key is not None:
+                rows = tensors.get_slice(key)[: token + 1].contiguous()
+                save_file({"embed_tokens.weight": rows}, str(target))
+                return "embed_tokens.weight"
+    raise R1Error(f"{merged}: no embed_tokens.weight in its safetensors; the vision projector needs the "
+                  "[IMG_BREAK] embedding of the language model")

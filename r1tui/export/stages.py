@@ -346,7 +346,7 @@ def _mmproj(ctx: StageContext, converter: Path) -> Path | None:
     if not is_vision_checkpoint(layout.merged):
         return None
     path = mmproj_path(layout.root, config)
-    with converter_input(layout.merged) as source:
+    with converter_input(layout.merged, mmproj=True) as source:
         convert_to_gguf(source, path, converter, model_name=f"{config.model.name.split('/')[-1]} r1", mmproj=True,
                         log_path=layout.convert_log.with_name("convert-mmproj.log"))
     ctx.events.emit("artifact", stage="gguf", kind="mmproj", path=str(path), bytes=path.stat().st_size,

@@ -24,7 +24,10 @@ from r1tui.runs.files import digest, fingerprint
 # Knobs that change how a run is watched, not what it computes: never a reason to redo work.
 # (The teacher's endpoints, concurrency, timeouts and prices change how fast and where the
 # traces come from, not which ones are asked for: a resume on more replicas continues.)
-_WATCH_ONLY = {"train": {"logging_steps", "save_steps", "gpu_sample_seconds"},
+# train.distributed and fsdp_offload say how the ranks share the work, not what they compute
+# (FSDP's losses equal one process's to 1e-7; r1tui.train.trainer checks that a checkpoint's
+# layout fits the resuming ranks), and runs made before they existed keep their fingerprint.
+_WATCH_ONLY = {"train": {"logging_steps", "save_steps", "gpu_sample_seconds", "distributed", "fsdp_offload"},
                "teacher": {"base_url", "api_key_env", "concurrency", "timeout_s", "max_retries", "price_in_per_m",
                            "price_out_per_m"}}
 

@@ -74,6 +74,93 @@ def pipeline_command(layout: RunLayout, stages: Sequence[str], *, resume: bool =
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
 
 
+# ---------------------------------------------------------------- several machines
+
+DEFAULT_MAIN_PORT = 29500  # torchrun's own default rendezvous port
+
+
+def _pipeline_args(layout: RunLayout, stages: Sequence[str], *, resume: bool, dataset: str | Path | None) -> list[str]:
+    args = ["-m", "r1tui.pipeline", str(layout.root), "--stages", ",".join(stages)]
+    if resume:
+        args.append("--resume")
+    if dataset is not None:
+        args += ["--dataset", str(dataset)]
+    return args
+
+
+def node_log(layout: RunLayout, node_rank: int) -> Path:
+    """Where a node's launcher and ranks write their output: rank 0's node writes the run's
+    own pipeline.log, the others one file each (one shared file appended to from several
+    machines over a network filesystem would interleave)."""
+    return layout.pipeline_log if node_rank == 0 else layout.root / f"pipeline-node{node_rank}.log"
+
+
+def node_command(layout: RunLayout, stages: Sequence[str], *, node_rank: int, nodes: int, gpus_per_node: int,
+                 main_address: str, main_port: int = DEFAULT_MAIN_PORT, resume: bool = False,
+                 dataset: str | Path | None = None, python: str | None = None,
+                 node_rank_expr: str | None = None) -> list[str]:
+    """torchrun for one node of an ``nodes`` x ``gpus_per_node`` run: a static rendezvous at
+    ``main_address:main_port`` (the first node), this machine's ``--node-rank``. Every rank
+    runs the pipeline on the same run folder, which must be on a filesystem every node sees;
+    global rank 0 takes the run's lock and writes the event log. ``node_rank_expr``: a
+    shell expression instead of the number (``$SLURM_NODEID`` in an sbatch script)."""
+    python = python or sys.executable
+    return [python, "-m", "torch.distributed.run", "--nnodes", str(nodes), "--nproc-per-node", str(gpus_per_node),
+            "--node-rank", node_rank_expr or str(node_rank), "--master-addr", main_address,
+            "--master-port", str(main_port),
+            *_pipeline_args(layout, stages, resume=resume, dataset=dataset)]
+
+
+def node_commands(layout: RunLayout, stages: Sequence[str], *, nodes: int, gpus_per_node: int, main_address: str,
+                  main_port: int = DEFAULT_MAIN_PORT, resume: bool = False, dataset: str | Path | None = None,
+                  python: str | None = None, cwd: str | Path | None = None) -> list[str]:
+    """One shell line per node (node 0 first), to run on that node: each detaches from the
+    terminal (nohup, its own session) and writes its output under the run folder."""
+    import shlex
+
+    cwd = Path(cwd or os.getcwd())
+    lines = []
+    for rank in range(nodes):
+        command = node_command(layout, stages, node_rank=rank, nodes=nodes, gpus_per_node=gpus_per_node,
+                               main_address=main_address, main_port=main_port, resume=resume, dataset=dataset,
+                               python=python)
+        lines.append(f"cd {shlex.quote(str(cwd))} && PYTHONUNBUFFERED=1 nohup setsid {shlex.join(command)} "
+                     f">> {shlex.quote(str(node_log(layout, rank)))} 2>&1 < /dev/null &")
+    return lines
+
+
+def sbatch_script(layout: RunLayout, stages: Sequence[str], *, nodes: int, gpus_per_node: int,
+                  main_port: int = DEFAULT_MAIN_PORT, resume: bool = False, dataset: str | Path | None = None,
+                  python: str | None = None, cwd: str | Path | None = None) -> str:
+    """A Slurm batch script for the same launch: one task per node, the first node of the
+    allocation as the rendezvous address, ``$SLURM_NODEID`` as the node rank. ``scancel``
+    sends SIGTERM to every task (torchrun passes it to its ranks, which checkpoint)."""
+    import shlex
+
+    cwd = Path(cwd or os.getcwd())
+    command = node_command(layout, stages, node_rank=0, nodes=nodes, gpus_per_node=gpus_per_node,
+                           main_address="$MAIN_ADDR", main_port=main_port, resume=resume, dataset=dataset,
+                           python=python, node_rank_expr="$SLURM_NODEID")
+    quoted = " ".join(part if part.startswith("$") else shlex.quote(part) for part in command)
+    return "\n".join([
+        "#!/bin/bash",
+        f"#SBATCH --job-name=r1tui-{layout.run_id}",
+        f"#SBATCH --nodes={nodes}",
+        "#SBATCH --ntasks-per-node=1",
+        f"#SBATCH --gpus-per-node={gpus_per_node}",
+        f"#SBATCH --output={layout.root}/slurm-%j.log",
+        "#SBATCH --signal=TERM@120",
+        f"# r1tui run {layout.run_id}: {nodes} node(s) x {gpus_per_node} GPU(s); the run folder must be on a",
+        "# filesystem every node sees. Written by `r1tui train/run --nodes ... --sbatch`.",
+        "set -euo pipefail",
+        f"cd {shlex.quote(str(cwd))}",
+        'MAIN_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        "export MAIN_ADDR PYTHONUNBUFFERED=1",
+        f"srun --kill-on-bad-exit=1 bash -c '{quoted.replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'",
+        "",
+    ])
+
+
 def start_run(config: Config, stages: Sequence[str] | None = None, detach: bool = True, *,
               resume_run: RunLayout | None = None, dataset: str | Path | None = None, processes: int = 1,
               runs_dir: str | Path | None = None) -> RunLayout:
@@ -123,6 +210,28 @@ def start_run(config: Config, stages: Sequence[str] | None = None, detach: bool 
         lock.record(process.pid)
         lock.release(unlock=False)  # the pipeline process holds the same lock from now on
     return layout
+
+
+def prepare_nodes_run(config: Config, stages: Sequence[str] | None = None, *, resume_run: RunLayout | None = None,
+                      dataset: str | Path | None = None, runs_dir: str | Path | None = None
+                      ) -> tuple[RunLayout, list[str]]:
+    """The run folder of a several-machine launch (made, with its frozen config, or the run to
+    resume) and the stages its command line names. Nothing is started: every node runs its
+    own command (``node_commands``, ``sbatch_script``); global rank 0 takes the run's lock."""
+    names = registry.expand(list(stages) if stages is not None else list(registry.steps()))
+    if dataset is not None and not any((Path(dataset) / name).is_file() for name in DATASET_FILES):
+        raise R1Error(f"--dataset {dataset}: not a prepared dataset (no {' or '.join(DATASET_FILES)} in it); "
+                      "pass a folder written by `r1tui prepare`")
+    teacher = (resume_run.frozen_config() if resume_run is not None else config).teacher
+    if "generate" in names and teacher.model:
+        raise R1Error("--nodes with a teacher configured: generate first (`r1tui run --stages generate`), "
+                      "then train on several machines with --resume or --dataset")
+    if resume_run is not None:
+        _check_resumable(resume_run)
+        layout = resume_run
+    else:
+        layout = create_run(config, runs_dir)
+    return layout, list(registry.steps_of(names) if _whole_steps(names) else names)
 
 
 def _whole_steps(names: Sequence[str]) -> bool:

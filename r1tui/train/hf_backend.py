@@ -1,8 +1,11 @@
 """The `hf` backend: transformers + peft + TRL's SFTTrainer; bitsandbytes NF4 where it runs.
 
 Runs anywhere torch runs: the CPU (tests, the tiny model), one GPU, or several under
-``accelerate launch`` (DDP). 4-bit loading needs bitsandbytes; without it the base is
-loaded in ``train.dtype`` and a warning says so.
+``accelerate launch`` / torchrun (DDP, or FSDP2 with ``train.distributed = "fsdp"``).
+4-bit loading needs bitsandbytes; without it the base is loaded in ``train.dtype`` and
+a warning says so. Under FSDP the NF4 weights are stored in ``train.dtype``
+(``bnb_4bit_quant_storage``) so FSDP can shard them; that needs CUDA, and on a CPU an
+FSDP run loads the base in ``train.dtype`` instead.
 """
 
 from __future__ import annotations
@@ -61,8 +64,12 @@ def load_model(config: Config, base: str) -> tuple[Any, Any]:
 
     on_cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = {"dtype": getattr(torch, config.train.dtype)}
-    quantized = config.model.load_in_4bit and bitsandbytes_usable()
-    if config.model.load_in_4bit and not quantized:
+    sharded = fsdp_enabled(config)
+    quantized = config.model.load_in_4bit and bitsandbytes_usable() and (on_cuda or not sharded)
+    if config.model.load_in_4bit and sharded and not on_cuda:
+        log.warning("train.distributed = fsdp with a 4-bit base needs CUDA (bitsandbytes shards NF4 weights "
+                    "on the GPU); without one the base is loaded in %s", config.train.dtype)
+    elif config.model.load_in_4bit and not quantized:
         log.warning("model.load_in_4bit is set but bitsandbytes cannot be imported; loading in %s", config.train.dtype)
     if quantized:
         from transformers import BitsAndBytesConfig
@@ -76,12 +83,18 @@ def load_model(config: Config, base: str) -> tuple[Any, Any]:
             # transformers matches these from the start of the module name, which is
             # model.vision_tower… in transformers 5 and vision_tower… in 4.x checkpoints
             llm_int8_skip_modules=[*VISION_MODULES, *(f"model.{name}" for name in VISION_MODULES), "lm_head"],
+            # FSDP shards floating-point tensors only: the packed NF4 bytes are stored in
+            # train.dtype (bitsandbytes reads them as bytes whatever the storage dtype), the
+            # same dtype as the rest of the base, so FSDP can split them over the ranks.
+            **({"bnb_4bit_quant_storage": getattr(torch, config.train.dtype)} if sharded else {}),
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if on_cuda else {"": "cpu"}
     cls = model_class(base)
     vision = cls.__name__ == MISTRAL3
     model = cls.from_pretrained(base, **kwargs)
-    if quantized:
+    if quantized and not sharded:
+        # (under FSDP it is skipped: it upcasts every other parameter to fp32, which FSDP
+        # would then gather and shard in fp32, and FSDP does the activation checkpointing)
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
@@ -89,6 +102,11 @@ def load_model(config: Config, base: str) -> tuple[Any, Any]:
             gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, lora_config(config, vision))
     return model, load_tokenizer(config, base)
+
+
+def fsdp_enabled(config: Config) -> bool:
+    """This process is one rank of an FSDP run (train.distributed = fsdp, several processes)."""
+    return config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def fused_loss_usable(device_type: str) -> bool:
@@ -117,6 +135,10 @@ def trainer_class() -> type:
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
+        def create_accelerator_and_postprocess(self):
+            super().create_accelerator_and_postprocess()
+            _fsdp_on_the_cpu(self)
+
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             """Resuming reloads the adapter through peft, which casts it to fp32; SFTTrainer
             trains a quantized model's adapter in bf16 (as QLoRA does). Cast it back, as
@@ -131,6 +153,26 @@ def trainer_class() -> type:
                         param.data = param.data.to(torch.bfloat16)
 
     return R1SFTTrainer
+
+
+def _fsdp_on_the_cpu(trainer: Any) -> None:
+    """accelerate 1.15 switches a run to FSDP only for accelerator process groups (CUDA, XPU,
+    NPU, ...): on the CPU (gloo) it builds the FSDP plugin the Trainer asked for and then
+    trains plain DDP. torch's FSDP2 itself runs on the CPU over gloo, so here the plugin is
+    put in place as accelerate does on a GPU (distributed type FSDP, the same plugin); the
+    model is then sharded by accelerate's own ``fsdp2_prepare_model``. Nothing changes
+    where accelerate already chose FSDP."""
+    if trainer.args.fsdp_plugin_args is None or trainer.is_fsdp_enabled:
+        return
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = trainer.accelerator.state
+    if state.distributed_type != DistributedType.MULTI_CPU:
+        return
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+    state.distributed_type = DistributedType.FSDP
+    trainer.is_fsdp_enabled = True
+    log.info("FSDP%d on the CPU over gloo (%d ranks)", state.fsdp_plugin.fsdp_version, state.num_processes)
 
 
 def adjust_arguments(config: Config, kwargs: dict[str, Any]) -> None:

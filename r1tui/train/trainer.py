@@ -24,7 +24,7 @@ from r1tui.present import format_bytes
 from r1tui.runs import cancel
 from r1tui.runs.disk import DISK_SLACK_BYTES, free_bytes
 from r1tui.runs.events import NullWriter, StageCancelled, read_events, stage
-from r1tui.runs.files import remove_stale_temps, replace_dir
+from r1tui.runs.files import folder_bytes, remove_stale_temps, replace_dir
 from r1tui.runs.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _disk_full(exc: Exception, root: Path, name: str) -> R1Error | None:
     if not said and free >= DISK_SLACK_BYTES:
         return None
     done = checkpoints(root.parent)
-    size = f"; a checkpoint of this run takes {format_bytes(_folder_bytes(done[-1]))}" if done else ""
+    size = f"; a checkpoint of this run takes {format_bytes(folder_bytes(done[-1]))}" if done else ""
     return R1Error(f"saving {name} failed: the disk holding {root} is full ({format_bytes(free)} free{size}); "
                    f"free some space or move runs.dir to a larger disk, then `r1tui run --resume {root.parent.name}` "
                    "continues from the last complete checkpoint")
@@ -193,8 +193,66 @@ def training_arguments(config: Config, output_dir: Path, backend_module: Any) ->
         dataloader_num_workers=0,
         **_precision(config, on_cuda),
     )
+    if world()[1] > 1 and train.distributed == "fsdp":
+        kwargs.update(fsdp_arguments(config))
     backend_module.adjust_arguments(config, kwargs)
     return SFTConfig(**kwargs)
+
+
+def sharded_by(checkpoint: Path) -> int:
+    """How many FSDP ranks saved ``checkpoint`` (each wrote one optimizer shard); 0: not sharded."""
+    folder = Path(checkpoint) / "optimizer_0"
+    return len(list(folder.glob("__*_0.distcp"))) if folder.is_dir() else 0
+
+
+def checkpoint_layout_problem(checkpoint: Path, config: Config, world_size: int) -> str | None:
+    """A sharded checkpoint loads only into FSDP over the same number of ranks."""
+    ranks = sharded_by(checkpoint)
+    fsdp_now = world_size > 1 and config.train.distributed == "fsdp"
+    if ranks and (not fsdp_now or ranks != world_size):
+        return (f"{Path(checkpoint).name} was saved sharded by {ranks} FSDP ranks and this resume has "
+                f"{world_size} process{'es' if world_size > 1 else ''}; resume with --processes {ranks} "
+                f"(or --nodes/--gpus-per-node giving {ranks} ranks)")
+    return None
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def fsdp_problem(config: Config, on_cuda: bool) -> str | None:
+    """What keeps this FSDP config from running on this machine (None: nothing)."""
+    if config.train.distributed == "fsdp" and config.train.fsdp_offload and not on_cuda:
+        # torch's CPUOffloadPolicy moves shards between an accelerator and CPU RAM
+        return ("train.fsdp_offload = true moves the shards from the GPUs to CPU RAM and needs CUDA; "
+                "on CPU processes the shards are in RAM already: set it to false")
+    return None
+
+
+def fsdp_arguments(config: Config) -> dict[str, Any]:
+    """The Trainer's FSDP settings for ``train.distributed = "fsdp"``: FSDP2 through
+    accelerate's FullyShardedDataParallelPlugin, one unit per decoder layer (the model's
+    ``_no_split_modules``), every rank saving its own shard of the model and optimizer
+    (``SHARDED_STATE_DICT``, what resume loads back), activation checkpointing done by
+    FSDP (the Trainer's own would wrap the layers twice), ``train.fsdp_offload`` as
+    FSDP2's CPU offload policy. Set here, from the frozen config, so every launcher
+    (accelerate launch, torchrun on each node, Slurm) gives every rank the same FSDP."""
+    return dict(
+        fsdp=True,
+        fsdp_config={
+            "version": 2,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "state_dict_type": "SHARDED_STATE_DICT",
+            "activation_checkpointing": config.train.gradient_checkpointing,
+            "cpu_offload": config.train.fsdp_offload,
+            "reshard_after_forward": True,
+            "cpu_ram_efficient_loading": False,
+        },
+        gradient_checkpointing=False,
+        gradient_checkpointing_kwargs=None,
+    )
 
 
 # ---------------------------------------------------------------- dataset
@@ -284,9 +342,13 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
     backend = resolve_backend(config, world_size)
     if backend == "unsloth" and world_size > 1:
         raise R1Error("train.backend = unsloth runs on one GPU; use backend = hf for multi-process (accelerate) training")
+    if world_size > 1 and (problem := fsdp_problem(config, _cuda_available())):
+        raise R1Error(problem)
     if backend == "unsloth" and (problem := unsloth_quantization_problem(config)):
         raise R1Error(problem)  # train.backend = auto chose Unsloth on this GPU
     checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None and (problem := checkpoint_layout_problem(checkpoint, config, world_size)):
+        raise R1Error(problem)
     adapter_dir = RunLayout(run_dir).adapter
     with stage(events, "train", backend=backend, dataset=str(dataset_dir),
                resume_from=str(checkpoint) if checkpoint else None, world_size=world_size) as outputs:
@@ -341,9 +403,11 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
                        checkpoint=str(latest_checkpoint(run_dir)) if latest_checkpoint(run_dir) else None)
         if callback.cancelled:
             raise StageCancelled(f"cancelled at step {trainer.state.global_step}; checkpoint saved")
+        # Under FSDP every rank holds a shard of the adapter: all of them gather it, rank 0 saves.
+        gathered = gathered_adapter_state(trainer.model) if getattr(trainer, "is_fsdp_enabled", False) else None
         if is_main_process():
-            save_adapter(trainer.model, config, base, adapter_dir)
-            events.emit("artifact", stage="train", kind="adapter", path=str(adapter_dir), bytes=_folder_bytes(adapter_dir))
+            save_adapter(trainer.model, config, base, adapter_dir, state_dict=gathered)
+            events.emit("artifact", stage="train", kind="adapter", path=str(adapter_dir), bytes=folder_bytes(adapter_dir))
         outputs["adapter"] = str(adapter_dir)
     return adapter_dir
 
@@ -379,11 +443,32 @@ def _trainable_summary(model: Any, backend: str, base: str) -> str:
             f"({trainable / max(total, 1):.2%})")
 
 
-def save_adapter(model: Any, config: Config, base: str, adapter_dir: Path) -> Path:
-    """Save the adapter and tokenizer files atomically; point the adapter at its base."""
+def gathered_adapter_state(model: Any) -> dict[str, Any]:
+    """The whole trainable (LoRA) state of an FSDP-sharded model, on the CPU, under the model's
+    own parameter names (peft matches them against its module tree, where FSDP's activation
+    checkpointing has inserted ``_checkpoint_wrapped_module``; ``save_adapter`` takes that out
+    of the saved file). Collective: every rank must call it (each all-gathers its shards); the
+    frozen base is never gathered."""
+    state = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            full = param.full_tensor() if hasattr(param, "full_tensor") else param
+            # FSDP's activation checkpointing wraps each layer and adds this to the names
+            state[name] = full.detach().cpu()
+    return state
+
+
+def save_adapter(model: Any, config: Config, base: str, adapter_dir: Path,
+                 state_dict: dict[str, Any] | None = None) -> Path:
+    """Save the adapter and tokenizer files atomically; point the adapter at its base.
+    ``state_dict``: the gathered adapter of an FSDP run (``gathered_adapter_state``)."""
     tmp = adapter_dir.with_name(f".{adapter_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+    if state_dict is not None:
+        model.save_pretrained(str(tmp), state_dict=state_dict)
+        _unwrap_saved_names(tmp / "adapter_model.safetensors")
+    else:
+        model.save_pretrained(str(tmp))
     config_path = tmp / "adapter_config.json"
     adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
     adapter_config["base_model_name_or_path"] = base
@@ -392,6 +477,23 @@ def save_adapter(model: Any, config: Config, base: str, adapter_dir: Path) -> Pa
     shutil.rmtree(adapter_dir, ignore_errors=True)
     os.replace(tmp, adapter_dir)
     return adapter_dir
+
+
+_WRAPPER_NAME = "_checkpoint_wrapped_module."  # torch's checkpoint_wrapper, as FSDP applies it
+
+
+def _unwrap_saved_names(weights: Path) -> None:
+    """Rewrite an adapter file whose names hold the activation-checkpointing wrapper, so it
+    loads onto a plain model (merge, export) like a one-process run's adapter."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), framework="pt") as handle:
+        if not any(_WRAPPER_NAME in key for key in handle.keys()):  # noqa: SIM118 - safe_open has no __iter__
+            return
+        metadata = handle.metadata()
+        tensors = {key.replace(_WRAPPER_NAME, ""): handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    save_file(tensors, str(weights), metadata=metadata)
 
 
 def _save_tokenizer(config: Config, base: str, folder: Path) -> None:
@@ -406,7 +508,3 @@ def _save_tokenizer(config: Config, base: str, folder: Path) -> None:
                      "chat_template.jinja"):
             if (base_dir / name).is_file():
                 shutil.copyfile(base_dir / name, folder / name)
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

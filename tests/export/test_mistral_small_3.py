@@ -7,6 +7,7 @@ through every client, and eval. Real transformers, peft, llama.cpp and llama-cpp
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,36 @@ def test_vision_part_is_its_own_f16_mmproj_gguf_the_size_the_calculator_says(fin
     card = RunLayout(finished_run).card.read_text()
     assert f"`{path.name}` (vision tower + projector" in card
     assert "[SYSTEM_PROMPT]" in card
+
+
+def test_llama_cpp_reads_an_image_through_the_mmproj_with_the_q4_k_m(finished_run, tmp_path):
+    """The command the model card gives (`llama-mtmd-cli -m MODEL.gguf --mmproj mmproj-….gguf`),
+    with llama.cpp's own multimodal tool built by install.sh from the pinned sources: the
+    projector loads beside the Q4_K_M, encodes an image into the language model's
+    embeddings, and the model generates after it."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    mmproj = sorted((finished_run / "mmproj").glob("*.gguf")) if (finished_run / "mmproj").is_dir() else []
+    if "Mistral3" not in (finished_run / "base" / "config.json").read_text():
+        assert not mmproj  # a text-only 2501-shaped model has no projector to read images with
+        return
+    tool = Path(sys.prefix) / "share" / "r1tui" / "bin" / "llama-mtmd-cli"
+    assert tool.is_file(), "install.sh builds llama-mtmd-cli (R1TUI_LLAMA_TOOLS=0 skipped it)"
+    (model,) = (finished_run / "gguf").glob("*-Q4_K_M.gguf")
+    image = tmp_path / "stripes.png"
+    Image.frombytes("RGB", (56, 56), bytes((x * 4) % 256 for _ in range(56) for x in range(56) for _ in range(3))
+                    ).save(image)
+    proc = subprocess.run([str(tool), "-m", str(model), "--mmproj", str(mmproj[0]), "--image", str(image),
+                           "-p", "What is in the picture?", "-n", "8", "--temp", "0", "-t", "2", "-v"],
+                          capture_output=True, text=True, errors="replace", timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert re.search(r"projector:\s+pixtral", log), log[-3000:]  # read as Pixtral's projector
+    # the image became embeddings ([IMG_BREAK] rows included) decoded by the language model
+    image_tokens = re.search(r"decoding image batch 1/1, n_tokens_batch = (\d+)", log)
+    assert image_tokens and int(image_tokens.group(1)) > 0 and "image decoded" in log, log[-3000:]
+    generated = re.search(r"\beval time =.*/\s+(\d+) runs", log)
+    assert generated and int(generated.group(1)) >= 1, log[-3000:]  # tokens generated after it

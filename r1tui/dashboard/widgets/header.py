@@ -1,4 +1,5 @@
-"""The one-line header: run id, model, backend, status, elapsed time, dry-run badge.
+"""The one-line header: run id, model, backend (with the strategy and world size of a
+run on several ranks: ``fsdp ×4``), status, elapsed time, dry-run badge.
 
 Clicking the badge toggles dry run (as ``d`` does)."""
 
@@ -45,6 +46,9 @@ class RunHeader(Static):
         config = app.config
         if config is not None:
             left.append(f" │ {state.backend or config.train.backend}", style="cyan")
+            world = state.last_metric.get("world_size")
+            if isinstance(world, int) and world > 1:  # several ranks: how they share the model
+                left.append(f" {config.train.distributed} ×{world}", style="cyan")
             left.append(f" │ {config.model.name}")
         badge = (Text(" DRY RUN ", style="bold black on yellow") if app.dry_run
                  else Text(" dry run off ", style="dim"))
