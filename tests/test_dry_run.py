@@ -120,7 +120,7 @@ def test_a_mistral3_checkpoint_shows_the_whole_checkpoint_and_what_is_trained():
     report = build_report(config, with_masking=False)
     params = report.parameters
     assert (params.checkpoint, params.vision, params.total) == (24_011_361_280, 438_958_080, 23_572_403_200)
-    assert params.mmproj_bytes == 878_018_560
+    assert params.mmproj_bytes == 878_039_040  # with the [IMG_BREAK] embedding row the mmproj carries
     assert report.config.backend_for_estimate == "hf"  # r1tui's unsloth backend trains text models only
     console = Console(record=True, width=120)
     for renderable in report_renderables(report):
