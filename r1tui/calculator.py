@@ -290,6 +290,14 @@ def gguf_size_bytes(arch: Architecture, quant: str) -> int:
     return sum(tensor_bytes(r, c, t) for _, r, c, t in gguf_tensor_types(arch, quant))
 
 
+def imatrix_size_bytes(arch: Architecture) -> int:
+    """Tensor data bytes of llama-imatrix's matrix: a float32 per input column of every
+    projection of every layer (the output head is left out unless asked for; the counts
+    beside them are a float per tensor)."""
+    per_layer = sum(in_features for in_features, _ in arch.linear_shapes().values())
+    return 4 * arch.num_hidden_layers * per_layer
+
+
 def mmproj_size_bytes(arch: Architecture) -> int:
     """Tensor data bytes of the F16 mmproj GGUF llama.cpp's converter writes for the vision
     part (``--mmproj``): matrices and the patch convolution in F16, norms and biases in F32,

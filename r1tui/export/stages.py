@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from r1tui.calculator import gguf_size_bytes
+from r1tui.calculator import gguf_size_bytes, imatrix_size_bytes
 from r1tui.data.render import renders_system_in_place
 from r1tui.data.tokenizer import PUBLISHED_TOKENIZER_CONFIG, is_tekken, tokenizer_spec
 from r1tui.errors import R1Error
@@ -475,11 +475,7 @@ def _quantize(ctx: StageContext) -> dict[str, Any]:
     with stage(ctx.events, "quantize", source=str(f16), quant_types=list(quantized)) as out:
         todo = [quant for quant in quantized if quant not in fresh]
         if any(label.startswith(IMATRIX_PREFIX) for label in quantized):
-            earlier = (ctx.previous.get("outputs") or {}).get("imatrix") or {}
-            if any(label.startswith(IMATRIX_PREFIX) for label in todo) or earlier.get("inputs") != _matrix_inputs(ctx):
-                matrix = _importance_matrix(ctx, f16)
-            else:
-                matrix = (Path(earlier["path"]), earlier)
+            matrix = _importance_matrix(ctx, f16)  # the earlier one while its inputs are unchanged
         tensors = _tensor_count(ctx, f16, converter) if todo else 0
         for quant, path in quantized.items():
             if quant in todo:
@@ -520,9 +516,7 @@ def _quantize_bytes(ctx: StageContext) -> int:
     fresh = _fresh_quants(ctx, ctx.record("quantize")) if f16_stays else {}
     # the quality report's scratch file (the F16's log-probabilities), removed when it is done
     scratch = scratch_bytes(ctx.config.export.quality_tokens, arch.vocab_size, ctx.data_dir) if quantized else 0
-    matrix = 0
-    if imatrix_on(ctx):  # a float32 per input column of each matrix (q k v o gate up: hidden; down: intermediate)
-        matrix = 4 * (arch.num_hidden_layers * (6 * arch.hidden_size + arch.intermediate_size) + arch.hidden_size)
+    matrix = imatrix_size_bytes(arch) if imatrix_on(ctx) else 0
     return matrix + scratch + sum(gguf_size_bytes(arch, quant_of(path) or quant)
                                   for quant, path in quantized.items() if quant not in fresh)
 

@@ -174,6 +174,10 @@ def test_the_matrix_reads_back_as_llama_quantize_normalizes_it(imatrix_export, c
     assert count > 0
     np.testing.assert_allclose(matrix.entries[name], raw[name + ".in_sum2"] / count, rtol=1e-6)
     assert matrix.entries[name].dtype == np.float32 and matrix.entries[name].size == 768
+    from r1tui.calculator import PRESETS, imatrix_size_bytes
+
+    sums = sum(raw[n].size for n in raw if n.endswith(".in_sum2"))
+    assert 4 * sums == imatrix_size_bytes(PRESETS["tiny"])  # what the export's disk check counts
 
 
 def test_without_llama_imatrix_the_export_stops_before_any_work(fresh_run, run_export, tmp_path, monkeypatch):
