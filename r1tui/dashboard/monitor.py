@@ -137,10 +137,11 @@ def remaining_output_bytes(layout: RunLayout, config: Config, stages: Iterable[s
 
 
 def writer_pid(layout: RunLayout) -> int | None:
-    """The pid of the process writing the run now (the lock's holder, else a live pid file)."""
+    """The pid of the process on this machine writing the run now (the lock's holder, else a
+    live pid file); None when the holder runs on another machine (its pid means nothing here)."""
     if has_lock_file(layout):
         who = holder(layout)
-        return who.pid if who is not None else None
+        return who.pid if who is not None and not who.elsewhere else None
     pid = read_pid(layout)
     return pid if pid is not None and pid_alive(pid) else None
 

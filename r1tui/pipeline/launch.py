@@ -17,15 +17,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from r1tui.data.tokenizer import tokenizer_spec
 from r1tui.errors import R1Error
 from r1tui.pipeline import registry
+from r1tui.runs import cancel
 from r1tui.runs.files import write_text_atomic
 from r1tui.runs.layout import RunLayout, new_run_id
-from r1tui.runs.lock import RunLock, has_lock_file, holder
+from r1tui.runs.lock import Holder, RunLock, has_lock_file, holder
 from r1tui.runs.status import RunStatus, is_stuck_pipeline, pid_alive, refuse_if_running, run_status
 
 if TYPE_CHECKING:
@@ -289,11 +291,48 @@ def _rank_processes(launcher: int) -> set[int]:
     return members
 
 
+@dataclass(frozen=True)
+class CancelPlan:
+    """How ``r1tui cancel`` asks a run to stop: ``signal`` sends SIGTERM to ``pid`` (a
+    process on this machine); ``file`` writes ``<run>/cancel-request`` naming ``holder``,
+    which every rank of the pipeline, on every machine, watches (``r1tui.runs.cancel``)."""
+
+    how: str  # "signal" or "file"
+    pid: int | None
+    holder: Holder | None = None
+    request: Path | None = None  # the file a "file" plan writes
+
+
+def cancel_plan(layout: RunLayout, via_file: bool = False) -> CancelPlan | None:
+    """How to ask the run's writer to stop; None: nothing writes the run. The lock's holder
+    on this machine (or a record too old to name its machine) is signalled; one on another
+    machine, or any with ``via_file``, is asked through the run folder (its pid means
+    nothing here: os.kill would hit whatever local process has that number)."""
+    if not has_lock_file(layout):
+        status = run_status(layout)
+        if status.pid is None or not (status.status == "running" or is_stuck_pipeline(status)):
+            return None
+        if via_file:
+            raise R1Error(f"run {layout.run_id} was made before the run lock existed: its pipeline does not watch for "
+                          "a cancel request; run `r1tui cancel` without --via-file on its machine")
+        return CancelPlan("signal", status.pid)
+    who = holder(layout)
+    if who is None:
+        return None
+    if not (via_file or who.elsewhere):
+        return CancelPlan("signal", who.pid, who)
+    if who.since is None or not cancel.watches_requests(who):
+        where = f"on {who.host}" if who.elsewhere else "on its machine"
+        raise R1Error(f"run {layout.run_id} is written by {who.describe()}, which does not watch the run folder for "
+                      f"a cancel request; stop it {where} (`r1tui cancel {layout.run_id}` there)")
+    return CancelPlan("file", who.pid, who, layout.cancel_request)
+
+
 def cancel_target(layout: RunLayout) -> int | None:
-    """The process ``r1tui cancel`` signals: whoever holds the run's lock (the pipeline, or
-    a CLI export / eval / push writing into a finished run); for a run made before the
-    lock existed, its pid file when that process is this run's pipeline. None: nothing
-    writes the run."""
+    """The process ``r1tui cancel`` asks to stop: whoever holds the run's lock (the pipeline,
+    or a CLI export / eval / push writing into a finished run), possibly on another machine
+    (see ``cancel_plan``); for a run made before the lock existed, its pid file when that
+    process is this run's pipeline. None: nothing writes the run."""
     if has_lock_file(layout):
         who = holder(layout)
         return who.pid if who is not None else None
@@ -311,29 +350,34 @@ def _written(layout: RunLayout) -> bool:
     return cancel_target(layout) is not None
 
 
-def cancel_run(layout: RunLayout, wait: float = 0.0) -> RunStatus:
-    """Ask the process writing a run to stop (SIGTERM): training checkpoints first, every
-    stage records cancelled, then the pipeline writes run_finished cancelled.
+def cancel_run(layout: RunLayout, wait: float = 0.0, via_file: bool = False) -> RunStatus:
+    """Ask the process writing a run to stop (SIGTERM, or a request in the run folder when
+    it runs on another machine or ``via_file``; see ``cancel_plan``): training checkpoints
+    first, every stage records cancelled, then the pipeline writes run_finished cancelled.
 
     With ``wait`` > 0, waits up to that many seconds for the writer to let go of the run.
     """
-    target = cancel_target(layout)
-    if target is None:
+    plan = cancel_plan(layout, via_file=via_file)
+    if plan is None or (plan.how == "signal" and plan.pid is None):
         status = run_status(layout)
         raise R1Error(f"run {layout.run_id} is not running (status: {status.status}); nothing to cancel")
-    workers = _rank_processes(target)
-    try:
-        if workers:
-            # --processes N: the target is accelerate's launcher, which on SIGTERM gives its
-            # workers 30 s before SIGKILL; signal the workers themselves so each rank
-            # checkpoints at its own pace and the launcher ends when they do.
-            for worker in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker, signal.SIGTERM)
-        else:
-            os.kill(target, signal.SIGTERM)
-    except ProcessLookupError:
-        return run_status(layout)
+    if plan.how == "file":
+        cancel.ask(layout, plan.holder)
+    else:
+        target = plan.pid
+        workers = _rank_processes(target)
+        try:
+            if workers:
+                # --processes N: the target is accelerate's launcher, which on SIGTERM gives its
+                # workers 30 s before SIGKILL; signal the workers themselves so each rank
+                # checkpoints at its own pace and the launcher ends when they do.
+                for worker in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker, signal.SIGTERM)
+            else:
+                os.kill(target, signal.SIGTERM)
+        except ProcessLookupError:
+            return run_status(layout)
     deadline = time.monotonic() + wait
     while wait > 0 and time.monotonic() < deadline and _written(layout):
         time.sleep(0.2)

@@ -9,7 +9,9 @@ emit their own), and ``run_finished`` with finished / failed / cancelled.
 Resume is the orchestrator's one rule (``r1tui.pipeline.orchestrator``); training
 continues from its latest checkpoint. SIGTERM or Ctrl-C cancels: training saves a
 checkpoint first. Under ``accelerate launch`` every rank runs this; only rank 0 writes
-the log and the run folder.
+the log and the run folder. Every rank, on every machine, also watches the run folder for
+a cancel request naming the run's lock holder (``r1tui.runs.cancel.RequestWatcher``):
+that is how ``r1tui cancel`` reaches a run whose lock holder is on another machine.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from r1tui.runs import cancel
 from r1tui.runs.events import EventSink, EventWriter, NullWriter, StageCancelled, read_events
 from r1tui.runs.files import make_private, write_text_atomic
 from r1tui.runs.layout import RunLayout
-from r1tui.runs.lock import RunLock
+from r1tui.runs.lock import RunLock, recorded
 from r1tui.runs.status import heartbeat_seconds
 
 if TYPE_CHECKING:
@@ -134,6 +136,13 @@ def _run_locked(layout: RunLayout, names: list[str], *, resume: bool, dataset: s
     main = rank == 0
     cancel.clear()
     handlers = cancel.install(ignore_hangup=detached)
+    if main:  # a request an earlier holder left (one naming this tenure is kept: it was asked already)
+        cancel.clear_request(layout, keep=recorded(layout))
+    watcher = None
+    if handlers:  # signals reach the main thread only: elsewhere a SIGTERM would not be ours to send
+        # other ranks may start before rank 0 holds the lock: what is there already is not for them
+        watcher = cancel.RequestWatcher(layout, skip_present=not main)
+        watcher.start()
     if main and world_size == 1:
         write_text_atomic(layout.pid, f"{os.getpid()}\n")
     log_handler = _setup_logging(layout, detached) if main else None
@@ -168,6 +177,10 @@ def _run_locked(layout: RunLayout, names: list[str], *, resume: bool, dataset: s
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         log.error("run failed:\n%s", traceback.format_exc())
     finally:
+        if watcher is not None:
+            watcher.stop()
+        if main:
+            cancel.clear_request(layout)  # asked of this attempt, which is ending: never of the next
         if heartbeat is not None:
             heartbeat.stop()
         finished = {"status": status}

@@ -9,6 +9,7 @@ a run; ``RunLayout.frozen_config`` is the one place a run's own config is read.
     source           the config file it was frozen from (shown, never read again)
     events.jsonl     the event log: the contract between the pipeline and its watchers
     lock             the writers' lock (r1tui.runs.lock): who is writing this run now
+    cancel-request   a cancel asked through the run folder (r1tui.runs.cancel), for one lock holder
     pid              the pipeline's process (what ``r1tui cancel`` signals)
     pipeline.log     the pipeline's stdout and stderr
     exit.json        how the pipeline process last ended (exit code), written as it exits
@@ -70,6 +71,12 @@ class RunLayout:
     @property
     def lock(self) -> Path:
         return self.root / "lock"
+
+    @property
+    def cancel_request(self) -> Path:
+        """A cancel asked through the run folder, naming the lock holder it is for
+        (r1tui.runs.cancel): how ``r1tui cancel`` reaches ranks on other machines."""
+        return self.root / "cancel-request"
 
     @property
     def pid(self) -> Path:

@@ -4,8 +4,10 @@ Every writer of a run (the pipeline, a resume, ``r1tui export``, ``eval``, ``pus
 ``parity``) holds an exclusive ``flock`` on ``<run>/lock`` while it writes. The lock
 belongs to the operating system, not to a pid file: a writer killed with -9 releases
 it at once, and a pid reused by another process never looks like a live writer. The
-file also records who holds it (pid, what, since) for the one-line refusal a second
-writer gets; the file itself is never deleted (deleting lock files races).
+file also records who holds it (pid, host, what, since) for the one-line refusal a second
+writer gets; the file itself is never deleted (deleting lock files races). ``since`` names
+one tenure of the lock: a cancel request written through the run folder
+(``r1tui.runs.cancel``) names it, so it can never stop a later writer of the run.
 
 Watchers ask ``holder(layout)`` (a non-blocking shared lock taken and dropped), which
 is how ``r1tui runs`` and the dashboard tell a live stage from one whose writer died.
@@ -24,6 +26,7 @@ import errno
 import fcntl
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,34 +49,67 @@ def busy(layout: RunLayout, who: str) -> RunBusy:
     return RunBusy(f"run {run} is busy: {who} is writing it; wait for it to end or stop it with `r1tui cancel {run}`")
 
 
+def this_host() -> str:
+    """The name a lock record gives the machine its writer runs on."""
+    return socket.gethostname()
+
+
 @dataclass(frozen=True)
 class Holder:
     pid: int | None
     what: str
     since: float | None
+    host: str | None = None  # None: a record written before hosts were recorded
+
+    @property
+    def elsewhere(self) -> bool:
+        """The writer runs on another machine (its pid means nothing here)."""
+        return self.host is not None and self.host != this_host()
 
     def describe(self) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(self.since)) if self.since else "?"
         pid = f"pid {self.pid}" if self.pid else "another process"
-        return f"{pid} ({self.what}, since {when})"
+        where = f" on {self.host}" if self.elsewhere else ""
+        return f"{pid}{where} ({self.what}, since {when})"
+
+
+def _parse_holder(raw: bytes) -> Holder:
+    try:
+        text = raw.decode("utf-8", errors="replace")
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    pid, since, host = data.get("pid"), data.get("since"), data.get("host")
+    return Holder(pid if isinstance(pid, int) else None, str(data.get("what") or "a writer"),
+                  since if isinstance(since, (int, float)) else None, host if isinstance(host, str) else None)
 
 
 def _read_holder(fd: int) -> Holder:
     try:
-        raw = os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
-        data = json.loads(raw) if raw.strip() else {}
-    except (OSError, ValueError):
-        data = {}
-    pid = data.get("pid")
-    return Holder(pid if isinstance(pid, int) else None, str(data.get("what") or "a writer"),
-                  data.get("since") if isinstance(data.get("since"), (int, float)) else None)
+        return _parse_holder(os.pread(fd, 4096, 0))
+    except OSError:
+        return _parse_holder(b"")
+
+
+def recorded(layout: RunLayout) -> Holder | None:
+    """The holder the lock file names, read without taking any lock (any rank on any
+    machine can). Only a record: a writer killed with -9 leaves its own behind, so this
+    says who holds the run only while ``holder`` says somebody does (or to a process that
+    knows the lock is held). None: no record (nobody holds it, or no lock file)."""
+    try:
+        raw = layout.lock.read_bytes()[:4096]
+    except OSError:
+        return None
+    who = _parse_holder(raw)
+    return who if who.pid is not None and who.since is not None else None
 
 
 def holder(layout: RunLayout) -> Holder | None:
     """Who writes the run now, or None when nobody does (or the run has no lock file yet)."""
     held = _held.get(layout.lock.resolve())
     if held is not None:
-        return Holder(os.getpid(), held.what, held.since)
+        return Holder(os.getpid(), held.what, held.since, this_host())
     try:
         fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -139,13 +175,16 @@ class RunLock:
         _held[key] = self
         for folder in self.layout.writer_folders():
             remove_stale_temps(folder)  # what a killed writer left half-made: nobody else writes now
+        with contextlib.suppress(OSError):  # a cancel request names a former holder: never this one
+            self.layout.cancel_request.unlink(missing_ok=True)
         return self
 
     def record(self, pid: int) -> None:
         """Write who holds the lock (the pipeline's pid once it has taken over)."""
         if self.fd is None:
             return
-        payload = json.dumps({"pid": pid, "what": self.what, "since": self.since}).encode() + b"\n"
+        payload = json.dumps({"pid": pid, "host": this_host(), "what": self.what,
+                              "since": self.since}).encode() + b"\n"
         with contextlib.suppress(OSError):
             # written over the old record, then cut to length: the file is never empty, so a
             # refused writer reading it at that instant still finds a pid (or retries a torn one)
@@ -170,7 +209,8 @@ class RunLock:
         if (passed.st_dev, passed.st_ino) != (ours.st_dev, ours.st_ino):
             return lock  # that number is some other file in this process: never touch it
         os.set_inheritable(fd, False)
-        lock.fd, lock.since = fd, time.time()
+        # the same tenure as the launcher's: a cancel request naming it stays valid
+        lock.fd, lock.since = fd, _read_holder(fd).since or time.time()
         lock.record(os.getpid())
         _held[layout.lock.resolve()] = lock
         return lock
