@@ -53,6 +53,9 @@ EVENT_SCHEMA: dict[str, frozenset[str]] = {
     # (retries included), tokens in and out, cost in USD (null: no prices configured)
     "generation": frozenset({"completed", "total", "accepted", "rejected", "kept", "requests", "retries",
                              "tokens_in", "tokens_out", "elapsed_s", "cost_usd", "prompts_done", "prompts_total"}),
+    # several ranks, at each logging step (r1tui.train.rank_times): the wall time per step and
+    # each rank's own {rank, host, steps, compute_s, data_s, tokens} per step since the last one
+    "ranks": frozenset({"step", "step_s", "strategy", "ranks"}),
     "gpu": frozenset({"available", "reason", "index", "name", "memory_used", "memory_total", "utilization",
                       "memory_utilization", "temperature", "power_w"}),
 }

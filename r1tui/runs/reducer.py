@@ -27,6 +27,7 @@ from r1tui.runs.events import Event
 
 HISTORY = 2000  # points kept per plotted series
 LOG_LINES = 500  # log lines kept for the pipeline panel
+RANK_HISTORY = 120  # logging steps of each rank's own time kept (a sparkline)
 FINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
 DEFAULT_HEARTBEAT_S = 10.0
 _QUANT_IN_TEXT = re.compile(r"\b(" + "|".join(map(re.escape, (*QUANT_TYPES, "BF16"))) + r")\b")
@@ -185,6 +186,45 @@ class GenerationState:
         return max(0.0, (self.total - self.completed) / rate)
 
 
+SLOW_RANK_RATIO = 1.25  # a rank whose own time per step is this many times the fastest one's stands out
+
+
+@dataclass(frozen=True)
+class RankTime:
+    """One rank's own time per step over a logging window (``r1tui.train.rank_times``)."""
+
+    rank: int
+    host: str
+    compute_s: float
+    data_s: float
+    tokens: float
+
+    @property
+    def own_s(self) -> float:
+        return self.compute_s + self.data_s
+
+
+@dataclass
+class RankTimes:
+    """The latest ``ranks`` event: every rank's own time per step at one logging step, and
+    each rank's history of it (for a sparkline)."""
+
+    step: int | None = None
+    step_s: float | None = None  # the wall time of a step: the same on every rank
+    strategy: str | None = None
+    ranks: list[RankTime] = field(default_factory=list)
+    history: dict[int, deque[float]] = field(default_factory=dict)
+
+    def ratios(self) -> dict[int, float]:
+        """Each rank's own time over the fastest rank's (1.0 for the fastest)."""
+        fastest = min((r.own_s for r in self.ranks), default=0.0)
+        return {r.rank: (r.own_s / fastest if fastest > 0 else 1.0) for r in self.ranks}
+
+    def slow_ranks(self) -> list[int]:
+        """The ranks the others wait for: at least ``SLOW_RANK_RATIO`` times the fastest."""
+        return [rank for rank, ratio in self.ratios().items() if ratio >= SLOW_RANK_RATIO]
+
+
 @dataclass
 class LogLine:
     ts: float
@@ -235,6 +275,7 @@ class RunState:
         self.checkpoints: list[dict[str, Any]] = []
         # one state per device index: under --processes N every rank's GPU reports
         self.gpus: dict[int, GpuState] = {}
+        self.rank_times = RankTimes()  # several ranks: each one's own time per step
         self.generation = GenerationState()
         self.logs: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.quant_progress: dict[str, Progress] = {}
@@ -538,6 +579,27 @@ def _gpu(state: RunState, event: Event) -> None:
     state.gpus.setdefault(index, GpuState()).apply_sample(event.data, event.ts)
 
 
+def _ranks(state: RunState, event: Event) -> None:
+    data, times = event.data, state.rank_times
+    ranks = []
+    for entry in data.get("ranks") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("rank"), int):
+            continue
+        numbers = [_number(entry.get(key)) for key in ("compute_s", "data_s", "tokens")]
+        if any(n is None for n in numbers):
+            continue
+        ranks.append(RankTime(entry["rank"], str(entry.get("host") or "?"), *numbers))
+    if not ranks:
+        return
+    step = data.get("step")
+    times.step = step if isinstance(step, int) else None
+    times.step_s = _number(data.get("step_s"))
+    times.strategy = data.get("strategy") if isinstance(data.get("strategy"), str) else None
+    times.ranks = sorted(ranks, key=lambda r: r.rank)
+    for rank in ranks:
+        times.history.setdefault(rank.rank, deque(maxlen=RANK_HISTORY)).append(rank.own_s)
+
+
 def _generation(state: RunState, event: Event) -> None:
     data, gen = event.data, state.generation
     for key in ("completed", "accepted", "requests", "retries", "tokens_in", "tokens_out"):
@@ -567,6 +629,7 @@ _HANDLERS = {
     "log": _log,
     "error": _error,
     "gpu": _gpu,
+    "ranks": _ranks,
     "generation": _generation,
 }
 

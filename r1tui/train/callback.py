@@ -7,6 +7,9 @@ more, ``{"step", "max_steps", "eval_loss"}``. A sampler thread writes a ``gpu`` 
 ``gpu_sample_seconds`` from NVML (one "no GPU" event where there is none). When the
 run is asked to stop it makes the trainer save a checkpoint after the current step
 and end training. Only the main process writes (under DDP every rank runs this).
+With several ranks each logging step also writes a ``ranks`` event: every rank's own
+compute and batching time per step and its tokens (``r1tui.train.rank_times``), so a
+slow rank stands out though the collectives make every rank's wall time the same.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from transformers import TrainerCallback
 
 from r1tui import gpu
 from r1tui.runs import cancel
+from r1tui.train import rank_times
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,8 @@ class MetricsCallback(TrainerCallback):
     """Turns the trainer's logs into ``metric`` events and honours cancel requests."""
 
     def __init__(self, events: Any, *, stage: str = "train", gpu_sample_seconds: float | None = 5.0,
-                 skip_through_step: int = 0):
+                 skip_through_step: int = 0, clock: rank_times.RankClock | None = None,
+                 strategy: str | None = None):
         self.events = events
         self.stage = stage
         self.gpu_sample_seconds = gpu_sample_seconds
@@ -68,6 +73,8 @@ class MetricsCallback(TrainerCallback):
         self.cancelled = False
         self._sampler: GpuSampler | None = None
         self._cuda = None
+        self.clock = clock  # several ranks: times each rank's own work (None: one process)
+        self.strategy = strategy  # "ddp" / "fsdp" under several ranks
 
     # -- lifecycle
     def on_train_begin(self, args, state, control, **kwargs):
@@ -81,12 +88,16 @@ class MetricsCallback(TrainerCallback):
         if state.is_world_process_zero and self.gpu_sample_seconds:
             self._sampler = GpuSampler(self.events, self.gpu_sample_seconds, self.stage)
             self._sampler.start()
+        if self.clock is not None and kwargs.get("model") is not None:
+            self.clock.attach(kwargs["model"])
         return control
 
     def on_train_end(self, args, state, control, **kwargs):
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
+        if self.clock is not None:
+            self.clock.detach()
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -94,6 +105,10 @@ class MetricsCallback(TrainerCallback):
         if args.world_size > 1:
             # Every rank must stop at the same step or DDP waits forever on the others.
             requested = _any_rank(requested, args.device)
+        if self.clock is not None:
+            self.clock.step_ended()  # after the collective above: this step's CUDA work is done
+            # (the default flow callback ran first: it decided whether an evaluation follows)
+            self.clock.evaluating = bool(control.should_evaluate)
         if requested and not self.cancelled:
             self.cancelled = True
             # Save where we are, log this step, then leave the training loop.
@@ -112,12 +127,19 @@ class MetricsCallback(TrainerCallback):
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
+        if not logs or "loss" not in logs:
             return control  # the end-of-training summary has no "loss"; the stage event covers it
+        # every rank logs the same steps (the loss is gathered from all of them): each hands
+        # its own times to rank 0 here
+        ranks = rank_times.gather(self.clock.take()) if self.clock is not None else None
         step = state.global_step
-        if step <= self.skip_through_step:
+        if not state.is_world_process_zero or step <= self.skip_through_step:
             return control
+        wall = (time.monotonic() - self._last_time) / max(step - self._last_step, 1)
         self.events.emit("metric", stage=self.stage, **self.metrics(args, state, logs))
+        if ranks:
+            self.events.emit("ranks", stage=self.stage, step=step, step_s=round(wall, 6),
+                             strategy=self.strategy, ranks=ranks)
         self.events.emit("stage_progress", stage=self.stage, completed=step, total=state.max_steps, unit="step")
         return control
 
@@ -125,6 +147,8 @@ class MetricsCallback(TrainerCallback):
         """The loss on the held-out rows (``train.eval_steps``), as a metric event of its own
         at the step it was measured: ``{"step", "max_steps", "eval_loss"}`` (transformers
         prefixes its evaluation metrics with ``eval_``)."""
+        if self.clock is not None:
+            self.clock.evaluating = False
         if not state.is_world_process_zero or not metrics or metrics.get("eval_loss") is None:
             return control
         if state.global_step <= self.skip_through_step:

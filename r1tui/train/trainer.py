@@ -377,9 +377,18 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
 
         from r1tui.train.callback import MetricsCallback
         from r1tui.train.collator import PadCollator
+        from r1tui.train.rank_times import RankClock
 
+        # several ranks: each one's own compute and batching time, so a slow rank stands out
+        clock = None
+        if world_size > 1:
+            import torch
+
+            clock = RankClock(rank, cuda=torch.cuda if _cuda_available() else None)
+        collator = PadCollator(pad_token_id=_pad_id(tokenizer))
         callback = MetricsCallback(events, gpu_sample_seconds=config.train.gpu_sample_seconds,
-                                   skip_through_step=skip_through)
+                                   skip_through_step=skip_through, clock=clock,
+                                   strategy=config.train.distributed if world_size > 1 else None)
         if rank == 0:
             remove_stale_temps(RunLayout(run_dir).checkpoints)  # a checkpoint a kill cut short
         trainer = with_atomic_checkpoints(backend_module.trainer_class())(
@@ -387,7 +396,7 @@ def train_adapter(config: Config, dataset_dir: str | Path, run_dir: str | Path, 
             args=training_arguments(config, RunLayout(run_dir).checkpoints, backend_module),
             train_dataset=dataset,
             eval_dataset=eval_dataset,
-            data_collator=PadCollator(pad_token_id=_pad_id(tokenizer)),
+            data_collator=clock.collate(collator) if clock is not None else collator,
             processing_class=tokenizer,
             callbacks=[callback],
         )

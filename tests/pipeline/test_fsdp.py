@@ -97,4 +97,9 @@ def test_fsdp_two_cpu_processes_match_one_process_and_resume_from_the_sharded_ch
         assert got["learning_rate"] == pytest.approx(want["learning_rate"], rel=1e-6), got["step"]
         assert got["loss"] == pytest.approx(want["loss"], rel=LOSS_REL), (got["step"], stopped_at)
     assert logged[-1]["loss"] < logged[0]["loss"] - 0.5
+    # every logged step also says how long each rank's own work took (the Resources view's table)
+    windows = [e.data for e in events if e.type == "ranks"]
+    assert [w["step"] for w in windows] == [m["step"] for m in logged]
+    assert all(w["strategy"] == "fsdp" and [r["rank"] for r in w["ranks"]] == [0, 1] for w in windows)
+    assert all(r["compute_s"] > 0 and r["tokens"] > 0 for w in windows for r in w["ranks"]), windows
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -220,3 +220,24 @@ def test_generation_events_fold_to_totals_rates_and_an_eta():
     assert gen.eta_s() == 15.0  # 30 samples left at 2 per second
     state.apply(Event("generation", {"completed": "NaN", "total": 40}, stage="generate", ts=106.0))
     assert gen.completed == 10  # a value that is not a finite number is ignored
+
+
+def test_rank_times_mark_the_rank_the_others_wait_for():
+    def window(step, compute1, data1=0.001):
+        return ev("ranks", "train", step=step, step_s=0.2, strategy="ddp", ranks=[
+            {"rank": 0, "host": "a", "steps": 5, "compute_s": 0.10, "data_s": 0.001, "tokens": 900.0},
+            {"rank": 1, "host": "b", "steps": 5, "compute_s": compute1, "data_s": data1, "tokens": 910.0}])
+
+    state = reduce([window(5, 0.11)])
+    times = state.rank_times
+    assert (times.step, times.step_s, times.strategy) == (5, 0.2, "ddp")
+    assert [(r.rank, r.host) for r in times.ranks] == [(0, "a"), (1, "b")]
+    assert times.slow_ranks() == []  # 1.1x: within the band
+    state.apply(window(10, 0.10, data1=0.05))  # a slow loader counts as much as slow compute
+    assert times.slow_ranks() == [1] and round(times.ratios()[1], 2) == 1.49
+    state.apply(window(15, 0.30))
+    assert times.slow_ranks() == [1] and times.ratios()[0] == 1.0
+    assert [round(v, 3) for v in times.history[1]] == [0.111, 0.15, 0.301]
+    # a malformed entry is dropped, not drawn; a window with nothing usable changes nothing
+    state.apply(ev("ranks", "train", step=20, ranks=[{"rank": "x"}, {"rank": 2, "compute_s": None}]))
+    assert times.step == 15 and len(times.ranks) == 2

@@ -1,6 +1,8 @@
 """Resources: each GPU as nvitop shows it (utilisation, memory, temperature, power, clocks,
 with history), the processes holding GPU memory with the run's own marked, and the CPU and
-memory of the run's process tree; the run's own GPU samples from its log beside them.
+memory of the run's process tree; the run's own GPU samples from its log beside them; and
+under several ranks each rank's own time per step from the log's ``ranks`` events, the
+ranks the others wait for marked.
 
 Two sources: the run's ``gpu`` events (what the training process saw, wherever it ran),
 and this machine sampled by the dashboard (``r1tui.dashboard.monitor``) while this panel
@@ -33,7 +35,7 @@ from r1tui.dashboard.monitor import (
 from r1tui.dashboard.widgets.base import Panel
 from r1tui.pipeline import registry
 from r1tui.present import MISSING, format_bytes
-from r1tui.runs.reducer import GpuState
+from r1tui.runs.reducer import SLOW_RANK_RATIO, GpuState, RankTimes
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NOT_SAMPLED = "this machine is not sampled (--no-gpu-sampling)"
@@ -162,6 +164,39 @@ def log_gpu_text(gpu: GpuState, extra: dict[int, GpuState], empty: str, width: i
     return text
 
 
+def rank_text(times: RankTimes, width: int) -> Text | Table:
+    """Every rank's own time per step at the latest logging step (several ranks only): its
+    compute, its batching, its tokens, how it compares with the fastest rank, and a
+    sparkline of its history; the ranks the others wait for in bold red."""
+    if not times.ranks:
+        return Text("")
+    ratios, slow = times.ratios(), set(times.slow_ranks())
+    wall = f" · a step takes {times.step_s:.3g} s on every rank" if times.step_s else ""
+    table = Table(title=f"ranks at step {times.step}{wall}", title_justify="left", box=None,
+                  show_edge=False, pad_edge=False, padding=(0, 1), expand=False)
+    for name, justify in (("rank", "right"), ("host", "left"), ("compute s", "right"), ("batching s", "right"),
+                          ("tokens", "right"), ("× fastest", "right"), ("history", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    spark_width = max(4, min(24, width - 72))
+    for rank in times.ranks:
+        style = "bold red" if rank.rank in slow else ""
+        table.add_row(str(rank.rank), rank.host, f"{rank.compute_s:.3g}", f"{rank.data_s:.2g}",
+                      f"{rank.tokens:,.0f}", f"{ratios[rank.rank]:.2f}" + (" slow" if rank.rank in slow else ""),
+                      spark(times.history.get(rank.rank, ()), spark_width), style=style)
+    if slow:
+        names = ", ".join(f"rank {r} ({ratios[r]:.1f}×)" for r in sorted(slow))
+        note = Text(f"{names}: the other ranks wait for it at every step", style="bold red")
+    else:
+        note = Text(f"no rank stands out (within {SLOW_RANK_RATIO:.2f}× of the fastest)", style="dim")
+    if times.strategy == "fsdp":
+        note.append("\nunder FSDP every layer waits for its all-gather, so compute evens out across ranks: "
+                    "a slow GPU shows in its utilisation and clocks above", style="dim")
+    grid = Table.grid()
+    grid.add_row(table)
+    grid.add_row(note)
+    return grid
+
+
 class SamplesResources(Panel):
     """A panel that needs this machine sampled while it is visible (Overview, Resources).
 
@@ -242,6 +277,7 @@ class ResourcesPanel(SamplesResources):
         with VerticalScroll(id="resources-scroll"):
             yield Static(id="resources-gpus")
             yield Static(id="resources-processes")
+            yield Static(id="resources-ranks")
             yield Static(id="resources-host")
             yield Static(id="resources-log")
 
@@ -279,6 +315,10 @@ class ResourcesPanel(SamplesResources):
             gpus.update(text)
             processes.display = True
             processes.update(process_table(sample.gpus, run_pids, names))
+        ranks = self.query_one("#resources-ranks", Static)
+        ranks.display = bool(app.state.rank_times.ranks)
+        if ranks.display:
+            ranks.update(rank_text(app.state.rank_times, width))
         host = self.query_one("#resources-host", Static)
         host.display = app.sample_local_gpu
         if app.sample_local_gpu:
