@@ -309,13 +309,13 @@ def cancel_plan(layout: RunLayout, via_file: bool = False) -> CancelPlan | None:
     machine, or any with ``via_file``, is asked through the run folder (its pid means
     nothing here: os.kill would hit whatever local process has that number)."""
     if not has_lock_file(layout):
-        status = run_status(layout)
-        if status.pid is None or not (status.status == "running" or is_stuck_pipeline(status)):
+        pid = _pre_lock_pipeline(layout)
+        if pid is None:
             return None
         if via_file:
             raise R1Error(f"run {layout.run_id} was made before the run lock existed: its pipeline does not watch for "
                           "a cancel request; run `r1tui cancel` without --via-file on its machine")
-        return CancelPlan("signal", status.pid)
+        return CancelPlan("signal", pid)
     who = holder(layout)
     if who is None:
         return None
@@ -336,6 +336,12 @@ def cancel_target(layout: RunLayout) -> int | None:
     if has_lock_file(layout):
         who = holder(layout)
         return who.pid if who is not None else None
+    return _pre_lock_pipeline(layout)
+
+
+def _pre_lock_pipeline(layout: RunLayout) -> int | None:
+    """For a run made before the lock existed: its pid file's process while it is this run's
+    pipeline (running, or stuck), else None."""
     status = run_status(layout)
     if status.pid is not None and (status.status == "running" or is_stuck_pipeline(status)):
         return status.pid
